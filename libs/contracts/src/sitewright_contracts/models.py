@@ -1,0 +1,132 @@
+"""Value objects that events carry: job options, notify targets, errors, the crawl, the result."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Stage = Literal["crawl", "generate"]
+STAGES: tuple[Stage, ...] = ("crawl", "generate")
+
+JobStatus = Literal["pending", "crawling", "generating", "parsing", "completed", "failed", "cancelled"]
+ACTIVE_STATUSES: tuple[JobStatus, ...] = ("pending", "crawling", "generating", "parsing")
+TERMINAL_STATUSES: tuple[JobStatus, ...] = ("completed", "failed", "cancelled")
+JOB_STATUSES: tuple[JobStatus, ...] = ACTIVE_STATUSES + TERMINAL_STATUSES
+
+# Hard caps: whatever a client asks for, a job never goes past these.
+MAX_PAGES_CAP = 200
+MAX_DEPTH_CAP = 5
+CRAWL_TIMEOUT_CAP_S = 600
+
+
+class Value(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class JobOptions(BaseModel):
+    """What a client may tune about one job. Unknown options are refused, not ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_pages: int = Field(default=10, ge=1, le=MAX_PAGES_CAP, description="Pages to crawl at most.")
+    max_depth: int = Field(default=2, ge=0, le=MAX_DEPTH_CAP, description="Links to follow from the start page.")
+    timeout_s: float = Field(
+        default=60, gt=0, le=CRAWL_TIMEOUT_CAP_S, description="Total time the crawl may take, in seconds."
+    )
+    language: str | None = Field(default=None, max_length=16, description="Content language, e.g. 'en'.")
+
+
+class NotifyTarget(BaseModel):
+    """Where to tell the user about the outcome."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    channel: Literal["webhook", "email", "sms"] = "webhook"
+    target: str = Field(min_length=1, max_length=2048, description="Webhook URL, e-mail address or phone number.")
+
+    @field_validator("target")
+    @classmethod
+    def _shape(cls, v: str, info: Any) -> str:
+        channel = info.data.get("channel", "webhook")
+        if channel == "webhook" and not v.lower().startswith(("http://", "https://")):
+            raise ValueError("a webhook target must be an http:// or https:// URL")
+        if channel == "email" and "@" not in v:
+            raise ValueError("an email target must be an e-mail address")
+        if channel == "sms" and not (v.startswith("+") and v[1:].isdigit() and 8 <= len(v) <= 16):
+            raise ValueError("an sms target must be a phone number in E.164 form, e.g. +15551234567")
+        return v
+
+
+class ErrorInfo(Value):
+    """Why a stage failed, in words for a person and a code for a program."""
+
+    code: str
+    message: str
+    retryable: bool = False
+
+
+class Heading(Value):
+    level: int
+    text: str
+
+
+class PageSummary(Value):
+    """What the crawler learned about one page, trimmed to what the generator needs."""
+
+    url: str
+    status: int = 200
+    depth: int = 0
+    title: str = ""
+    description: str = ""
+    canonical: str | None = None
+    language: str | None = None
+    headings: list[Heading] = Field(default_factory=list)
+    text: str = ""
+    json_ld: list[dict[str, Any]] = Field(default_factory=list)
+    open_graph: dict[str, str] = Field(default_factory=dict)
+
+
+class CrawlContext(Value):
+    """The crawl handed to the generator: bounded in size so the event stays small."""
+
+    start_url: str
+    pages: list[PageSummary]
+    pages_skipped: int = 0
+    bytes_fetched: int = 0
+    duration_s: float = 0.0
+
+
+class MetaTags(Value):
+    title: str = Field(min_length=1, max_length=70)
+    description: str = Field(min_length=1, max_length=170)
+
+
+class ContentSection(Value):
+    heading: str = Field(min_length=1)
+    body: str = Field(min_length=1)
+
+
+class FaqItem(Value):
+    question: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+
+
+class SeoResult(Value):
+    """The generated content: the shape `GET /api/jobs/{id}/result` returns."""
+
+    meta: MetaTags
+    content: list[ContentSection] = Field(min_length=1)
+    faq: list[FaqItem] = Field(default_factory=list)
+    schema_: dict[str, Any] = Field(alias="schema")
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, serialize_by_alias=True)
+
+    @field_validator("schema_")
+    @classmethod
+    def _json_ld(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if "schema.org" not in str(v.get("@context", "")):
+            raise ValueError("JSON-LD must have an @context of https://schema.org")
+        if not (v.get("@type") or v.get("@graph")):
+            raise ValueError("JSON-LD must have an @type (or an @graph of typed nodes)")
+        return v

@@ -1,0 +1,291 @@
+"""Consumers that commit only what is done.
+
+`KeyedConsumer` (stage services): messages with different keys run
+concurrently, messages with the same key (one job) run in order, and the
+committed offset of a partition is the lowest offset not yet finished, so a
+slow job never holds up the others behind it and a crash redelivers exactly
+the unfinished work (at least once, never at most once).
+
+`BatchConsumer` (the projector): in-order batches per partition, committed
+after the whole batch is applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from sitewright_contracts import Event, UndecodableEvent, decode, header
+from sitewright_contracts.topics import H_EVENT_TYPE, H_TRACEPARENT
+from sitewright_contracts.wire import child_traceparent
+
+from .kafka import Publisher, new_consumer
+from .logs import get_logger
+from .metrics import EVENTS_HANDLED
+
+log = get_logger(__name__)
+
+COMMIT_INTERVAL_S = 0.2
+
+
+@dataclass
+class Delivery:
+    """What a handler gets besides its event: the record, and a way to emit follow-up events."""
+
+    record: ConsumerRecord
+    publisher: Publisher
+    producer_name: str
+    traceparent: str
+
+    async def emit(self, *events: Event) -> None:
+        """Publish follow-up events in the same trace; returns once the broker has them."""
+        await self.publisher.publish(events, traceparent=self.traceparent)
+
+
+Handler = Callable[[Event, Delivery], Awaitable[None]]
+
+
+@dataclass
+class OffsetTracker:
+    """Which offsets of one partition are fetched but not finished."""
+
+    pending: set[int] = field(default_factory=set)
+    next_offset: int | None = None
+    committed: int | None = None
+
+    def started(self, offset: int) -> None:
+        self.pending.add(offset)
+        self.next_offset = offset + 1
+
+    def finished(self, offset: int) -> None:
+        self.pending.discard(offset)
+
+    def commit_point(self) -> int | None:
+        """The offset below which everything is finished: what may be committed."""
+        point = min(self.pending) if self.pending else self.next_offset
+        return point if point is not None and point != self.committed else None
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, owner: "KeyedConsumer"):
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Commit what is finished before another member takes over; unfinished work is redelivered there.
+        await self.owner.commit(only=set(revoked))
+        for tp in revoked:
+            self.owner.trackers.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        for tp in assigned:
+            self.owner.trackers[tp] = OffsetTracker()
+        log.info("partitions_assigned", group=self.owner.group, partitions=sorted(tp.partition for tp in assigned))
+
+
+class KeyedConsumer:
+    """Runs handlers per event type with key-level parallelism and watermark commits."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        name: str,
+        handlers: Mapping[str, Handler],
+        publisher: Publisher,
+        max_in_flight: int = 256,
+        handler_attempts: int = 3,
+        retry_backoff_s: float = 0.5,
+    ):
+        self.topic, self.group, self.name = topic, group, name
+        self.handlers = dict(handlers)
+        self.publisher = publisher
+        self.max_in_flight = max_in_flight
+        self.handler_attempts = handler_attempts
+        self.retry_backoff_s = retry_backoff_s
+        self.trackers: dict[TopicPartition, OffsetTracker] = {}
+        self._consumer = new_consumer(bootstrap, group, name)
+        self._tails: dict[bytes | None, asyncio.Task[None]] = {}
+        self._in_flight = 0
+        self._slot_free = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.running = False
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self, *, drain_timeout_s: float = 10) -> None:
+        """Consume until `stop()`; then finish in-flight work (bounded) and commit it."""
+        self._consumer.subscribe([self.topic], listener=_Listener(self))
+        await self._consumer.start()
+        self.running = True
+        last_commit = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                room = self.max_in_flight - self._in_flight
+                if room <= 0:
+                    self._slot_free.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._slot_free.wait(), COMMIT_INTERVAL_S)
+                else:
+                    batches = await self._consumer.getmany(timeout_ms=100, max_records=room)
+                    for tp, records in batches.items():
+                        tracker = self.trackers.setdefault(tp, OffsetTracker())
+                        for record in records:
+                            self._dispatch(tracker, record)
+                if time.monotonic() - last_commit >= COMMIT_INTERVAL_S:
+                    await self.commit()
+                    last_commit = time.monotonic()
+        finally:
+            tails = list(self._tails.values())
+            if tails:
+                await asyncio.wait(tails, timeout=drain_timeout_s)
+            with contextlib.suppress(Exception):
+                await self.commit()
+            self.running = False
+            await self._consumer.stop()
+
+    async def commit(self, only: set[TopicPartition] | None = None) -> None:
+        offsets = {}
+        for tp, tracker in self.trackers.items():
+            if only is not None and tp not in only:
+                continue
+            point = tracker.commit_point()
+            if point is not None:
+                offsets[tp] = point
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except Exception as exc:  # a rebalance in progress: the next commit or the new owner covers it
+            log.warning("commit_failed", group=self.group, error=repr(exc))
+            return
+        for tp, point in offsets.items():
+            if tp in self.trackers:
+                self.trackers[tp].committed = point
+
+    def _dispatch(self, tracker: OffsetTracker, record: ConsumerRecord) -> None:
+        tracker.started(record.offset)
+        event_type = header(record.headers, H_EVENT_TYPE)
+        if event_type not in self.handlers:
+            # Not ours: filtered on the header, without decoding the body.
+            tracker.finished(record.offset)
+            return
+        self._in_flight += 1
+        key = record.key
+        previous = self._tails.get(key)
+        task = asyncio.create_task(self._process(tracker, record, previous))
+        self._tails[key] = task
+        task.add_done_callback(lambda t: self._done(key, t))
+
+    def _done(self, key: bytes | None, task: asyncio.Task[None]) -> None:
+        if self._tails.get(key) is task:
+            del self._tails[key]
+        self._in_flight -= 1
+        self._slot_free.set()
+
+    async def _process(self, tracker: OffsetTracker, record: ConsumerRecord, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:  # the same job's earlier message runs first
+            await asyncio.wait([previous])
+        try:
+            await self._handle(record)
+        finally:
+            tracker.finished(record.offset)
+
+    async def _handle(self, record: ConsumerRecord) -> None:
+        try:
+            event = decode(record.value)
+        except UndecodableEvent as exc:
+            await self._dead_letter(record, exc.reason, exc.detail, 1)
+            return
+        handler = self.handlers.get(event.type)
+        if handler is None:  # the header named one type, the body another
+            await self._dead_letter(record, "header_mismatch", f"body type {event.type!r}", 1)
+            return
+        traceparent = child_traceparent(header(record.headers, H_TRACEPARENT))
+        delivery = Delivery(record, self.publisher, self.name, traceparent)
+        bound = log.bind(job_id=event.job_id, event_id=event.event_id, event_type=event.type)
+        for attempt in range(1, self.handler_attempts + 1):
+            try:
+                await handler(event, delivery)
+                EVENTS_HANDLED.labels(self.group, "ok").inc()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                bound.warning("handler_failed", attempt=attempt, error=repr(exc), exc_info=attempt == self.handler_attempts)
+                if attempt == self.handler_attempts:
+                    EVENTS_HANDLED.labels(self.group, "dead_lettered").inc()
+                    await self._dead_letter(record, "handler_error", repr(exc), attempt)
+                    return
+                await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str, error: str, attempts: int) -> None:
+        # If the DLQ write itself fails the message stays unfinished and is redelivered later.
+        while True:
+            try:
+                await self.publisher.dead_letter(record, group=self.group, reason=reason, error=error, attempts=attempts)
+                return
+            except Exception as exc:
+                log.error("dead_letter_failed", error=repr(exc))
+                await asyncio.sleep(1)
+
+
+BatchHandler = Callable[[Sequence[ConsumerRecord]], Awaitable[None]]
+
+
+class BatchConsumer:
+    """Hands each fetched batch to one function; commits after it returns (retrying until it does)."""
+
+    def __init__(self, *, bootstrap: str, topic: str, group: str, name: str, on_batch: BatchHandler, max_records: int = 1000):
+        self.topic, self.group, self.name = topic, group, name
+        self.on_batch = on_batch
+        self.max_records = max_records
+        self._consumer = new_consumer(bootstrap, group, name)
+        self._stopping = asyncio.Event()
+        self.running = False
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        self._consumer.subscribe([self.topic])
+        await self._consumer.start()
+        self.running = True
+        try:
+            while not self._stopping.is_set():
+                batches = await self._consumer.getmany(timeout_ms=100, max_records=self.max_records)
+                records = [r for recs in batches.values() for r in recs]
+                if not records:
+                    continue
+                await self._apply(records)
+                offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
+                try:
+                    await self._consumer.commit(offsets)
+                except Exception as exc:  # rebalance: the batch is re-applied by the new owner, idempotently
+                    log.warning("commit_failed", group=self.group, error=repr(exc))
+        finally:
+            self.running = False
+            await self._consumer.stop()
+
+    async def _apply(self, records: Sequence[ConsumerRecord]) -> None:
+        # A projection may not skip events: when the database is down, wait and try again.
+        delay = 0.2
+        while True:
+            try:
+                await self.on_batch(records)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("batch_failed", group=self.group, records=len(records), error=repr(exc), exc_info=True)
+                if self._stopping.is_set():
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)

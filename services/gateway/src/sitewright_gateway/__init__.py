@@ -1,0 +1,1 @@
+"""The gateway: REST API, the read-model projector and the scheduler."""

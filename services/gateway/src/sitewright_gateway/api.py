@@ -1,0 +1,160 @@
+"""REST routes. They translate HTTP into calls on the read model and the log, nothing more."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from pymongo.errors import DuplicateKeyError
+from sitewright_contracts import events as ev
+from sitewright_contracts import uuid7
+from sitewright_contracts.models import JOB_STATUSES, JobStatus
+from sitewright_runtime.logs import get_logger
+from sitewright_runtime.metrics import JOBS_CREATED
+from sitewright_runtime.netguard import BlockedAddress
+
+from .projector import new_job
+from .schemas import EventView, JobAccepted, JobCreate, JobPage, JobView, links
+from .state import GatewayState
+
+log = get_logger(__name__)
+router = APIRouter(prefix="/api")
+PUBLISH_TIMEOUT_S = 5.0
+
+
+def get_state(request: Request) -> GatewayState:
+    return request.app.state.gateway
+
+
+def get_tenant(state: Annotated[GatewayState, Depends(get_state)]) -> str:
+    """The caller's tenant. Until API keys exist every caller is the deployment's default tenant."""
+    return state.settings.default_tenant
+
+
+State = Annotated[GatewayState, Depends(get_state)]
+Tenant = Annotated[str, Depends(get_tenant)]
+
+
+async def _own_job(state: GatewayState, tenant: str, job_id: str) -> dict[str, Any]:
+    doc = await state.store.jobs.find_one({"_id": job_id, "tenant": tenant})
+    if doc is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job with id {job_id!r}")
+    return doc
+
+
+@router.post("/jobs", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+async def create_job(
+    body: JobCreate,
+    state: State,
+    tenant: Tenant,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JobAccepted:
+    """Accept a job: write it to the read model, then publish its request on the log.
+
+    The document is written first (marked unpublished), so a GET right after
+    this returns finds it on any gateway instance; if the publish fails the
+    scheduler publishes it later, so an accepted job is never lost.
+    """
+    try:
+        state.guard.check_literal(body.url)
+        for target in body.notify:
+            if target.channel == "webhook":
+                state.guard.check_literal(target.target)
+    except BlockedAddress as exc:
+        raise HTTPException(422, f"{exc.code}: {exc.message}") from None
+
+    event = ev.JobRequested(
+        tenant=tenant,
+        producer="gateway",
+        job_id=uuid7(),
+        data=ev.JobRequestedData(url=body.url, options=body.options, notify=body.notify, priority=body.priority),
+    )
+    if idempotency_key:
+        existing = await _claim_idempotency_key(state, tenant, idempotency_key, body, event.job_id)
+        if existing is not None:
+            response.status_code = status.HTTP_200_OK
+            return JobAccepted(id=existing["_id"], status=existing["status"], links=links(existing["_id"]))
+
+    doc = new_job(event) | {"published": False, "outbox": event.model_dump(mode="json")}
+    await state.store.jobs.insert_one(doc)
+    JOBS_CREATED.inc()
+    try:
+        await asyncio.wait_for(state.publisher.publish([event]), PUBLISH_TIMEOUT_S)
+        await state.store.jobs.update_one({"_id": event.job_id}, {"$set": {"published": True}, "$unset": {"outbox": ""}})
+    except Exception as exc:  # accepted all the same: the scheduler's outbox sweep publishes it
+        log.warning("publish_deferred", job_id=event.job_id, error=repr(exc))
+    response.headers["Location"] = links(event.job_id).self
+    return JobAccepted(id=event.job_id, status="pending", links=links(event.job_id))
+
+
+async def _claim_idempotency_key(
+    state: GatewayState, tenant: str, key: str, body: JobCreate, job_id: str
+) -> dict[str, Any] | None:
+    """Claim `key` for `job_id`; return the earlier job if the key was already used for this request."""
+    fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    try:
+        await state.store.idempotency.insert_one(
+            {"_id": f"{tenant}:{key}", "job_id": job_id, "fingerprint": fingerprint, "created_at": ev.utcnow()}
+        )
+        return None
+    except DuplicateKeyError:
+        claimed = await state.store.idempotency.find_one({"_id": f"{tenant}:{key}"})
+    if claimed is None or claimed["fingerprint"] != fingerprint:
+        raise HTTPException(
+            422,
+            "this Idempotency-Key was already used with a different request body; use a new key for a new job",
+        )
+    existing = await state.store.jobs.find_one({"_id": claimed["job_id"]})
+    if existing is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "a request with this Idempotency-Key is still being accepted; retry shortly")
+    return existing
+
+
+@router.get("/jobs", response_model=JobPage)
+async def list_jobs(
+    state: State,
+    tenant: Tenant,
+    status_: Annotated[JobStatus | None, Query(alias="status", description=f"One of {', '.join(JOB_STATUSES)}.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")] = None,
+) -> JobPage:
+    """The caller's jobs, newest first."""
+    query: dict[str, Any] = {"tenant": tenant}
+    if status_:
+        query["status"] = status_
+    if cursor:
+        query["_id"] = {"$lt": cursor}
+    docs = [d async for d in state.store.jobs.find(query).sort("_id", -1).limit(limit + 1)]
+    more = len(docs) > limit
+    docs = docs[:limit]
+    return JobPage(items=[JobView.from_doc(d) for d in docs], next_cursor=docs[-1]["_id"] if more else None)
+
+
+@router.get("/jobs/{job_id}", response_model=JobView)
+async def get_job(job_id: str, state: State, tenant: Tenant) -> JobView:
+    return JobView.from_doc(await _own_job(state, tenant, job_id))
+
+
+@router.get("/jobs/{job_id}/events", response_model=list[EventView])
+async def get_job_events(job_id: str, state: State, tenant: Tenant) -> list[EventView]:
+    """The job's audit trail, in the order the events happened."""
+    await _own_job(state, tenant, job_id)
+    cursor = state.store.events.find({"job_id": job_id}).sort([("occurred_at", 1), ("_id", 1)]).limit(1000)
+    return [EventView(event_id=d["_id"], **{k: v for k, v in d.items() if k != "_id"}) async for d in cursor]
+
+
+@router.get("/jobs/{job_id}/result")
+async def get_job_result(job_id: str, state: State, tenant: Tenant) -> dict[str, Any]:
+    """The generated content: meta tags, content sections, FAQ and JSON-LD."""
+    job = await _own_job(state, tenant, job_id)
+    result = await state.store.results.find_one({"_id": job_id}, {"_id": 0, "tenant": 0, "event_id": 0})
+    if result is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT if job["status"] != "completed" else status.HTTP_404_NOT_FOUND,
+            f"the job is {job['status']}; its result exists once it is completed",
+        )
+    result.pop("created_at", None)
+    return result

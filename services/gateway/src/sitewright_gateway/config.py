@@ -1,0 +1,29 @@
+"""Gateway settings (`SITEWRIGHT_*`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from sitewright_runtime.settings import ServiceSettings
+
+from .projector import RetryPolicy
+
+
+class GatewaySettings(ServiceSettings):
+    mongo_url: str = Field(description="MongoDB connection string, e.g. mongodb://127.0.0.1:27017/?retryWrites=false.")
+    mongo_db: str = "sitewright"
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str = Field(default="", description="Base URL clients use to reach this gateway (for links).")
+    default_tenant: str = "default"
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    projector_group: str = "sitewright-projector"
+    retry_max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_backoff_s: list[float] = Field(default_factory=lambda: [60.0, 300.0, 900.0], min_length=1)
+    stuck_after_s: float = Field(default=600, gt=0, description="An active job with no event this long is re-driven.")
+    outbox_grace_s: float = Field(default=5, gt=0, description="Republish a request left unpublished this long.")
+    scheduler_interval_s: float = Field(default=1.0, gt=0)
+    lease_ttl_s: float = Field(default=10, gt=0)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.retry_max_attempts, backoff_s=tuple(self.retry_backoff_s))

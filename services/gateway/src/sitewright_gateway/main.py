@@ -1,0 +1,79 @@
+"""The gateway's app factory: the API, the projector and the scheduler in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from sitewright_runtime.consumer import BatchConsumer
+from sitewright_runtime.kafka import Publisher, ensure_topics
+from sitewright_runtime.logs import configure_logging, get_logger
+from sitewright_runtime.netguard import AddressGuard
+from sitewright_runtime.settings import load_settings
+
+from . import api, http
+from .config import GatewaySettings
+from .projection import Projection
+from .scheduler import Scheduler
+from .state import GatewayState
+from .store import Store, connect
+
+log = get_logger(__name__)
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    """Build the gateway; its lifespan connects to MongoDB and the log and runs the background loops."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = connect(settings.mongo_url)
+        store = Store(client[settings.mongo_db])
+        await store.create_indexes()
+        await ensure_topics(settings.kafka_bootstrap, settings.topics.all, settings.topic_partitions)
+        publisher = Publisher(settings.kafka_bootstrap, client_id="gateway", topics=settings.topics)
+        await publisher.start()
+        projection = Projection(store, publisher, settings.retry_policy, settings.projector_group)
+        projector = BatchConsumer(
+            bootstrap=settings.kafka_bootstrap, topic=settings.topics.events, group=settings.projector_group,
+            name="gateway-projector", on_batch=projection,
+        )
+        scheduler = Scheduler(settings, store, publisher)
+        app.state.gateway = GatewayState(
+            settings=settings, client=client, store=store, publisher=publisher,
+            guard=AddressGuard(settings.allow_cidrs), projection=projection, projector=projector, scheduler=scheduler,
+        )
+        tasks = [asyncio.create_task(projector.run()), asyncio.create_task(scheduler.run())]
+        log.info("gateway_started", env=settings.env)
+        try:
+            yield
+        finally:
+            projector.stop()
+            scheduler.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await publisher.stop()
+            await client.close()
+
+    app = FastAPI(
+        title="Sitewright",
+        version="0.1.0",
+        description="Turns a website into SEO-ready content, reliably, in the background.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(http.BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, http.validation_error)  # type: ignore[arg-type]
+    app.include_router(api.router)
+    app.include_router(http.router)
+    return app
+
+
+def run() -> None:
+    settings = load_settings(GatewaySettings)
+    configure_logging("gateway", fmt=settings.log_format, level=settings.log_level)
+    uvicorn.run(
+        create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
+        log_level="warning", access_log=False, timeout_graceful_shutdown=10,
+    )

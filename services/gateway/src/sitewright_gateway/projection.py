@@ -1,0 +1,131 @@
+"""Applies batches of `jobs.events` to the read model, using the pure rules of `projector.py`.
+
+One batch costs one read of the jobs it touches, one bulk write of the
+documents that changed, and one unordered insert into the audit trail,
+whatever the number of events in it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from aiokafka.structs import ConsumerRecord
+from pymongo import InsertOne, ReplaceOne, UpdateOne
+from pymongo.errors import BulkWriteError
+from sitewright_contracts import Event, UndecodableEvent, decode
+from sitewright_contracts import events as ev
+from sitewright_runtime.kafka import Publisher
+from sitewright_runtime.logs import get_logger
+from sitewright_runtime.metrics import JOB_DURATION, JOBS_FINISHED, PROJECTION_LAG
+
+from .projector import RetryPolicy, changed_fields, event_document, project
+from .store import Store
+
+log = get_logger(__name__)
+DUPLICATE_KEY = 11000
+
+
+class Projection:
+    """The projector group's batch handler."""
+
+    def __init__(self, store: Store, publisher: Publisher, policy: RetryPolicy, group: str):
+        self.store = store
+        self.publisher = publisher
+        self.policy = policy
+        self.group = group
+        self.applied = 0
+
+    async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
+        decoded: list[tuple[Event, tuple[int, int]]] = []
+        for record in records:
+            try:
+                decoded.append((decode(record.value), (record.partition, record.offset)))
+            except UndecodableEvent as exc:
+                # The projector sees every message, so it is the one that dead-letters the undecodable.
+                await self.publisher.dead_letter(record, group=self.group, reason=exc.reason, error=exc.detail, attempts=1)
+        if not decoded:
+            return
+        await self._apply_jobs(decoded)
+        await self._record_events(decoded)
+        self.applied += len(decoded)
+        PROJECTION_LAG.set(max(0.0, time.time() - decoded[-1][0].occurred_at.timestamp()))
+
+    async def _apply_jobs(self, decoded: list[tuple[Event, tuple[int, int]]]) -> None:
+        by_job: dict[str, list[tuple[Event, tuple[int, int]]]] = {}
+        for item in decoded:
+            by_job.setdefault(item[0].job_id, []).append(item)
+        pending = set(by_job)
+        while pending:
+            docs = {d["_id"]: d async for d in self.store.jobs.find({"_id": {"$in": list(pending)}})}
+            writes, versions, finished = [], {}, []
+            for job_id in pending:
+                old = docs.get(job_id)
+                new = old
+                for event, position in by_job[job_id]:
+                    new = project(new, event, position, self.policy) or new
+                if new is None or new is old:
+                    continue
+                if old is None:
+                    writes.append(InsertOne(new))
+                else:
+                    writes.append(UpdateOne({"_id": job_id, "version": old["version"]}, {"$set": changed_fields(old, new)}))
+                    versions[job_id] = new["version"]
+                if new["status"] != (old or {}).get("status") and new.get("finished_at") is not None:
+                    finished.append(new)
+            conflicts = await self._write(writes, versions)
+            for doc in finished:
+                if doc["_id"] not in conflicts:
+                    JOBS_FINISHED.labels(doc["status"]).inc()
+                    JOB_DURATION.observe((doc["finished_at"] - doc["created_at"]).total_seconds())
+            # Another writer changed a document between our read and write: read it again and re-fold.
+            pending = conflicts
+
+    async def _write(self, writes: list, versions: dict[str, int]) -> set[str]:
+        """Bulk-write; return the ids whose write lost a race (version moved, or inserted meanwhile).
+
+        `versions` maps each updated job to the version our write gives it.
+        """
+        if not writes:
+            return set()
+        conflicts: set[str] = set()
+        try:
+            matched = (await self.store.jobs.bulk_write(writes, ordered=False)).matched_count
+        except BulkWriteError as exc:
+            for err in exc.details.get("writeErrors", []):
+                if err.get("code") != DUPLICATE_KEY:
+                    raise
+                conflicts.add(err["op"]["_id"])
+            matched = exc.details.get("nMatched", 0)
+        if matched < len(versions):
+            # An update whose version filter did not match left someone else's version in place.
+            async for d in self.store.jobs.find({"_id": {"$in": list(versions)}}, {"version": 1}):
+                if d["version"] != versions[d["_id"]]:
+                    conflicts.add(d["_id"])
+        return conflicts
+
+    async def _record_events(self, decoded: list[tuple[Event, tuple[int, int]]]) -> None:
+        docs = [event_document(e, p) for e, p in decoded]
+        try:
+            await self.store.events.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if any(err.get("code") != DUPLICATE_KEY for err in exc.details.get("writeErrors", [])):
+                raise
+        results = [
+            ReplaceOne(
+                {"_id": e.job_id},
+                {
+                    "_id": e.job_id,
+                    "tenant": e.tenant,
+                    "event_id": e.event_id,
+                    "created_at": e.occurred_at,
+                    **e.data.result.model_dump(mode="json", by_alias=True),
+                },
+                upsert=True,
+            )
+            for e, _ in decoded
+            if isinstance(e, ev.JobCompleted)
+        ]
+        if results:
+            await self.store.results.bulk_write(results, ordered=False)
+

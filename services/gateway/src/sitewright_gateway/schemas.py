@@ -1,0 +1,112 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sitewright_contracts.models import JobOptions, JobStatus, NotifyTarget, Stage
+
+MAX_URL_LENGTH = 2048
+
+
+class JobCreate(BaseModel):
+    """A request to turn a website into SEO content."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=MAX_URL_LENGTH, description="The site's start page, http:// or https://.")
+    options: JobOptions = Field(default_factory=JobOptions)
+    notify: list[NotifyTarget] = Field(default_factory=list, max_length=10)
+    priority: int = Field(default=5, ge=0, le=9, description="0 is lowest, 9 highest.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        v = v.strip()
+        parts = urlsplit(v)
+        if not parts.scheme or not parts.netloc:
+            raise ValueError("must be an absolute URL such as https://example.com/")
+        if parts.scheme.lower() not in ("http", "https"):
+            raise ValueError(f"scheme {parts.scheme!r} is not supported; use http:// or https://")
+        if not parts.hostname:
+            raise ValueError("the URL has no host name")
+        try:
+            parts.port
+        except ValueError as exc:
+            raise ValueError(f"the URL's port is not valid ({exc})") from exc
+        return v
+
+
+class JobLinks(BaseModel):
+    self: str
+    events: str
+    result: str
+
+
+class JobAccepted(BaseModel):
+    id: str
+    status: JobStatus
+    links: JobLinks
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+    retryable: bool = False
+    stage: Stage | None = None
+
+
+class JobView(BaseModel):
+    """A job's status as the read model has it."""
+
+    id: str
+    status: JobStatus
+    stage: Stage
+    progress: int
+    attempt: int
+    attempts: dict[str, int]
+    url: str
+    options: dict[str, Any]
+    priority: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    error: JobError | None = None
+    pages_crawled: int | None = None
+    result_summary: dict[str, Any] | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+    notifications: list[dict[str, Any]] = Field(default_factory=list)
+    log: list[str] = Field(default_factory=list)
+    version: int
+    links: JobLinks
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> "JobView":
+        return cls(id=doc["_id"], links=links(doc["_id"]), **{k: v for k, v in doc.items() if k != "_id"})
+
+
+class JobPage(BaseModel):
+    items: list[JobView]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
+
+
+class EventView(BaseModel):
+    event_id: str
+    type: str
+    attempt: int
+    occurred_at: datetime
+    producer: str
+    partition: int
+    offset: int
+    data: dict[str, Any]
+
+
+def links(job_id: str) -> JobLinks:
+    base = f"/api/jobs/{job_id}"
+    return JobLinks(self=base, events=f"{base}/events", result=f"{base}/result")

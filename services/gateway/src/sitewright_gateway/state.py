@@ -1,0 +1,27 @@
+"""Everything a gateway process holds while it runs, built once by `main.create_app`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pymongo import AsyncMongoClient
+from sitewright_runtime.consumer import BatchConsumer
+from sitewright_runtime.kafka import Publisher
+from sitewright_runtime.netguard import AddressGuard
+
+from .config import GatewaySettings
+from .projection import Projection
+from .scheduler import Scheduler
+from .store import Store
+
+
+@dataclass
+class GatewayState:
+    settings: GatewaySettings
+    client: AsyncMongoClient
+    store: Store
+    publisher: Publisher
+    guard: AddressGuard
+    projection: Projection
+    projector: BatchConsumer
+    scheduler: Scheduler

@@ -1,0 +1,135 @@
+"""The gateway against a real broker and database: write path, reads, validation."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from sitewright_gateway.config import GatewaySettings
+from sitewright_gateway.main import create_app
+
+from tests.helpers import eventually
+
+
+def gateway_settings(kafka: str, mongo: str, unique: str, **extra: object) -> GatewaySettings:
+    return GatewaySettings(
+        kafka_bootstrap=kafka, mongo_url=mongo, mongo_db=f"gw_{unique}", topic_prefix=f"t{unique}.",
+        projector_group=f"projector-{unique}", env="local", topic_partitions=2, **extra,
+    )
+
+
+@contextlib.asynccontextmanager
+async def gateway(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client
+
+
+async def test_get_after_post_finds_the_job_on_a_second_instance(kafka_bootstrap, mongo_url, unique):
+    settings = gateway_settings(kafka_bootstrap, mongo_url, unique)
+    async with gateway(settings) as first, gateway(settings) as second:
+        created = await first.post("/api/jobs", json={"url": "https://example.com/", "priority": 7})
+        assert created.status_code == 202, created.text
+        body = created.json()
+        assert body["status"] == "pending"
+        assert body["links"]["self"] == f"/api/jobs/{body['id']}"
+        assert created.headers["location"] == body["links"]["self"]
+
+        found = await second.get(f"/api/jobs/{body['id']}")
+        assert found.status_code == 200
+        job = found.json()
+        assert (job["status"], job["stage"], job["progress"], job["priority"]) == ("pending", "crawl", 0, 7)
+        for field in ("id", "status", "stage", "progress", "attempts", "created_at", "updated_at", "error"):
+            assert field in job
+
+        async def request_projected():
+            events = (await second.get(f"/api/jobs/{body['id']}/events")).json()
+            return [e["type"] for e in events] == ["job.requested"] and events
+        events = await eventually(request_projected, what="job.requested in the audit trail")
+        assert events[0]["offset"] >= 0
+
+
+async def test_invalid_input_gets_a_clear_422_and_oversized_bodies_a_413(kafka_bootstrap, mongo_url, unique):
+    async with gateway(gateway_settings(kafka_bootstrap, mongo_url, unique)) as api:
+        cases = {
+            "not a url": "absolute URL",
+            "ftp://example.com/file": "scheme 'ftp' is not supported",
+            "https://": "absolute URL",
+            "https://example.com:99999/": "port",
+        }
+        for url, message in cases.items():
+            r = await api.post("/api/jobs", json={"url": url})
+            assert r.status_code == 422, (url, r.text)
+            assert message in r.json()["message"], (url, r.json())
+
+        r = await api.post("/api/jobs", json={"url": "https://example.com/", "options": {"max_pages": 100000}})
+        assert r.status_code == 422 and "options.max_pages" in r.json()["message"]
+        r = await api.post("/api/jobs", json={"url": "https://example.com/", "options": {"bogus": 1}})
+        assert r.status_code == 422 and "bogus" in r.json()["message"]
+        r = await api.post("/api/jobs", json={"url": "https://example.com/" + "a" * 3000})
+        assert r.status_code == 422 and "at most 2048 characters" in r.json()["message"]
+        r = await api.post("/api/jobs", json={"url": "https://example.com/", "notify": [{"channel": "webhook", "target": "file:///etc/passwd"}]})
+        assert r.status_code == 422 and "http:// or https://" in r.json()["message"]
+
+        r = await api.post("/api/jobs", content=b'{"url": "https://example.com/", "pad": "' + b"x" * 100_000 + b'"}',
+                           headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "larger than" in r.json()["detail"]
+        assert (await api.get("/api/jobs/does-not-exist")).status_code == 404
+
+
+async def test_production_refuses_private_addresses_at_submission(kafka_bootstrap, mongo_url, unique):
+    settings = gateway_settings(kafka_bootstrap, mongo_url, unique).model_copy(update={"allow_cidrs": []})
+    async with gateway(settings) as api:
+        for url in ("http://127.0.0.1:8080/", "http://localhost/", "http://169.254.169.254/latest/meta-data/",
+                    "http://[::ffff:10.0.0.1]/", "http://10.1.2.3/"):
+            r = await api.post("/api/jobs", json={"url": url})
+            assert r.status_code == 422, url
+            assert "blocked_address" in r.json()["detail"], r.json()
+
+
+async def test_listing_filters_by_status_and_pages_with_a_cursor(kafka_bootstrap, mongo_url, unique):
+    async with gateway(gateway_settings(kafka_bootstrap, mongo_url, unique)) as api:
+        ids = [(await api.post("/api/jobs", json={"url": f"https://example.com/{i}"})).json()["id"] for i in range(5)]
+        seen, cursor = [], None
+        while True:
+            page = (await api.get("/api/jobs", params={"limit": 2, **({"cursor": cursor} if cursor else {})})).json()
+            seen += [j["id"] for j in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == list(reversed(ids))
+        pending = (await api.get("/api/jobs", params={"status": "pending", "limit": 100})).json()["items"]
+        assert {j["id"] for j in pending} == set(ids)
+        assert (await api.get("/api/jobs", params={"status": "completed"})).json()["items"] == []
+        assert (await api.get("/api/jobs", params={"status": "nope"})).status_code == 422
+
+
+async def test_idempotency_key_returns_the_same_job(kafka_bootstrap, mongo_url, unique):
+    async with gateway(gateway_settings(kafka_bootstrap, mongo_url, unique)) as api:
+        headers = {"Idempotency-Key": "order-42"}
+        first = await api.post("/api/jobs", json={"url": "https://example.com/"}, headers=headers)
+        again = await api.post("/api/jobs", json={"url": "https://example.com/"}, headers=headers)
+        assert first.status_code == 202 and again.status_code == 200
+        assert first.json()["id"] == again.json()["id"]
+        other = await api.post("/api/jobs", json={"url": "https://example.org/"}, headers=headers)
+        assert other.status_code == 422 and "different request" in other.json()["detail"]
+
+
+async def test_health_readiness_metrics_and_docs(kafka_bootstrap, mongo_url, unique):
+    async with gateway(gateway_settings(kafka_bootstrap, mongo_url, unique)) as api:
+        assert (await api.get("/healthz")).json() == {"status": "ok"}
+        ready = await eventually(lambda: _ready(api), what="readyz")
+        assert ready["checks"] == {"publisher": True, "projector": True, "mongodb": True}
+        assert "sitewright_jobs_created_total" in (await api.get("/metrics")).text
+        assert (await api.get("/docs")).status_code == 200
+        assert "/api/jobs" in (await api.get("/openapi.json")).json()["paths"]
+
+
+async def _ready(api: httpx.AsyncClient):
+    r = await api.get("/readyz")
+    return r.status_code == 200 and r.json()
