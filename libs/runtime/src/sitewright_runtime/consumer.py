@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from sitewright_contracts import Event, UndecodableEvent, decode, header
 from sitewright_contracts.topics import H_EVENT_TYPE, H_TRACEPARENT
@@ -110,11 +110,12 @@ class KeyedConsumer:
         self.handler_attempts = handler_attempts
         self.retry_backoff_s = retry_backoff_s
         self.trackers: dict[TopicPartition, OffsetTracker] = {}
-        self._consumer = new_consumer(bootstrap, group, name)
+        self.bootstrap = bootstrap
         self._tails: dict[bytes | None, asyncio.Task[None]] = {}
         self._in_flight = 0
         self._slot_free = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._consumer: AIOKafkaConsumer
         self.running = False
 
     def stop(self) -> None:
@@ -122,6 +123,7 @@ class KeyedConsumer:
 
     async def run(self, *, drain_timeout_s: float = 10) -> None:
         """Consume until `stop()`; then finish in-flight work (bounded) and commit it."""
+        self._consumer = new_consumer(self.bootstrap, self.group, self.name)
         self._consumer.subscribe([self.topic], listener=_Listener(self))
         await self._consumer.start()
         self.running = True
@@ -247,7 +249,7 @@ class BatchConsumer:
         self.topic, self.group, self.name = topic, group, name
         self.on_batch = on_batch
         self.max_records = max_records
-        self._consumer = new_consumer(bootstrap, group, name)
+        self.bootstrap = bootstrap
         self._stopping = asyncio.Event()
         self.running = False
 
@@ -255,6 +257,7 @@ class BatchConsumer:
         self._stopping.set()
 
     async def run(self) -> None:
+        self._consumer = new_consumer(self.bootstrap, self.group, self.name)
         self._consumer.subscribe([self.topic])
         await self._consumer.start()
         self.running = True

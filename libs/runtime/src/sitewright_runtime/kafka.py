@@ -80,7 +80,7 @@ class Publisher:
 
     def __init__(self, bootstrap: str, client_id: str, topics: Topics):
         self.topics = topics
-        self._producer = AIOKafkaProducer(
+        self._options = dict(
             bootstrap_servers=bootstrap,
             client_id=client_id,
             acks="all",
@@ -91,16 +91,20 @@ class Publisher:
             max_request_size=4 * 1024 * 1024,
             request_timeout_ms=15000,
         )
+        self._producer: AIOKafkaProducer | None = None
         self.started = False
 
     async def start(self) -> None:
+        # aiokafka objects bind to the running loop, so they are made here rather than in __init__.
+        self._producer = AIOKafkaProducer(**self._options)
         await self._producer.start()
         self.started = True
 
     async def stop(self) -> None:
-        if self.started:
+        if self._producer is not None:
             self.started = False
             await self._producer.stop()
+            self._producer = None
 
     async def publish(
         self, events: Sequence[Event], *, traceparent: str | None = None, topic: str | None = None
@@ -110,12 +114,14 @@ class Publisher:
         futures = []
         for event in events:
             key, value, headers = encode(event, traceparent)
+            assert self._producer is not None, "Publisher.start() first"
             futures.append(await self._producer.send(topic, value=value, key=key, headers=headers))
         await asyncio.gather(*futures)
         for event in events:
             EVENTS_PUBLISHED.labels(event.type).inc()
 
     async def send_raw(self, topic: str, *, key: bytes | None, value: bytes | None, headers: list) -> None:
+        assert self._producer is not None, "Publisher.start() first"
         await (await self._producer.send(topic, value=value, key=key, headers=headers))
 
     async def dead_letter(

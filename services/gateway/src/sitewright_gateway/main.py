@@ -20,7 +20,9 @@ from .config import GatewaySettings
 from .projection import Projection
 from .scheduler import Scheduler
 from .state import GatewayState
-from .store import Store, connect
+from sitewright_runtime.mongo import connect
+
+from .store import Store
 
 log = get_logger(__name__)
 

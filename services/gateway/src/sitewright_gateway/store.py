@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-
-
-def connect(url: str) -> AsyncMongoClient:
-    """A client with the settings the read model needs on every MongoDB-compatible server.
-
-    Retryable writes are off: on SecantusDB every write slows to tens per
-    second once 10,000 have been made with them on, and every write here is
-    idempotent anyway (filtered on `_id` and `version`, or keyed by event id).
-    """
-    return AsyncMongoClient(url, retryWrites=False, tz_aware=True, serverSelectionTimeoutMS=5000, appname="sitewright")
 
 
 @dataclass

@@ -1,0 +1,14 @@
+"""Crawler settings (`SITEWRIGHT_*`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from sitewright_runtime.settings import ServiceSettings
+
+
+class CrawlerSettings(ServiceSettings):
+    crawler_group: str = "sitewright-crawler"
+    user_agent: str = "SitewrightBot/0.1 (+https://github.com/sitewright/sitewright)"
+    request_timeout_s: float = Field(default=10, gt=0, le=120)
+    per_job_concurrency: int = Field(default=4, ge=1, le=32, description="Requests one crawl makes at once.")
+    progress_interval_s: float = Field(default=1.0, ge=0, description="At most one crawl.progress per job this often.")

@@ -1,0 +1,173 @@
+"""Turn a provider's raw text into a validated SeoResult, repairing only what is safe to repair."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+from sitewright_contracts.models import SeoResult
+
+from .output_format import DESCRIPTION_MAX, TITLE_MAX, clip
+
+SCHEMA_CONTEXT = "https://schema.org"
+# Outputs far beyond what the format asks for are a runaway model, not content worth scanning.
+MAX_OUTPUT_CHARS = 500_000
+_TOP_KEYS = ("meta", "content", "faq", "schema")
+# Each failed attempt to decode from a "{" can scan to the end of the text; bound the total work.
+_MAX_DECODE_ATTEMPTS = 200
+
+
+class OutputInvalid(Exception):
+    """A provider's output that cannot be turned into a SeoResult; `code` is for programs."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def parse_output(text: str) -> SeoResult:
+    """Parse, repair and validate a provider's output; raise OutputInvalid if it is unusable."""
+    if not text or not text.strip():
+        raise OutputInvalid("output_not_json", "the output is empty")
+    if len(text) > MAX_OUTPUT_CHARS:
+        raise OutputInvalid(
+            "output_invalid",
+            f"the output is {len(text)} characters, over the {MAX_OUTPUT_CHARS} limit",
+        )
+    data = _repair(_find_object(text))
+    try:
+        return SeoResult.model_validate(data)
+    except ValidationError as exc:
+        raise OutputInvalid("output_invalid", _describe(exc)) from None
+
+
+def _find_object(text: str) -> dict[str, Any]:
+    """The outermost JSON object in text that looks like our format, ignoring fences and prose."""
+    decoder = json.JSONDecoder()
+    position = text.find("{")
+    attempts = 0
+    saw_object = False
+    while position != -1 and attempts < _MAX_DECODE_ATTEMPTS:
+        attempts += 1
+        try:
+            value, end = decoder.raw_decode(text, position)
+        except (json.JSONDecodeError, RecursionError):
+            position = text.find("{", position + 1)
+            continue
+        if isinstance(value, dict):
+            saw_object = True
+            found = _unwrap(value)
+            if found is not None:
+                return found
+        # Whatever decoded here was complete, so nothing inside it can be the outermost object.
+        position = text.find("{", end)
+    if saw_object:
+        raise OutputInvalid(
+            "output_invalid",
+            "found JSON, but no object with any of the keys " + ", ".join(_TOP_KEYS),
+        )
+    raise OutputInvalid(
+        "output_not_json", "no complete JSON object found in the output (is it cut off?)"
+    )
+
+
+def _unwrap(value: dict[str, Any]) -> dict[str, Any] | None:
+    """The object itself, or the one it wraps under a single key such as {"result": {...}}."""
+    if any(key in value for key in _TOP_KEYS):
+        return value
+    if len(value) == 1:
+        inner = next(iter(value.values()))
+        if isinstance(inner, dict) and any(key in inner for key in _TOP_KEYS):
+            return inner
+    return None
+
+
+def _repair(data: dict[str, Any]) -> dict[str, Any]:
+    data = dict(data)
+    meta = data.get("meta")
+    if meta is None:
+        raise OutputInvalid("output_invalid", "meta is missing")
+    if not isinstance(meta, dict):
+        raise OutputInvalid("output_invalid", "meta must be an object with title and description")
+    meta = dict(meta)
+    for key, limit in (("title", TITLE_MAX), ("description", DESCRIPTION_MAX)):
+        value = meta.get(key)
+        if isinstance(value, str):
+            meta[key] = clip(value, limit)
+    data["meta"] = meta
+
+    if "content" not in data:
+        raise OutputInvalid("output_invalid", "content is missing")
+    data["content"] = _items(data["content"], "content", ("heading", "body"))
+    if not data["content"]:
+        raise OutputInvalid(
+            "output_invalid", "content has no section with both a heading and a body"
+        )
+    data["faq"] = _items(data.get("faq") or [], "faq", ("question", "answer"))
+
+    data["schema"] = _schema(data.get("schema"))
+    return data
+
+
+def _items(value: Any, name: str, fields: tuple[str, str]) -> list[Any]:
+    """Items with whitespace stripped; those missing a field are dropped, anything odd is left for
+    validation to report."""
+    if not isinstance(value, list):
+        raise OutputInvalid("output_invalid", f"{name} must be a list of objects")
+    items: list[Any] = []
+    for item in value:
+        if not isinstance(item, dict):
+            items.append(item)
+            continue
+        item = dict(item)
+        for field in fields:
+            text = item.get(field)
+            # Paragraphs given as a list are the same content in another shape.
+            if isinstance(text, list) and all(isinstance(part, str) for part in text):
+                text = "\n\n".join(part.strip() for part in text if part.strip())
+            if isinstance(text, str):
+                item[field] = text.strip()
+        if any(item.get(field) is None or item.get(field) == "" for field in fields):
+            continue
+        items.append(item)
+    return items
+
+
+def _schema(value: Any) -> dict[str, Any]:
+    if value is None:
+        raise OutputInvalid("output_invalid", "schema is missing")
+    if isinstance(value, str):
+        try:
+            value = json.loads(_strip_fence(value))
+        except json.JSONDecodeError as exc:
+            message = f"schema is a string that is not JSON: {exc}"
+            raise OutputInvalid("output_invalid", message) from None
+    if isinstance(value, list) and value and all(isinstance(node, dict) for node in value):
+        # A bare list of nodes is what @graph means; the shared @context moves up to the wrapper.
+        value = {"@graph": [{k: v for k, v in node.items() if k != "@context"} for node in value]}
+    if not isinstance(value, dict):
+        raise OutputInvalid("output_invalid", "schema must be a JSON-LD object")
+    if not (value.get("@type") or value.get("@graph")):
+        raise OutputInvalid("output_invalid", "schema has no @type (nor an @graph of typed nodes)")
+    if "@context" not in value:
+        value = {"@context": SCHEMA_CONTEXT, **value}
+    return value
+
+
+def _strip_fence(text: str) -> str:
+    text = text.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    return text
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "output"
+        where = where.replace("schema_", "schema")
+        problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)

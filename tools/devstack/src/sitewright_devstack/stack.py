@@ -1,0 +1,108 @@
+"""The whole system on one machine: broker, database, topics, gateway and the three workers.
+
+Each piece is its own process with its log under `<home>/logs`; the
+database keeps its data under `<home>/mongo`, so a second start reuses it.
+The services get their addresses through the same `SITEWRIGHT_*` settings
+they use anywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sitewright_runtime.kafka import ensure_topics
+from sitewright_contracts import Topics
+
+from . import infra
+
+SERVICES = ("gateway", "crawler", "generator", "notifier")
+
+
+@dataclass
+class StackConfig:
+    home: Path = Path(".sitewright")
+    host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    broker_port: int = 0  # 0: a free port
+    mongo_port: int = 0
+    partitions: int = 8
+    topic_prefix: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class Stack:
+    """Starts and stops everything; `children` maps a name to its process."""
+
+    def __init__(self, config: StackConfig):
+        self.config = config
+        self.children: dict[str, infra.Child] = {}
+        self.broker_port = config.broker_port or infra.free_port()
+        self.mongo_port = config.mongo_port or infra.free_port()
+        self.gateway_port = config.gateway_port or infra.free_port()
+
+    @property
+    def logs(self) -> Path:
+        return self.config.home / "logs"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.config.host}:{self.gateway_port}"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.config.host}:{self.broker_port}"
+
+    def env(self) -> dict[str, str]:
+        """The settings every service process gets."""
+        return {
+            "SITEWRIGHT_ENV": "local",
+            "SITEWRIGHT_KAFKA_BOOTSTRAP": self.bootstrap,
+            "SITEWRIGHT_MONGO_URL": infra.mongo_url(self.mongo_port, self.config.host),
+            "SITEWRIGHT_TOPIC_PARTITIONS": str(self.config.partitions),
+            "SITEWRIGHT_TOPIC_PREFIX": self.config.topic_prefix,
+            "SITEWRIGHT_GATEWAY_HOST": self.config.host,
+            "SITEWRIGHT_GATEWAY_PORT": str(self.gateway_port),
+            "SITEWRIGHT_PUBLIC_URL": self.gateway_url,
+            "SITEWRIGHT_LOG_FORMAT": "json",
+            **self.config.extra_env,
+        }
+
+    async def start(self) -> None:
+        self.config.home.mkdir(parents=True, exist_ok=True)
+        self.children["broker"] = await asyncio.to_thread(infra.start_broker, self.logs, self.broker_port, self.config.host)
+        self.children["mongodb"] = await asyncio.to_thread(
+            infra.start_mongo, self.config.home / "mongo", self.logs, self.mongo_port, self.config.host
+        )
+        await ensure_topics(self.bootstrap, Topics(self.config.topic_prefix).all, self.config.partitions)
+        for name in SERVICES:
+            self.start_service(name)
+        await asyncio.to_thread(
+            infra.wait_for_port, self.config.host, self.gateway_port, timeout_s=60, proc=self.children["gateway"].proc, name="gateway"
+        )
+        (self.config.home / "stack.json").write_text(
+            json.dumps({"gateway": self.gateway_url, "kafka": self.bootstrap, "mongo": self.env()["SITEWRIGHT_MONGO_URL"]})
+        )
+
+    def start_service(self, name: str, instance: str = "") -> infra.Child:
+        """Start (or restart) one service process; `instance` names a second copy of it."""
+        label = f"{name}{instance}"
+        env = self.env()
+        if instance and name == "gateway":
+            env["SITEWRIGHT_GATEWAY_PORT"] = str(infra.free_port())
+        child = infra.spawn(label, [sys.executable, "-m", f"sitewright_{name}"], self.logs, env=env)
+        self.children[label] = child
+        return child
+
+    def stop(self) -> None:
+        """Services first (they drain and commit), then the database and the broker."""
+        order = [n for n in self.children if n not in ("broker", "mongodb")] + ["mongodb", "broker"]
+        for name in order:
+            if name in self.children:
+                self.children.pop(name).stop()
+
+    def failed(self) -> list[str]:
+        return [n for n, c in self.children.items() if c.proc.poll() is not None]
