@@ -1,7 +1,7 @@
 # Sitewright: `make demo` runs one job end to end, `make up` runs the stack, `make test` runs the tests.
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
-UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
 .PHONY: setup up demo test kcat clean
@@ -10,7 +10,7 @@ setup: .venv/.synced
 
 # uv comes from PyPI when missing; the workspace installs from uv.lock.
 .venv/.synced: pyproject.toml uv.lock libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml
-	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --user --quiet uv
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --all-packages --frozen
 	@touch $@
 

@@ -20,3 +20,31 @@ async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 30, 
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last value: {last!r}")
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool], timeout: float = 30
+) -> list[Any]:
+    """Read `topic` from the beginning (no consumer group) until `until(records)` holds."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        deadline = time.monotonic() + timeout
+        while not partitions and time.monotonic() < deadline:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        while time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=100)).values():
+                records.extend(batch)
+            if until(records):
+                return records
+        raise AssertionError(f"timed out after {timeout}s reading {topic}; got {len(records)} records")
+    finally:
+        await consumer.stop()

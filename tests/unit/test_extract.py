@@ -83,7 +83,9 @@ def test_main_text_leaves_out_boilerplate() -> None:
 
 
 def test_body_is_used_without_main_or_article() -> None:
-    html = "<body><nav>Menu</nav><div><p>First  para.</p><p>Second\npara.</p></div><footer>F</footer></body>"
+    html = (
+        "<body><nav>Menu</nav><div><p>First  para.</p><p>Second\npara.</p></div><footer>F</footer>"
+    )
     summary, _, _ = extract_page("https://acme.test/", html, depth=0)
     assert summary.text == "First para.\nSecond para."
 

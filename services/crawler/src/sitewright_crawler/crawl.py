@@ -40,7 +40,8 @@ ROBOTS_MAX_REDIRECTS = 5
 MAX_CRAWL_DELAY_S = 10.0
 # A site whose links are mostly broken or non-HTML must not cost an unbounded number of requests.
 MAX_ATTEMPTS_PER_PAGE = 5
-# Addresses of one host tried in turn when a connection is refused (IPv6 first, IPv4 fallback).
+# Addresses of one host tried in turn when a connection fails: a site's IPv6 address may be
+# unreachable while its IPv4 one works.
 MAX_ADDRESSES_TRIED = 3
 
 # Links to these are never HTML; not fetching them saves requests and budget.
@@ -108,7 +109,7 @@ def _origin(url: str) -> str:
 
 
 def fit_to_budget(pages: list[PageSummary], budget_chars: int) -> list[PageSummary]:
-    """Drop text blocks and JSON-LD repeated across pages, then trim the longest texts until they fit."""
+    """Drop text blocks and JSON-LD seen on earlier pages, then trim the longest texts to fit."""
     seen_blocks: set[str] = set()
     seen_json_ld: set[str] = set()
     deduped: list[PageSummary] = []
@@ -228,8 +229,8 @@ class _Crawler:
         self.on_progress = on_progress
         self.site = ""
         self.seen: set[str] = set()
-        # (depth, position, summary); a position is the link index at each level from the
-        # start page, so the pages come out in breadth-first document order however fetches interleave.
+        # (depth, position, summary); a position is the link index at each level from the start
+        # page, so pages come out in breadth-first document order however fetches interleave.
         self.pages: list[tuple[int, tuple[int, ...], PageSummary]] = []
         self.pages_done = 0
         self.skipped = 0
@@ -335,7 +336,7 @@ class _Crawler:
             raise CrawlError("not_html", f"{response.url} is {media}, not an HTML page")
 
     def _process(self, response: _Response, depth: int, position: tuple[int, ...]) -> list[str]:
-        """Extract the page, keep its summary unless noindex, and return the links to follow next."""
+        """Extract the page, keep its summary unless noindex, and return the links to follow."""
         html = _decode(response.body, _charset(response.headers))
         summary, links, directives = extract_page(
             response.url,
@@ -378,7 +379,7 @@ class _Crawler:
         """
         current = url
         for _ in range(self.limits.max_redirects + 1):
-            # The start URL may move to another host (http -> https, apex -> www); other pages may not.
+            # The start URL may move to another host (apex -> www); other pages may not.
             if not is_start and _netloc(current) != self.site:
                 raise CrawlError("off_site", f"{url} redirects off the site to {current}")
             if not await self._robots_allow(current):
@@ -402,7 +403,7 @@ class _Crawler:
     async def _get(
         self, url: str, *, max_bytes: int, truncate: bool = False, any_type: bool = False
     ) -> _Response:
-        """One GET without redirects, to an address the guard approved, as a CrawlError on failure."""
+        """One GET without redirects, to an address the guard approved; CrawlError on failure."""
         try:
             addresses = await self.guard.resolve(url)
         except BlockedAddress as exc:
@@ -581,5 +582,5 @@ async def crawl(
     user_agent: str,
     on_progress: ProgressCallback | None = None,
 ) -> CrawlContext:
-    """Crawl the site at `start_url` within `limits`; raise CrawlError when the start page cannot be had."""
+    """Crawl the site at `start_url` within `limits`; CrawlError when the start page cannot be had."""
     return await _Crawler(limits, client, guard, user_agent, on_progress).run(start_url)

@@ -16,7 +16,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -62,10 +62,11 @@ _FURNITURE = frozenset(
     "categories|tags|archives|skip to content|cart|basket|log in|login|sign in|my account|"
     "breadcrumb|cookies|cookie settings".split("|")
 )
+# Title parts that name the page's role, not the site: "Home | Crumb & Co", "Accueil - Mie & Co".
 _GENERIC_TITLE_PARTS = frozenset(
-    "home|homepage|home page|start|index|main page|welcome|official site|official website".split(
-        "|"
-    )
+    "home|homepage|home page|start|start page|index|main page|welcome|official site|"
+    "official website|startseite|willkommen|accueil|bienvenue|inicio|portada|bienvenido|"
+    "bienvenidos|página principal|pagina iniziale|hem|forside|hjem|etusivu".split("|")
 )
 # Types that describe a page or a piece of one, not the site or business behind it.
 _PAGE_TYPES = frozenset(
@@ -86,13 +87,18 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof st no nr vs etc e.g i.e approx inc ltd co jr sr mt ft ave rd".split()
 )
-_DAY_OR_TIME = re.compile(
-    r"\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekdays?|weekends?|"
-    r"montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|"
+_DAY = re.compile(
+    r"\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekdays?|weekends?|daily|"
+    r"montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|täglich|"
     r"lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|"
-    r"lunes|martes|miércoles|jueves|viernes|sábado|domingo|"
-    r"\d{1,2}(:\d{2})?\s?(am|pm)|\d{1,2}:\d{2})\b",
+    r"lunes|martes|miércoles|jueves|viernes|sábado|domingo)\b",
     re.IGNORECASE,
+)
+_TIME = re.compile(
+    r"\b\d{1,2}(?:[:.]\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.|uhr|h)(?!\w)|\b\d{1,2}:\d{2}\b", re.I
+)
+_OPEN = re.compile(
+    r"\b(open|opens|closed|hours|geöffnet|geschlossen|ouvert|fermé|abierto|cerrado)\b", re.I
 )
 _ADDRESS = re.compile(
     r"\b\d+[a-z]?\s+([A-Z][\w'.-]*\s+){1,3}"
@@ -104,6 +110,11 @@ _CONTACT = re.compile(
     r"[\w.+-]+@[\w-]+\.[\w.-]+|(\+?\d[\d\s().-]{7,}\d)|\b(call|phone|email|e-mail)\b", re.IGNORECASE
 )
 _PRICE = re.compile(r"[$€£¥]\s?\d|\b\d+(?:[.,]\d+)?\s?(usd|eur|gbp|dollars|euros|pounds)\b", re.I)
+
+
+def _mentions_hours(text: str) -> bool:
+    # A day alone ("every first Saturday we run a class") is not an opening time.
+    return bool(_TIME.search(text) or (_DAY.search(text) and _OPEN.search(text)))
 
 
 @dataclass(frozen=True)
@@ -706,19 +717,19 @@ def _page_heading(page: PageSummary, name: str, words: _Phrases) -> str:
 @dataclass(frozen=True)
 class _Intent:
     question: str  # the _Phrases field that asks it
-    pattern: re.Pattern[str]
+    answers: Callable[[str], object]  # whether a sentence can answer it
     heading_words: tuple[str, ...]
 
 
 _INTENTS = (
-    _Intent("hours", _DAY_OR_TIME, ("hours", "open", "öffnungszeit", "horaire", "horario")),
+    _Intent("hours", _mentions_hours, ("hours", "open", "öffnungszeit", "horaire", "horario")),
     _Intent(
         "where",
-        _ADDRESS,
+        _ADDRESS.search,
         ("location", "find", "direction", "visit", "address", "anfahrt", "adress", "accès"),
     ),
-    _Intent("contact", _CONTACT, ("contact", "phone", "mail", "call", "kontakt", "telefon")),
-    _Intent("price", _PRICE, ("price", "cost", "rate", "fee", "preis", "prix", "tarif", "precio")),
+    _Intent("contact", _CONTACT.search, ("contact", "phone", "mail", "call", "kontakt", "telefon")),
+    _Intent("price", _PRICE.search, ("price", "cost", "rate", "fee", "preis", "prix", "tarif")),
 )
 
 
@@ -726,7 +737,11 @@ def _faq(site: _Site, name: str, description: str, words: _Phrases) -> list[dict
     items: list[tuple[str, list[_Sentence]]] = []
     used: list[tuple[int, int]] = []
 
-    def add(question: str, answer: list[_Sentence]) -> None:
+    def add(question: str, answer: list[_Sentence], *, fresh: bool = False) -> None:
+        # A derived question may only say what no earlier answer said (fresh); a question the
+        # site asks keeps its own answer whole, unless that answer was given already.
+        if fresh:
+            answer = [s for s in answer if (s.page, s.order) not in used]
         keys = [(s.page, s.order) for s in answer]
         known = [item[0].lower() for item in items]
         if not answer or question.lower() in known or all(key in used for key in keys):
@@ -758,7 +773,7 @@ def _faq(site: _Site, name: str, description: str, words: _Phrases) -> list[dict
 
     derived: list[tuple[str, list[_Sentence]]] = []
     for intent in _INTENTS:
-        matches = [s for s in _prose(site) if intent.pattern.search(s.text)]
+        matches = [s for s in _prose(site) if intent.answers(s.text)]
         if not matches:
             continue
 
@@ -778,7 +793,7 @@ def _faq(site: _Site, name: str, description: str, words: _Phrases) -> list[dict
     for question, answer in asked[: FAQS[1] - 2]:
         add(question, answer)
     for question, answer in derived:
-        add(question, answer)
+        add(question, answer, fresh=True)
     for question, answer in asked:
         add(question, answer)
 
