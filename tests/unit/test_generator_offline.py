@@ -323,7 +323,8 @@ class _Page(HTMLParser):
 def sample_crawl() -> CrawlContext:
     base = "http://127.0.0.1:8400/"
     pages = []
-    for depth, name in enumerate(["index.html", "about.html", "services.html", "faq.html"]):
+    names = ["index.html", "about.html", "services.html", "faq.html", "contact.html"]
+    for depth, name in enumerate(names):
         parsed = _Page()
         parsed.feed((SAMPLE_SITE / name).read_text(encoding="utf-8"))
         pages.append(
@@ -358,6 +359,8 @@ def test_sample_site_gives_good_offline_output() -> None:
     assert len(result.content) >= 3 and len(result.faq) >= 3
     questions = [item.question for item in result.faq]
     assert "Do I need to book a repair in advance?" in questions
+    answers = {item.question: item.answer for item in result.faq}
+    assert "9am to 6pm" in answers["When is Chainline Bike Works open?"]
     everything = json.dumps(result.model_dump())
     assert "All rights reserved" not in everything
     types = [node["@type"] for node in result.model_dump()["schema"]["@graph"]]

@@ -128,9 +128,17 @@ def test_text_without_a_json_object_is_output_not_json(text: str) -> None:
     assert caught.value.message
 
 
+def test_cut_off_output_is_output_not_json_even_with_complete_inner_objects() -> None:
+    text = json.dumps(good())[:-40]
+    with pytest.raises(OutputInvalid) as caught:
+        parse_output(text)
+    assert caught.value.code == "output_not_json"
+    assert "cut off" in caught.value.message
+
+
 def test_json_object_of_another_shape_is_output_invalid() -> None:
     with pytest.raises(OutputInvalid) as caught:
-        parse_output('{"answer": "hello", "ok": true}')
+        parse_output('I used {curly braces} here: {"answer": "hello", "ok": true}')
     assert caught.value.code == "output_invalid"
 
 

@@ -582,5 +582,5 @@ async def crawl(
     user_agent: str,
     on_progress: ProgressCallback | None = None,
 ) -> CrawlContext:
-    """Crawl the site at `start_url` within `limits`; CrawlError when the start page cannot be had."""
+    """Crawl the site at `start_url` within `limits`; CrawlError if the start page fails."""
     return await _Crawler(limits, client, guard, user_agent, on_progress).run(start_url)

@@ -49,18 +49,27 @@ def _find_object(text: str) -> dict[str, Any]:
     position = text.find("{")
     attempts = 0
     saw_object = False
+    # How far the furthest failed decode got: an object found before that point sits inside a
+    # broken (often cut-off) outer object, so it does not count as what the provider answered.
+    failed_reach = -1
+    failure = ""
     while position != -1 and attempts < _MAX_DECODE_ATTEMPTS:
         attempts += 1
         try:
             value, end = decoder.raw_decode(text, position)
-        except (json.JSONDecodeError, RecursionError):
+        except json.JSONDecodeError as exc:
+            if exc.pos > failed_reach:
+                failed_reach, failure = exc.pos, exc.msg
             position = text.find("{", position + 1)
             continue
+        except RecursionError:
+            failed_reach, failure = len(text), "nested too deeply"
+            break
         if isinstance(value, dict):
-            saw_object = True
             found = _unwrap(value)
             if found is not None:
                 return found
+            saw_object = saw_object or position > failed_reach
         # Whatever decoded here was complete, so nothing inside it can be the outermost object.
         position = text.find("{", end)
     if saw_object:
@@ -68,8 +77,9 @@ def _find_object(text: str) -> dict[str, Any]:
             "output_invalid",
             "found JSON, but no object with any of the keys " + ", ".join(_TOP_KEYS),
         )
+    detail = f" ({failure} at character {failed_reach})" if failure else ""
     raise OutputInvalid(
-        "output_not_json", "no complete JSON object found in the output (is it cut off?)"
+        "output_not_json", f"no complete JSON object in the output; is it cut off?{detail}"
     )
 
 
@@ -112,8 +122,7 @@ def _repair(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _items(value: Any, name: str, fields: tuple[str, str]) -> list[Any]:
-    """Items with whitespace stripped; those missing a field are dropped, anything odd is left for
-    validation to report."""
+    """Items stripped of whitespace, without those missing a field; odd ones are left to validation."""
     if not isinstance(value, list):
         raise OutputInvalid("output_invalid", f"{name} must be a list of objects")
     items: list[Any] = []
