@@ -46,8 +46,9 @@ def bakery() -> CrawlContext:
                 "Today a team of nine bakers works through the night so that the shelves are full "
                 "when the doors open at seven.\n"
                 "Local flour\n"
-                "All of our flour is milled by Camas Valley Mills, less than sixty miles away. Using "
-                "fresh, stone-ground flour gives our bread a deeper flavour and a better crust.",
+                "All of our flour is milled by Camas Valley Mills, less than sixty miles away. "
+                "Using fresh, stone-ground flour gives our bread a deeper flavour and a better "
+                "crust.",
                 headings=["h1 Our story", "h2 Local flour"],
             ),
             page(
@@ -373,7 +374,10 @@ def test_sample_site_gives_good_offline_output() -> None:
 def big_crawl() -> CrawlContext:
     pages = [
         PageSummary(
-            url=f"{START}page-{i}", depth=1 + i % 3, title=f"Page {i}", text=f"Page {i} text. " * 400
+            url=f"{START}page-{i}",
+            depth=1 + i % 3,
+            title=f"Page {i}",
+            text=f"Page {i} text. " * 400,
         )
         for i in range(12)
     ]

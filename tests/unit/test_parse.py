@@ -89,7 +89,8 @@ def test_whitespace_is_stripped_and_empty_items_dropped() -> None:
         faq=[{"question": " Why? ", "answer": " Because. "}, {"question": "", "answer": ""}],
     )
     result = parse_output(json.dumps(data))
-    assert [(s.heading, s.body) for s in result.content] == [("Our bread", "Every loaf rises slowly.")]
+    sections = [(s.heading, s.body) for s in result.content]
+    assert sections == [("Our bread", "Every loaf rises slowly.")]
     assert [(f.question, f.answer) for f in result.faq] == [("Why?", "Because.")]
 
 
@@ -119,7 +120,13 @@ def test_paragraphs_given_as_a_list_are_joined() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "I cannot help with that.", "Here you go: [1, 2, 3]", '{"meta": {"title": "cut off'],
+    [
+        "",
+        "   ",
+        "I cannot help with that.",
+        "Here you go: [1, 2, 3]",
+        '{"meta": {"title": "cut off',
+    ],
 )
 def test_text_without_a_json_object_is_output_not_json(text: str) -> None:
     with pytest.raises(OutputInvalid) as caught:

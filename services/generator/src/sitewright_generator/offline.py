@@ -11,20 +11,26 @@ byte-identical output.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import math
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from sitewright_contracts.models import CrawlContext, Heading, PageSummary
 
-from .output_format import DESCRIPTION_IDEAL, DESCRIPTION_MAX, FAQS, TITLE_IDEAL, TITLE_MAX, clip
-from .output_format import pages_by_usefulness
+from .output_format import (
+    DESCRIPTION_IDEAL,
+    DESCRIPTION_MAX,
+    FAQS,
+    TITLE_IDEAL,
+    TITLE_MAX,
+    clip,
+    pages_by_usefulness,
+)
 
 SCHEMA_CONTEXT = "https://schema.org"
 SECTION_TARGET = 6
@@ -600,7 +606,10 @@ def _prose(site: _Site) -> list[_Sentence]:
 
 
 def _best(site: _Site, pool: list[_Sentence], budget: int) -> list[_Sentence]:
-    """The highest-scoring sentences that fit in `budget` characters, back in reading order."""
+    """The highest-scoring sentences that fit in `budget` characters, back in reading order.
+
+    When not even the best one fits, it is returned alone for the caller to clip.
+    """
     # Sentences with no topic words ("Yes.") only make sense beside their question.
     ranked = sorted((s for s in pool if s.stems), key=lambda s: (-site.score(s), s.page, s.order))
     chosen: list[_Sentence] = []
@@ -610,6 +619,8 @@ def _best(site: _Site, pool: list[_Sentence], budget: int) -> list[_Sentence]:
         if used + cost <= budget:
             chosen.append(sentence)
             used += cost
+    if not chosen and ranked:
+        chosen = ranked[:1]
     return sorted(chosen, key=lambda s: (s.page, s.order))
 
 
@@ -816,7 +827,7 @@ def _answer(site: _Site, sentences: list[_Sentence]) -> list[_Sentence]:
         used += cost
     if len(chosen) == 1 and len(chosen[0].text) > ANSWER_CHARS:
         s = chosen[0]
-        chosen = [dataclasses.replace(chosen[0], text=clip(chosen[0].text, ANSWER_CHARS))]
+        chosen = [replace(chosen[0], text=clip(chosen[0].text, ANSWER_CHARS))]
     return chosen
 
 

@@ -122,7 +122,7 @@ def _repair(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _items(value: Any, name: str, fields: tuple[str, str]) -> list[Any]:
-    """Items stripped of whitespace, without those missing a field; odd ones are left to validation."""
+    """Items with whitespace stripped and incomplete ones dropped; odd ones left to validation."""
     if not isinstance(value, list):
         raise OutputInvalid("output_invalid", f"{name} must be a list of objects")
     items: list[Any] = []

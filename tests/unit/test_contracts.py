@@ -1,0 +1,73 @@
+"""Event contracts: wire round trip, headers, decoding failures, upcasting, derived ids."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from sitewright_contracts import UndecodableEvent, decode, derived_uuid7, encode, header, uuid7
+from sitewright_contracts import events as ev
+from sitewright_contracts import wire
+from sitewright_contracts.models import JobOptions, NotifyTarget
+
+
+def test_every_event_round_trips_with_the_documented_headers():
+    event = ev.JobRequested(job_id=uuid7(), data=ev.JobRequestedData(url="https://example.com/", options=JobOptions(max_pages=3)))
+    key, value, headers = encode(event)
+    assert key == event.job_id.encode()
+    assert {k for k, _ in headers} == {"event-type", "event-id", "content-type", "traceparent"}
+    assert header(headers, "event-type") == "job.requested" and header(headers, "event-id") == event.event_id
+    body = json.loads(value)
+    assert set(body) == {"event_id", "type", "version", "job_id", "tenant", "attempt", "occurred_at", "producer", "data"}
+    assert body["occurred_at"].endswith("Z")
+    assert decode(value) == event
+
+
+def test_every_type_has_a_model_and_ids_are_uuid7():
+    assert set(ev.EVENT_TYPES) >= {
+        "job.requested", "job.cancel_requested", "job.retry_requested", "crawl.started", "crawl.progress",
+        "crawl.succeeded", "crawl.failed", "generation.started", "generation.progress", "parsing.started",
+        "job.completed", "generation.failed", "job.failed", "job.cancelled", "notification.sent", "notification.failed",
+    }
+    assert uuid.UUID(uuid7()).version == 7
+    a, b = uuid7(), uuid7()
+    assert a != b
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [(b"", "empty"), (b"{nope", "malformed_json"), (b"[1]", "malformed_json"),
+     (b'{"type": "job.exploded", "job_id": "x"}', "unknown_type"), (b'{"type": "crawl.started", "job_id": "x"}', "invalid")],
+)
+def test_undecodable_messages_say_why(value, reason):
+    with pytest.raises(UndecodableEvent) as caught:
+        decode(value)
+    assert caught.value.reason == reason
+
+
+def test_old_versions_are_upcast_before_validation(monkeypatch):
+    def v0_to_v1(raw):  # pretend version 0 called the field "reason_text"
+        data = dict(raw["data"])
+        data["reason"] = data.pop("reason_text")
+        return {**raw, "version": 1, "data": data}
+
+    monkeypatch.setitem(wire.UPCASTERS, ("job.cancel_requested", 0), v0_to_v1)
+    raw = {"type": "job.cancel_requested", "version": 0, "job_id": "j", "data": {"reason_text": "changed my mind"}}
+    event = decode(json.dumps(raw).encode())
+    assert event.version == 1 and event.data.reason == "changed my mind"
+
+
+def test_derived_ids_are_stable_and_sort_after_their_cause():
+    cause = uuid7()
+    assert derived_uuid7(cause, "crawl.started") == derived_uuid7(cause, "crawl.started")
+    assert derived_uuid7(cause, "crawl.started") != derived_uuid7(cause, "crawl.failed")
+    assert uuid.UUID(derived_uuid7(cause, "x")).version == 7
+    assert derived_uuid7(cause, "x")[:13] == cause[:13]  # same millisecond timestamp
+
+
+def test_notify_targets_are_checked_per_channel():
+    NotifyTarget(channel="sms", target="+15551234567")
+    for channel, target in [("webhook", "ftp://x"), ("email", "nobody"), ("sms", "555")]:
+        with pytest.raises(ValueError):
+            NotifyTarget(channel=channel, target=target)
