@@ -25,6 +25,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def ensure_free(port: int, what: str, variable: str, host: str = "127.0.0.1") -> None:
+    """Fail with a message that says how to fix it when a fixed port is already taken."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            raise RuntimeError(f"port {port} for the {what} is in use on {host}; stop what uses it or set {variable}") from None
+
+
 def wait_for_port(host: str, port: int, *, timeout_s: float, proc: subprocess.Popen | None = None, name: str = "") -> None:
     """Wait until something accepts TCP connections on host:port, or fail with the reason."""
     deadline = time.monotonic() + timeout_s

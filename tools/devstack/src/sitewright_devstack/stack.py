@@ -73,6 +73,12 @@ class Stack:
 
     async def start(self) -> None:
         self.config.home.mkdir(parents=True, exist_ok=True)
+        for port, what, variable in (
+            (self.broker_port, "broker", "SITEWRIGHT_BROKER_PORT"),
+            (self.mongo_port, "database", "SITEWRIGHT_MONGO_PORT"),
+            (self.gateway_port, "gateway", "SITEWRIGHT_GATEWAY_PORT"),
+        ):
+            infra.ensure_free(port, what, variable, self.config.host)
         self.children["broker"] = await asyncio.to_thread(infra.start_broker, self.logs, self.broker_port, self.config.host)
         self.children["mongodb"] = await asyncio.to_thread(
             infra.start_mongo, self.config.home / "mongo", self.logs, self.mongo_port, self.config.host
