@@ -148,7 +148,6 @@ def _apply(doc: Doc, event: ev.Event, policy: RetryPolicy) -> str | None:
             _finish_stage(doc, "crawl", at)
             doc["pages_crawled"] = len(event.data.crawl.pages)
             _enter(doc, "generate", 1, at)
-            doc["attempts"] = {**doc["attempts"], "generate": max(doc["attempts"].get("generate", 0), 0)}
             doc.update(status="generating", progress=40, error=None)
             return f"crawled {len(event.data.crawl.pages)} pages"
         case ev.GenerationStarted() if _current(doc, "generate", event.attempt):
