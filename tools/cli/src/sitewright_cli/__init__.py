@@ -1,0 +1,1 @@
+"""The `sitewright` command-line client."""
