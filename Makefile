@@ -4,9 +4,19 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: setup up demo test kcat clean
+.PHONY: setup system up demo test kcat clean
 
-setup: .venv/.synced
+setup: .venv/.synced system
+
+# Debian packages the tests drive for real: Prometheus (with promtool) and Chromium.
+APT_PACKAGES := prometheus chromium
+system:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $$missing (Debian)"; \
+	  $$(test $$(id -u) -eq 0 || echo sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$(test $$(id -u) -eq 0 || echo sudo) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 # uv comes from PyPI when missing; the workspace installs from uv.lock.
 .venv/.synced: pyproject.toml uv.lock libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml
