@@ -33,3 +33,6 @@ EVENTS_HANDLED = Counter(
     "sitewright_events_handled_total", "Events a consumer handled, by group and outcome.", ["group", "outcome"]
 )
 EVENTS_PUBLISHED = Counter("sitewright_events_published_total", "Events published, by type.", ["type"])
+LLM_TOKENS = Counter(
+    "sitewright_llm_tokens_total", "LLM tokens consumed, by provider and direction (in, out).", ["provider", "direction"]
+)
