@@ -40,10 +40,13 @@ class AnthropicProvider(HttpProvider):
                     yield delta["text"]
             elif kind == "message_delta":
                 stats.tokens_out = int((payload.get("usage") or {}).get("output_tokens") or stats.tokens_out)
-                reason = (payload.get("delta") or {}).get("stop_reason")
+                delta = payload.get("delta") or {}
+                reason = delta.get("stop_reason")
                 if reason == "refusal":
-                    raise GenerationError("content_refused", "the model declined to answer (stop_reason refusal)", retryable=False)
-                stats.hit_max_tokens = reason == "max_tokens"
+                    why = (delta.get("stop_details") or {}).get("explanation") or "stop_reason refusal"
+                    raise GenerationError("content_refused", f"the model declined to answer: {why}", retryable=False)
+                # Either limit leaves the answer cut off where it stopped.
+                stats.hit_max_tokens = reason in ("max_tokens", "model_context_window_exceeded")
             elif kind == "message_stop":
                 stopped = True
                 break
