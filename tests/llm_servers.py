@@ -132,8 +132,10 @@ class _Handler(BaseHTTPRequestHandler):
                             else "This model's maximum context length is 8192 tokens.")
             case "stall":
                 self._stream(prompt, json.dumps(GOOD_ANSWER), body, stall_s=float(arg or 30))
-            case "truncate":
+            case "truncate":  # the connection drops mid-body
                 self._stream(prompt, json.dumps(GOOD_ANSWER), body, cut=True)
+            case "early_end":  # the body ends cleanly, but before the provider's end marker
+                self._stream(prompt, json.dumps(GOOD_ANSWER), body, cut=True, clean=True)
             case "max_tokens":
                 self._stream(prompt, json.dumps(GOOD_ANSWER)[:300], body, stop="max_tokens")
             case "refusal":
@@ -165,7 +167,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(
         self, prompt: str, text: str, body: dict[str, Any], *, stop: str = "", stall_s: float = 0, cut: bool = False,
-        error: str = "", garbage: bool = False,
+        error: str = "", garbage: bool = False, clean: bool = False,
     ) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -181,7 +183,10 @@ class _Handler(BaseHTTPRequestHandler):
         deltas = [text[i:i + self.fake.delta_chars] for i in range(0, len(text), self.fake.delta_chars)]
         for i, delta in enumerate(deltas):
             if cut and i == len(deltas) // 2:
-                self.close_connection = True  # no terminating chunk: the body is incomplete
+                if clean:
+                    self._chunk(b"")
+                else:
+                    self.close_connection = True  # no terminating chunk: the body is incomplete
                 return
             self._chunk(vendor.delta(delta))
         if garbage:

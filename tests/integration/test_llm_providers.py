@@ -85,6 +85,7 @@ async def test_a_streamed_answer_becomes_a_result_with_its_token_counts(flavour)
         ("overloaded", "provider_overloaded", True),
         ("stall:5", "provider_timeout", True),
         ("truncate", "stream_truncated", True),
+        ("early_end", "stream_truncated", True),
         ("midstream_error", "provider_overloaded", True),
         ("bad_sse", "provider_protocol_error", True),
         ("malformed", "output_not_json", True),
