@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from pymongo.errors import DuplicateKeyError
 from sitewright_contracts import events as ev
 from sitewright_contracts import uuid7
@@ -16,25 +16,13 @@ from sitewright_runtime.metrics import JOBS_CREATED
 from sitewright_runtime.netguard import BlockedAddress
 
 from .projector import new_job
+from .deps import State, Tenant
 from .schemas import EventView, JobAccepted, JobCreate, JobPage, JobView, links
 from .state import GatewayState
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/api")
 PUBLISH_TIMEOUT_S = 5.0
-
-
-def get_state(request: Request) -> GatewayState:
-    return request.app.state.gateway
-
-
-def get_tenant(state: Annotated[GatewayState, Depends(get_state)]) -> str:
-    """The caller's tenant. Until API keys exist every caller is the deployment's default tenant."""
-    return state.settings.default_tenant
-
-
-State = Annotated[GatewayState, Depends(get_state)]
-Tenant = Annotated[str, Depends(get_tenant)]
 
 
 async def _own_job(state: GatewayState, tenant: str, job_id: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from sitewright_runtime.settings import ServiceSettings
 
 from .projector import RetryPolicy
@@ -14,7 +14,11 @@ class GatewaySettings(ServiceSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8000, ge=0, le=65535)
     public_url: str = Field(default="", description="Base URL clients use to reach this gateway (for links).")
-    default_tenant: str = "default"
+    default_tenant: str = Field(default="default", description="The tenant the bootstrap key belongs to.")
+    bootstrap_api_key: SecretStr | None = Field(
+        default=None,
+        description="An admin API key of the default tenant, created at start if missing (for scripts and tests).",
+    )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     projector_group: str = "sitewright-projector"
     retry_max_attempts: int = Field(default=3, ge=1, le=20)

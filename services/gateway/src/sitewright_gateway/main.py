@@ -12,16 +12,16 @@ from fastapi.exceptions import RequestValidationError
 from sitewright_runtime.consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher, ensure_topics
 from sitewright_runtime.logs import configure_logging, get_logger
+from sitewright_runtime.mongo import connect
 from sitewright_runtime.netguard import AddressGuard
 from sitewright_runtime.settings import load_settings
 
-from . import api, http
+from . import admin_api, api, http
+from .auth import KeyStore
 from .config import GatewaySettings
 from .projection import Projection
 from .scheduler import Scheduler
 from .state import GatewayState
-from sitewright_runtime.mongo import connect
-
 from .store import Store
 
 log = get_logger(__name__)
@@ -35,6 +35,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         client = connect(settings.mongo_url)
         store = Store(client[settings.mongo_db])
         await store.create_indexes()
+        keys = KeyStore(store.api_keys)
+        if settings.bootstrap_api_key:
+            await keys.ensure(settings.bootstrap_api_key.get_secret_value(), settings.default_tenant, name="bootstrap", admin=True)
         await ensure_topics(settings.kafka_bootstrap, settings.topics.all, settings.topic_partitions)
         publisher = Publisher(settings.kafka_bootstrap, client_id="gateway", topics=settings.topics)
         await publisher.start()
@@ -45,7 +48,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         )
         scheduler = Scheduler(settings, store, publisher)
         app.state.gateway = GatewayState(
-            settings=settings, client=client, store=store, publisher=publisher,
+            settings=settings, client=client, store=store, keys=keys, publisher=publisher,
             guard=AddressGuard(settings.allow_cidrs), projection=projection, projector=projector, scheduler=scheduler,
         )
         tasks = [asyncio.create_task(projector.run()), asyncio.create_task(scheduler.run())]
@@ -68,6 +71,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(http.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, http.validation_error)  # type: ignore[arg-type]
     app.include_router(api.router)
+    app.include_router(admin_api.router)
     app.include_router(http.router)
     return app
 

@@ -30,6 +30,10 @@ class Store:
         return self.db["idempotency_keys"]
 
     @property
+    def api_keys(self) -> AsyncCollection:
+        return self.db["api_keys"]
+
+    @property
     def leases(self) -> AsyncCollection:
         return self.db["leases"]
 
@@ -40,3 +44,4 @@ class Store:
         await self.jobs.create_index([("published", ASCENDING)])
         await self.jobs.create_index([("action.due_at", ASCENDING)])
         await self.events.create_index([("job_id", ASCENDING), ("occurred_at", ASCENDING)])
+        await self.api_keys.create_index([("key_id", ASCENDING)], unique=True)
