@@ -50,11 +50,16 @@ _HOST = re.compile(r"\(host ([^)\s]+)\)")
 class FakeLLM:
     """One provider's API on 127.0.0.1 at a free port; `with FakeLLM(...) as llm:` serves `llm.base_url`."""
 
-    def __init__(self, flavour: str, script: dict[str, list[str]] | None = None, *, delta_chars: int = 40) -> None:
+    def __init__(
+        self, flavour: str, script: dict[str, list[str]] | None = None, *, delta_chars: int = 40, delta_delay_s: float = 0
+    ) -> None:
         assert flavour in ("anthropic", "openai")
         self.flavour = flavour
         self.script = script or {}
         self.delta_chars = delta_chars
+        self.delta_delay_s = delta_delay_s
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.requests: list[dict[str, Any]] = []
         self.calls: dict[str, int] = {}
         self.lock = threading.Lock()
@@ -110,6 +115,16 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != expected:
             return self._error(404, "not_found_error", "not_found", f"no route {self.path}")
         host, step = self.fake.step_for(body, {k.lower(): v for k, v in self.headers.items()})
+        with self.fake.lock:
+            self.fake.in_flight += 1
+            self.fake.max_in_flight = max(self.fake.max_in_flight, self.fake.in_flight)
+        try:
+            self._play(host, step, body)
+        finally:
+            with self.fake.lock:
+                self.fake.in_flight -= 1
+
+    def _play(self, host: str, step: str, body: dict[str, Any]) -> None:
         name, _, arg = step.partition(":")
         prompt = " ".join(m.get("content", "") for m in body["messages"])
         answer = {"ok": json.dumps(GOOD_ANSWER), "repairable": REPAIRABLE_ANSWER, "malformed": MALFORMED_ANSWER}
@@ -189,6 +204,8 @@ class _Handler(BaseHTTPRequestHandler):
                     self.close_connection = True  # no terminating chunk: the body is incomplete
                 return
             self._chunk(vendor.delta(delta))
+            if self.fake.delta_delay_s:
+                self.fake.stopping.wait(self.fake.delta_delay_s)
         if garbage:
             self._chunk(b"data: {this is not json\n\n")
         if error:

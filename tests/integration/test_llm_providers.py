@@ -119,12 +119,13 @@ async def test_a_repairable_answer_is_repaired(flavour):
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
 async def test_a_large_site_is_split_into_parts_within_the_budget_and_merged(flavour):
-    with FakeLLM(flavour) as llm:
+    with FakeLLM(flavour, delta_delay_s=0.02) as llm:
         run, result = await attempt(
             llm, "big.example", pages=24, generator_prompt_tokens=3_000, generator_max_parts=3, generator_concurrency=2,
         )
     assert not isinstance(result, GenerationError), result
     assert len(run.calls) == 3 and len(llm.requests) == 3
+    assert llm.max_in_flight == 2, "parts run in parallel, no more than the concurrency at once"
     prompts = [r["body"]["messages"][0]["content"] for r in llm.requests]
     assert all("part " in p and " of 3" in p for p in prompts)
     assert all(len(p) // 4 <= 3_000 for p in prompts)

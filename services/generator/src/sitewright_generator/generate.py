@@ -99,9 +99,23 @@ class Generator:
 
     async def _stream(self, call: Call, attempt: Attempt, on_text: Callable[[Attempt], Awaitable[None]]) -> None:
         async with self.slots:
-            async for chunk in self.provider.stream(call.part, call.stats):
-                call.chunks.append(chunk)
-                await on_text(attempt)
+            stream = self.provider.stream(call.part, call.stats)
+            try:
+                while True:
+                    try:
+                        chunk = await anext(stream)
+                    except StopAsyncIteration:
+                        return
+                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                        # An event of a shape the provider's API does not have: a broken proxy or server.
+                        raise GenerationError(
+                            "provider_protocol_error", f"unexpected answer from {self.provider.name}: {exc!r}",
+                            retryable=True,
+                        ) from None
+                    call.chunks.append(chunk)
+                    await on_text(attempt)
+            finally:
+                await stream.aclose()  # closes the HTTP response now, also when another part failed
 
     def finish(self, attempt: Attempt) -> SeoResult:
         """Parse and validate every answer and merge them; a bad answer fails the attempt, it is never stored."""
