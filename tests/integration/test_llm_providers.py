@@ -153,3 +153,16 @@ def test_production_refuses_an_api_key_provider_without_a_key():
     assert "SITEWRIGHT_GENERATOR_API_KEY" in str(refused.value)
     offline = load_settings(GeneratorSettings, kafka_bootstrap="k:9092", env="production")
     assert offline.generator_provider == "offline" and offline.api_key == ""
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_one_failed_part_fails_the_attempt_and_stops_the_others(flavour):
+    with FakeLLM(flavour, {"big.example": ["ok", "error500", "ok"]}, delta_delay_s=0.05) as llm:
+        run, failure = await attempt(
+            llm, "big.example", pages=24, generator_prompt_tokens=3_000, generator_max_parts=3, generator_concurrency=3,
+        )
+    assert isinstance(failure, GenerationError) and failure.code == "provider_error" and failure.retryable
+    assert len(run.calls) == 3
+    # The parts that were streaming were cut short, not finished: a ~1,000-character answer each at 40 a delta.
+    assert all(len(call.text) < 1_000 for call in run.calls)
+    assert run.tokens_in > 0  # the accepted parts read their prompts
