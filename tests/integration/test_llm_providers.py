@@ -43,7 +43,7 @@ async def attempt(llm: FakeLLM, host: str, *, pages: int = 1, **extra: object) -
         seen.append(progress.chars)
 
     try:
-        run = generator.plan(crawl(host, pages), language="en")
+        run = await generator.plan(crawl(host, pages), language="en")
         await generator.write(run, on_text)
         outcome: object = generator.finish(run)
     except GenerationError as exc:
@@ -139,9 +139,11 @@ async def test_the_job_token_cap_limits_the_output_and_refuses_a_spent_job(flavo
         _, failure = await attempt(llm, "capped.example", generator_job_token_cap=6_000)
         assert llm.requests[0]["body"]["max_tokens"] < 6_000
         assert isinstance(failure, GenerationError) and failure.code == "token_cap_exceeded" and not failure.retryable
-        generator = Generator(create_provider(settings(llm)), settings(llm, generator_job_token_cap=10_000))
+        provider = create_provider(settings(llm))
+        generator = Generator(provider, settings(llm, generator_job_token_cap=10_000))
         with pytest.raises(GenerationError) as refused:
-            generator.plan(crawl("capped.example"), language="en", tokens_spent=9_000)
+            await generator.plan(crawl("capped.example"), language="en", tokens_spent=9_000)
+        await provider.aclose()
         assert refused.value.code == "token_cap_exceeded" and len(llm.requests) == 1
 
 

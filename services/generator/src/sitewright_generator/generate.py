@@ -62,8 +62,12 @@ class Generator:
         self.settings = settings
         self.slots = asyncio.Semaphore(settings.generator_concurrency)
 
-    def plan(self, crawl: CrawlContext, *, language: str | None, tokens_spent: int = 0) -> Attempt:
+    async def plan(self, crawl: CrawlContext, *, language: str | None, tokens_spent: int = 0) -> Attempt:
         """The calls of one attempt, each with a prompt and an output limit that keep the job under its cap."""
+        # Prompts for a 200-page crawl take a good fraction of a second: keep the event loop free.
+        return await asyncio.to_thread(self._plan, crawl, language, tokens_spent)
+
+    def _plan(self, crawl: CrawlContext, language: str | None, tokens_spent: int) -> Attempt:
         if not self.provider.reads_prompt:
             return Attempt([Call(Part(crawl, language))])
         s = self.settings

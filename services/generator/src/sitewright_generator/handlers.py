@@ -69,7 +69,7 @@ class GenerateHandlers:
 
         attempt_run = Attempt()
         try:
-            attempt_run = self.generator.plan(crawl, language=language, tokens_spent=tokens_spent)
+            attempt_run = await self.generator.plan(crawl, language=language, tokens_spent=tokens_spent)
             await self.generator.write(attempt_run, report)
             await delivery.emit(
                 ev.GenerationProgress(
