@@ -26,16 +26,27 @@ import orjson
 import uvloop
 
 
+# The server closes keep-alive connections idle for 5 s (uvicorn's default); drop ours well before.
+IDLE_S = 2.0
+
+
 class Connections:
     """Keep-alive connections to the gateway, reused; a new one opens when all are busy."""
 
     def __init__(self, host: str, port: int, headers: bytes):
         self.host, self.port, self.headers = host, port, headers
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while self.idle:
+            reader, writer, since = self.idle.pop()
+            if time.monotonic() - since < IDLE_S:
+                return reader, writer
+            writer.close()
+        return await asyncio.open_connection(self.host, self.port)
 
     async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        conn = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
-        reader, writer = conn
+        reader, writer = await self._connection()
         head = f"{method} {path} HTTP/1.1\r\nhost: {self.host}\r\n".encode() + self.headers
         if body is not None:
             head += b"content-type: application/json\r\ncontent-length: " + str(len(body)).encode() + b"\r\n"
@@ -47,7 +58,7 @@ class Connections:
             if line[:15].lower() == b"content-length:":
                 length = int(line[15:])
         payload = await reader.readexactly(length) if length else b""
-        self.idle.append(conn)
+        self.idle.append((reader, writer, time.monotonic()))
         return status, payload
 
 

@@ -12,11 +12,13 @@ from fastapi.exceptions import RequestValidationError
 from sitewright_runtime.consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher, ensure_topics
 from sitewright_runtime.logs import configure_logging, get_logger
+from sitewright_runtime.loop import UVICORN_LOOP
 from sitewright_runtime.netguard import AddressGuard
 from sitewright_runtime.settings import load_settings
 
 from . import api, http
 from .config import GatewaySettings
+from .outbox import PublishedMarks
 from .projection import Projection
 from .scheduler import Scheduler
 from .state import GatewayState
@@ -44,17 +46,20 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             name="gateway-projector", on_batch=projection,
         )
         scheduler = Scheduler(settings, store, publisher)
+        published = PublishedMarks(store.jobs)
         app.state.gateway = GatewayState(
             settings=settings, client=client, store=store, publisher=publisher,
             guard=AddressGuard(settings.allow_cidrs), projection=projection, projector=projector, scheduler=scheduler,
+            published=published,
         )
-        tasks = [asyncio.create_task(projector.run()), asyncio.create_task(scheduler.run())]
+        tasks = [asyncio.create_task(t.run()) for t in (projector, scheduler, published)]
         log.info("gateway_started", env=settings.env)
         try:
             yield
         finally:
             projector.stop()
             scheduler.stop()
+            published.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
             await publisher.stop()
             await client.close()
@@ -77,5 +82,5 @@ def run() -> None:
     configure_logging("gateway", fmt=settings.log_format, level=settings.log_level)
     uvicorn.run(
         create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-        log_level="warning", access_log=False, timeout_graceful_shutdown=10,
+        log_level="warning", access_log=False, timeout_graceful_shutdown=10, loop=UVICORN_LOOP,
     )

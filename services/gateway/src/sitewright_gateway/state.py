@@ -10,6 +10,7 @@ from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.netguard import AddressGuard
 
 from .config import GatewaySettings
+from .outbox import PublishedMarks
 from .projection import Projection
 from .scheduler import Scheduler
 from .store import Store
@@ -25,3 +26,4 @@ class GatewayState:
     projection: Projection
     projector: BatchConsumer
     scheduler: Scheduler
+    published: PublishedMarks
