@@ -42,6 +42,15 @@ def rss_mib(pid: int) -> float | None:
     return None
 
 
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds a process has used, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Bench:
     """One running stack with its sites, and the handles scenarios use."""
@@ -63,6 +72,9 @@ class Bench:
 
     def memory(self) -> dict[str, float | None]:
         return {name: rss_mib(pid) for name, pid in self.service_pids().items()}
+
+    def cpu(self) -> dict[str, float | None]:
+        return {name: cpu_s(pid) for name, pid in self.service_pids().items()}
 
     async def load(self, phases: list[dict], timeout_s: float = 600) -> list[dict]:
         """Run the load generator process with `phases`; return its per-phase results."""
