@@ -144,13 +144,12 @@ async def start_bench(extra_env: dict[str, str] | None = None) -> Bench:
     work = Path(tempfile.mkdtemp(prefix="sitewright-bench-"))
     api_key = "sw_bench_" + secrets.token_hex(16)
     env = {
-        "SITEWRIGHT_BOOTSTRAP_API_KEY": api_key,
         # The slow site of the head-of-line scenario answers after 20 s; let that crawl finish.
         "SITEWRIGHT_REQUEST_TIMEOUT_S": "30",
         "SITEWRIGHT_LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }
-    stack = Stack(StackConfig(home=work / "stack", gateway_port=0, extra_env=env))
+    stack = Stack(StackConfig(home=work / "stack", gateway_port=0, api_key=api_key, extra_env=env))
     port_file = work / "site.json"
     site_proc = subprocess.Popen([sys.executable, "-m", "bench.site", str(port_file), "20"], cwd=ROOT)
     await stack.start()

@@ -14,6 +14,7 @@ import json
 import sys
 import time
 import uuid
+from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sitewright_gateway.projection import Projection
@@ -21,6 +22,7 @@ from sitewright_gateway.projector import RetryPolicy
 from sitewright_gateway.store import Store
 from sitewright_runtime.consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher
+from sitewright_runtime.loop import run as run_loop
 from sitewright_runtime.mongo import connect
 from sitewright_contracts import Topics
 
@@ -43,7 +45,7 @@ async def main(bootstrap: str, mongo_url: str, topic: str, out: str) -> None:
     await store.create_indexes()
     publisher = Publisher(bootstrap, client_id="bench-projector", topics=Topics())
     await publisher.start()
-    projection = Projection(store, publisher, RetryPolicy(max_attempts=3, backoff_s=(60.0,)), name)
+    projection = Projection(store, publisher, RetryPolicy(max_attempts=3, backoff_s=(60.0,)), name, timedelta(days=7))
     times: list[float] = []
 
     async def on_batch(records):
@@ -73,4 +75,4 @@ async def main(bootstrap: str, mongo_url: str, topic: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:5]))
+    run_loop(main(*sys.argv[1:5]))

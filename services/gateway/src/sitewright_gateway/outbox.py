@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import asyncio
 
-from pymongo.asynchronous.collection import AsyncCollection
 from sitewright_runtime.logs import get_logger
+
+from .store import Store
 
 log = get_logger(__name__)
 PUBLISHED = {"$set": {"published": True}, "$unset": {"outbox": ""}}
 
 
 class PublishedMarks:
-    def __init__(self, jobs: AsyncCollection):
-        self.jobs = jobs
+    def __init__(self, store: Store):
+        self.store = store  # `store.jobs` moves to a rebuilt read model when the gateway switches over
         self._ids: list[str] = []
         self._wake = asyncio.Event()
         self._stopping = False
@@ -50,6 +51,6 @@ class PublishedMarks:
         if not ids:
             return
         try:
-            await self.jobs.update_many({"_id": {"$in": ids}}, PUBLISHED)
+            await self.store.jobs.update_many({"_id": {"$in": ids}}, PUBLISHED)
         except Exception as exc:  # the scheduler's outbox sweep republishes these; consumers drop the duplicates
             log.warning("published_marks_failed", jobs=len(ids), error=repr(exc))

@@ -16,6 +16,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from datetime import timedelta
 
 from aiokafka.structs import ConsumerRecord
 from pymongo import InsertOne, ReplaceOne, UpdateOne
@@ -39,13 +40,15 @@ CACHE_JOBS = 4000
 class Projection:
     """The projector group's batch handler."""
 
-    def __init__(self, store: Store, publisher: Publisher, policy: RetryPolicy, group: str):
+    def __init__(self, store: Store, publisher: Publisher, policy: RetryPolicy, group: str, retention: timedelta):
         self.store = store
+        self.retention = retention
         self.publisher = publisher
         self.policy = policy
         self.group = group
         self.applied = 0
         self._cache: OrderedDict[str, dict] = OrderedDict()
+        self._cache_model = ""
 
     async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
         decoded: list[tuple[Event, tuple[int, int]]] = []
@@ -67,6 +70,9 @@ class Projection:
         for item in decoded:
             by_job.setdefault(item[0].job_id, []).append(item)
         pending = set(by_job)
+        if self._cache_model != self.store.jobs.database.name:  # switched to a rebuilt read model
+            self._cache.clear()
+            self._cache_model = self.store.jobs.database.name
         while pending:
             docs = {job_id: self._cache[job_id] for job_id in pending if job_id in self._cache}
             if missing := [job_id for job_id in pending if job_id not in docs]:
@@ -83,6 +89,8 @@ class Projection:
                 written[job_id] = new
                 if new is old:
                     continue
+                # A finished job expires (TTL index) one retention period after it finished; a revived one does not.
+                new["expire_at"] = new["finished_at"] + self.retention if new.get("finished_at") else None
                 if old is None:
                     writes.append(InsertOne(new))
                 else:

@@ -9,6 +9,7 @@ from sitewright_runtime.consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.netguard import AddressGuard
 
+from .auth import KeyStore
 from .config import GatewaySettings
 from .outbox import PublishedMarks
 from .projection import Projection
@@ -21,6 +22,7 @@ class GatewayState:
     settings: GatewaySettings
     client: AsyncMongoClient
     store: Store
+    keys: KeyStore
     publisher: Publisher
     guard: AddressGuard
     projection: Projection

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ class StackConfig:
     partitions: int = 8
     topic_prefix: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
+    api_key: str = ""  # empty: the key saved under `home`, created on first start
 
 
 class Stack:
@@ -43,6 +45,23 @@ class Stack:
         self.broker_port = config.broker_port or infra.free_port()
         self.mongo_port = config.mongo_port or infra.free_port()
         self.gateway_port = config.gateway_port or infra.free_port()
+        self.api_key = config.api_key or self._saved_key()
+
+    def _saved_key(self) -> str:
+        """The stack's admin key: made once, kept in `<home>/api-key` (mode 600) so restarts keep it."""
+        path = self.config.home / "api-key"
+        if path.exists():
+            return path.read_text().strip()
+        self.config.home.mkdir(parents=True, exist_ok=True)
+        key = "sw_" + secrets.token_urlsafe(32)
+        path.touch(mode=0o600)
+        path.write_text(key + "\n")
+        return key
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a client sends to be the stack's admin."""
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     @property
     def logs(self) -> Path:
@@ -68,6 +87,7 @@ class Stack:
             "SITEWRIGHT_GATEWAY_PORT": str(self.gateway_port),
             "SITEWRIGHT_PUBLIC_URL": self.gateway_url,
             "SITEWRIGHT_LOG_FORMAT": "json",
+            "SITEWRIGHT_BOOTSTRAP_API_KEY": self.api_key,
             **self.config.extra_env,
         }
 
@@ -87,7 +107,7 @@ class Stack:
         for name in SERVICES:
             self.start_service(name)
         await asyncio.to_thread(
-            infra.wait_for_port, self.config.host, self.gateway_port, timeout_s=60, proc=self.children["gateway"].proc, name="gateway"
+            infra.wait_for_port, self.config.host, self.gateway_port, timeout_s=120, proc=self.children["gateway"].proc, name="gateway"
         )
         (self.config.home / "stack.json").write_text(
             json.dumps({"gateway": self.gateway_url, "kafka": self.bootstrap, "mongo": self.env()["SITEWRIGHT_MONGO_URL"]})
@@ -97,11 +117,19 @@ class Stack:
         """Start (or restart) one service process; `instance` names a second copy of it."""
         label = f"{name}{instance}"
         env = self.env()
-        if instance and name == "gateway":
-            env["SITEWRIGHT_GATEWAY_PORT"] = str(infra.free_port())
-        child = infra.spawn(label, [sys.executable, "-m", f"sitewright_{name}"], self.logs, env=env)
+        port = None
+        if name == "gateway":
+            port = self.gateway_port if not instance else infra.free_port()
+            env["SITEWRIGHT_GATEWAY_PORT"] = str(port)
+        child = infra.spawn(label, [sys.executable, "-m", f"sitewright_{name}"], self.logs, env=env, port=port)
         self.children[label] = child
         return child
+
+    async def restart_broker(self) -> None:
+        """Kill the broker and start a new one on the same port; the embedded broker's log starts empty."""
+        self.children.pop("broker").kill()
+        self.children["broker"] = await asyncio.to_thread(infra.start_broker, self.logs, self.broker_port, self.config.host)
+        await ensure_topics(self.bootstrap, Topics(self.config.topic_prefix).all, self.config.partitions)
 
     def stop(self) -> None:
         """Services first (they drain and commit), then the database and the broker."""
