@@ -95,8 +95,8 @@ class Plan:
     def __init__(self, quick: bool):
         self.quick = quick
         self.jobs = int(os.environ.get("BENCH_JOBS", 500 if quick else 2000))
-        self.rate_duration_s = 10.0 if quick else 30.0
-        self.api_duration_s = 5.0 if quick else 15.0
+        self.rate_duration_s = float(os.environ.get("BENCH_RATE_S", 10 if quick else 30))
+        self.api_duration_s = float(os.environ.get("BENCH_API_S", 5 if quick else 15))
 
 
 async def one_run(plan: Plan, index: int) -> dict:
