@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from sitewright_runtime.consumer import KeyedConsumer
 from sitewright_runtime.kafka import Publisher
+from sitewright_runtime.loop import run as run_loop
 from sitewright_runtime.settings import load_settings
 from sitewright_runtime.worker import Worker
 
@@ -46,4 +45,4 @@ def create_app(settings: GeneratorSettings) -> Worker:
 
 
 def run() -> None:
-    asyncio.run(create_app(load_settings(GeneratorSettings)).serve())
+    run_loop(create_app(load_settings(GeneratorSettings)).serve())
