@@ -102,9 +102,13 @@ class KeyedConsumer:
         max_in_flight: int = 256,
         handler_attempts: int = 3,
         retry_backoff_s: float = 0.5,
+        unordered: frozenset[str] = frozenset(),
     ):
         self.topic, self.group, self.name = topic, group, name
         self.handlers = dict(handlers)
+        # Event types handled at once rather than after the same job's earlier messages:
+        # a cancel must reach the crawl it cancels while that crawl is still running.
+        self.unordered = unordered
         self.publisher = publisher
         self.max_in_flight = max_in_flight
         self.handler_attempts = handler_attempts
@@ -112,6 +116,7 @@ class KeyedConsumer:
         self.trackers: dict[TopicPartition, OffsetTracker] = {}
         self.bootstrap = bootstrap
         self._tails: dict[bytes | None, asyncio.Task[None]] = {}
+        self._unordered_tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0
         self._slot_free = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -145,7 +150,7 @@ class KeyedConsumer:
                     await self.commit()
                     last_commit = time.monotonic()
         finally:
-            tails = list(self._tails.values())
+            tails = [*self._tails.values(), *self._unordered_tasks]
             if tails:
                 await asyncio.wait(tails, timeout=drain_timeout_s)
             with contextlib.suppress(Exception):
@@ -180,11 +185,21 @@ class KeyedConsumer:
             tracker.finished(record.offset)
             return
         self._in_flight += 1
+        if event_type in self.unordered:
+            task = asyncio.create_task(self._process(tracker, record, None))
+            self._unordered_tasks.add(task)
+            task.add_done_callback(self._unordered_done)
+            return
         key = record.key
         previous = self._tails.get(key)
         task = asyncio.create_task(self._process(tracker, record, previous))
         self._tails[key] = task
         task.add_done_callback(lambda t: self._done(key, t))
+
+    def _unordered_done(self, task: asyncio.Task[None]) -> None:
+        self._unordered_tasks.discard(task)
+        self._in_flight -= 1
+        self._slot_free.set()
 
     def _done(self, key: bytes | None, task: asyncio.Task[None]) -> None:
         if self._tails.get(key) is task:

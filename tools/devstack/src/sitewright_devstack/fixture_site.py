@@ -59,6 +59,8 @@ class FixtureSite:
     crawl_delay: float | None = None
     huge_bytes: int = 3_000_000
     flaky_failures: int = 2  # /flaky answers 503 this many times, then 200
+    page_delay_s: float = 0.0  # added to every content page, to make a whole site slow
+    robots_redirect: str | None = None  # robots.txt redirects here instead of answering
     host: str = "127.0.0.1"
     requests: list[Request] = field(default_factory=list)
     _hits: Counter[str] = field(default_factory=Counter)
@@ -66,6 +68,8 @@ class FixtureSite:
     _server: ThreadingHTTPServer | None = None
     _release: threading.Event = field(default_factory=threading.Event)
     _pages: dict[str, tuple[dict[str, str], bytes] | None] = field(default_factory=dict)
+    in_flight: int = 0
+    peak_in_flight: int = 0  # most requests (other than robots.txt) being answered at once
 
     # -- serving -----------------------------------------------------------------
 
@@ -143,6 +147,8 @@ class FixtureSite:
         """(status, headers, body) for one request; `hit` counts requests for this path so far."""
         parts = urlsplit(path)
         route, query = parts.path, dict(parse_qsl(parts.query))
+        if route == "/robots.txt" and self.robots_redirect:
+            return 301, {"Location": self.robots_redirect}, b""
         if route == "/robots.txt":
             return 200, {"Content-Type": "text/plain"}, self.robots_txt().encode()
         if route == "/sitemap.xml":
@@ -185,6 +191,8 @@ class FixtureSite:
         if route == "/products":
             return self._product(query)
         page = self._content_page(route)
+        if page is not None and self.page_delay_s:
+            time.sleep(self.page_delay_s)
         if page is None:
             return 404, {"Content-Type": HTML}, _page("Not found", "<p>No such page.</p>")
         return 200, {"Content-Type": HTML, **page[0]}, page[1]
@@ -316,7 +324,15 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/huge-stream":
             self._stream()
             return
-        status, headers, body = self.site.respond(self.path, hit)
+        with self.site._lock:
+            self.site.in_flight += 1
+            if self.path != "/robots.txt":
+                self.site.peak_in_flight = max(self.site.peak_in_flight, self.site.in_flight)
+        try:
+            status, headers, body = self.site.respond(self.path, hit)
+        finally:
+            with self.site._lock:
+                self.site.in_flight -= 1
         try:
             self.send_response(status)
             for name, value in headers.items():
