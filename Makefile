@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: setup system up demo test kcat clean
+.PHONY: setup system up demo test kcat clean bench-crawl
 
 setup: .venv/.synced system
 
@@ -32,6 +32,11 @@ demo: setup
 
 test: setup
 	$(UV) run pytest $(PYTEST_ARGS)
+
+# Sitewright's crawler against Scrapy on the same local fixture site: pages/s and peak memory.
+bench-crawl: setup
+	$(UV) sync --all-packages --frozen --group bench
+	$(UV) run --frozen --group bench python bench/crawl_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .sitewright .venv

@@ -13,13 +13,17 @@ from sitewright_crawler.extract import trim_text
 CONTEXT_HEADINGS_PER_PAGE = 20
 CONTEXT_JSON_LD_PER_PAGE = 3
 CONTEXT_JSON_LD_CHARS = 8_000
+CONTEXT_OPEN_GRAPH_PER_PAGE = 10
+CONTEXT_OPEN_GRAPH_CHARS = 300
 
 
 def fit_to_budget(pages: list[PageSummary], budget_chars: int) -> list[PageSummary]:
-    """Drop text blocks, headings and JSON-LD seen on earlier pages, then trim the longest texts to fit."""
+    """Drop text blocks, headings, JSON-LD and Open Graph seen on earlier pages, cap each page's
+    metadata, then trim the longest texts to fit."""
     seen_blocks: set[str] = set()
     seen_json_ld: set[str] = set()
     seen_headings: set[tuple[int, str]] = set()
+    seen_open_graph: set[tuple[str, str]] = set()
     deduped: list[PageSummary] = []
     for page in pages:
         # Site-wide chrome that survived extraction (a cookie notice, a call to action)
@@ -41,7 +45,13 @@ def fit_to_budget(pages: list[PageSummary], budget_chars: int) -> list[PageSumma
             if key not in seen_headings and len(headings) < CONTEXT_HEADINGS_PER_PAGE:
                 seen_headings.add(key)
                 headings.append(heading)
-        deduped.append(page.model_copy(update={"text": "\n".join(blocks), "json_ld": json_ld, "headings": headings}))
+        open_graph = {}
+        for key, value in page.open_graph.items():
+            if (key, value) not in seen_open_graph and len(open_graph) < CONTEXT_OPEN_GRAPH_PER_PAGE:
+                seen_open_graph.add((key, value))  # og:site_name and the like, once per site
+                open_graph[key] = value[:CONTEXT_OPEN_GRAPH_CHARS]
+        update = {"text": "\n".join(blocks), "json_ld": json_ld, "headings": headings, "open_graph": open_graph}
+        deduped.append(page.model_copy(update=update))
 
     cap = _water_level([len(p.text) for p in deduped], budget_chars)
     return [p if len(p.text) <= cap else p.model_copy(update={"text": trim_text(p.text, cap)}) for p in deduped]

@@ -89,13 +89,13 @@ class Robots:
 
 def _canonical_path(path: str) -> str:
     # Compare percent-encoded forms: /caf%C3%A9 and /café are the same path.
-    return quote(unquote(path), safe="/%:@!$&'()*+,;=-._~")
+    return quote(unquote(path), safe="/%:@!$&'()*+,;=-._~?")
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
     anchored = pattern.endswith("$")
-    body = _canonical_path(pattern.rstrip("$")) if "*" not in pattern else pattern.rstrip("$")
-    regex = ".*".join(re.escape(piece) for piece in body.split("*"))
+    pieces = pattern.rstrip("$").split("*")
+    regex = ".*".join(re.escape(_canonical_path(piece)) for piece in pieces)
     return re.compile(regex + ("$" if anchored else ""))
 
 
