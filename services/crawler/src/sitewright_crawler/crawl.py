@@ -46,6 +46,8 @@ MAX_ATTEMPTS_PER_PAGE = 5
 # Addresses of one host tried in turn when a connection fails: a site's IPv6 address may be
 # unreachable while its IPv4 one works.
 MAX_ADDRESSES_TRIED = 3
+# Unwanted bodies (redirects, error pages) up to this size are read to keep the connection.
+DISCARD_MAX_BYTES = 64 * 1024
 # Sitemaps: how many files (an index and what it lists), how big each, how many page URLs in all.
 MAX_SITEMAP_FILES = 5
 MAX_SITEMAP_BYTES = 10_000_000
@@ -537,17 +539,27 @@ class _Crawler:
             location = response.headers.get("location")
             if response.status_code in REDIRECT_STATUSES and location:
                 result.location = redirect_target(url, location)
+                await self._discard(response)
                 return result
             if not 200 <= response.status_code < 300 and not any_type:
-                return result  # an error page's body is never used
+                await self._discard(response)  # an error page's body is never used
+                return result
             media = _media_type(response.headers)
             result.is_html = media in HTML_TYPES
             if media and not result.is_html and not any_type:
-                return result  # not read: only its headers were needed
+                await self._discard(response)  # only its headers were needed
+                return result
             result.body = await self._read(response, url, max_bytes, truncate)
             if not media:
                 result.is_html = _looks_like_html(result.body)
             return result
+
+    async def _discard(self, response: httpx.Response) -> None:
+        """Read a small unwanted body so the connection can be reused; hang up on a big one."""
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) <= DISCARD_MAX_BYTES:
+            await response.aread()
+            self.bytes_fetched += response.num_bytes_downloaded
 
     async def _read(self, response: httpx.Response, url: str, max_bytes: int, truncate: bool) -> bytes:
         """The body, up to max_bytes, counted against the crawl's byte budget as it arrives."""
