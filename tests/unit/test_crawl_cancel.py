@@ -1,40 +1,51 @@
-"""What the crawler emits when a crawl is cancelled, as the projector's state machine reads it."""
+"""Cancelling crawls by job: the one running stops, a later one never starts, a worker stop is not a cancel."""
 
 from __future__ import annotations
 
-from sitewright_contracts import uuid7
+import asyncio
+
+import pytest
 from sitewright_contracts import events as ev
-from sitewright_crawler.handlers import cancelled_event_id
-from sitewright_gateway.projector import RetryPolicy, project
+from sitewright_crawler.running import CrawlCancelled, RunningCrawls
 
 
-def fold(events: list[ev.Event]) -> dict:
-    doc = None
-    for offset, event in enumerate(events):
-        doc = project(doc, event, (0, offset), RetryPolicy()) or doc
-    assert doc is not None
-    return doc
+async def forever(started: asyncio.Event) -> str:
+    started.set()
+    await asyncio.Event().wait()
+    return "never"
 
 
-def test_a_cancelled_crawl_ends_the_job_and_late_crawl_events_change_nothing() -> None:
-    job_id = uuid7()
-    request = ev.JobRequested(job_id=job_id, data=ev.JobRequestedData(url="https://a.test/"))
-    cancel = ev.JobCancelRequested(job_id=job_id)
-    cancelled = ev.JobCancelled(job_id=job_id, event_id=cancelled_event_id(cancel), producer="crawler")
-    doc = fold([
-        request,
-        ev.CrawlStarted(job_id=job_id, data=ev.CrawlStartedData(url="https://a.test/")),
-        ev.CrawlProgress(job_id=job_id, data=ev.CrawlProgressData(pages_done=2, pages_estimated=10, progress=14)),
-        cancel,
-        cancelled,
-        # Emitted by a progress call already under way when the cancel arrived: ignored.
-        ev.CrawlProgress(job_id=job_id, data=ev.CrawlProgressData(pages_done=3, pages_estimated=10, progress=16)),
-    ])
-    assert (doc["status"], doc["progress"]) == ("cancelled", 14)
-    assert doc["finished_at"] is not None
+async def test_a_cancel_stops_the_running_crawl_of_that_job_only() -> None:
+    crawls = RunningCrawls()
+    a_started, b_started = asyncio.Event(), asyncio.Event()
+    a = asyncio.create_task(crawls.run("job-a", forever(a_started)))
+    b = asyncio.create_task(crawls.run("job-b", forever(b_started)))
+    await a_started.wait()
+    await b_started.wait()
+    cancel = ev.JobCancelRequested(job_id="job-a")
+    assert crawls.cancel(cancel) is True
+    with pytest.raises(CrawlCancelled) as caught:
+        await asyncio.wait_for(a, 1)
+    assert caught.value.cause is cancel
+    assert not b.done() and "job-b" in crawls and "job-a" not in crawls
+    b.cancel()
 
 
-def test_the_cancelled_event_id_depends_only_on_the_request() -> None:
-    cancel = ev.JobCancelRequested(job_id=uuid7())
-    assert cancelled_event_id(cancel) == cancelled_event_id(cancel.model_copy())  # redelivery: same id
-    assert cancelled_event_id(cancel) != cancelled_event_id(ev.JobCancelRequested(job_id=cancel.job_id))
+async def test_a_crawl_requested_after_its_cancel_never_starts() -> None:
+    crawls = RunningCrawls()
+    assert crawls.cancel(ev.JobCancelRequested(job_id="job-a")) is False  # nothing running yet
+    ran = asyncio.Event()
+    with pytest.raises(CrawlCancelled):
+        await crawls.run("job-a", forever(ran))
+    assert not ran.is_set()
+
+
+async def test_a_worker_stopping_is_not_a_cancel_of_the_job() -> None:
+    crawls = RunningCrawls()
+    started = asyncio.Event()
+    outer = asyncio.create_task(crawls.run("job-a", forever(started)))
+    await started.wait()
+    outer.cancel()  # what a stopping consumer does to its handlers
+    with pytest.raises(asyncio.CancelledError):
+        await outer
+    assert "job-a" not in crawls and crawls.cancelled("job-a") is None

@@ -22,16 +22,6 @@ log = get_logger(__name__)
 PRODUCER = "crawler"
 
 
-def cancelled_event_id(cancel: ev.JobCancelRequested) -> str:
-    """The id of the job.cancelled a cancel request leads to.
-
-    Derived from the request alone, so whichever stage service stops the job (and
-    however often the request is redelivered) emits the same event, and the
-    projector and notifier see one cancellation.
-    """
-    return derived_uuid7(cancel.event_id, "job.cancelled")
-
-
 class CrawlHandlers:
     def __init__(self, settings: CrawlerSettings, client: httpx.AsyncClient, guard: AddressGuard):
         self.settings = settings
@@ -49,7 +39,11 @@ class CrawlHandlers:
             await self.run(event, event.data.url, event.data.options or JobOptions(), delivery)
 
     async def on_cancel_requested(self, event: ev.Event, delivery: Delivery) -> None:
-        """Stop the job's crawl if it runs here; a later request for the job will not start one."""
+        """Stop the job's crawl if it runs here; a later request for the job will not start one.
+
+        Nothing is emitted: the gateway publishes job.cancelled with the request, and the
+        projector ends the job on it; a stopped crawl only has to fall silent.
+        """
         assert isinstance(event, ev.JobCancelRequested)
         if self.running.cancel(event):
             log.info("crawl_cancelled", job_id=event.job_id)
@@ -64,15 +58,9 @@ class CrawlHandlers:
         started = time.monotonic()
         try:
             context = await self.running.run(cause.job_id, self._crawl(cause, url, limits, common, delivery, progress))
-        except CrawlCancelled as stopped:
+        except CrawlCancelled:
             STAGE_DURATION.labels("crawl", "cancelled").observe(time.monotonic() - started)
-            await delivery.emit(
-                ev.JobCancelled(
-                    event_id=cancelled_event_id(stopped.cause),
-                    data=ev.JobCancelledData(reason=stopped.cause.data.reason),
-                    **common,
-                )
-            )
+            log.info("crawl_stopped_by_cancel", job_id=cause.job_id)
             return
         except CrawlError as exc:
             STAGE_DURATION.labels("crawl", "failed").observe(time.monotonic() - started)

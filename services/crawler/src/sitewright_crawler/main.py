@@ -30,7 +30,7 @@ def create_app(settings: CrawlerSettings) -> Worker:
         publisher=publisher, max_in_flight=settings.max_in_flight, handler_attempts=settings.handler_attempts,
         unordered=frozenset({"job.cancel_requested"}),
     )
-    return Worker(name="crawler", settings=settings, publisher=publisher, consumers=[consumer], on_stop=[client.aclose])
+    return Worker(name="crawler", settings=settings, publisher=publisher, consumers=[consumer], on_stop=[client.aclose], stage="crawl")
 
 
 def run() -> None:

@@ -313,6 +313,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.site = site
         super().__init__(*args)  # type: ignore[arg-type]
 
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError:
+            pass  # a crawler that hangs up mid-request (a cancelled crawl, a page too large) is no error
+
     def do_GET(self) -> None:  # noqa: N802
         hit = self.site._record(
             Request(self.path, self.headers.get("Host", ""), self.headers.get("User-Agent", ""), time.monotonic())
