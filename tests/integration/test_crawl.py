@@ -1,144 +1,29 @@
-"""The crawler against a real HTTP server on loopback, on a port chosen at run time."""
+"""The crawler against the generated fixture site on loopback: one test per rule of issue 3."""
 
 from __future__ import annotations
 
-import ipaddress
 import socket
-import threading
+import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-from sitewright_contracts.models import CrawlContext, PageSummary
-from sitewright_crawler.crawl import (
-    CrawlError,
-    CrawlLimits,
-    crawl,
-    fit_to_budget,
-    normalize_url,
-)
+from sitewright_contracts.models import CrawlContext
+from sitewright_crawler.crawl import CrawlError, CrawlLimits, crawl
+from sitewright_devstack.fixture_site import FixtureSite
 from sitewright_runtime.netguard import AddressGuard
 
-USER_AGENT = "SitewrightTest/1.0 (+https://sitewright.test/bot)"
+USER_AGENT = "SitewrightBot/0.1 (+https://sitewright.test/bot)"
 LOOPBACK = AddressGuard(allow_cidrs=["127.0.0.0/8"])
 
 
-def page(title: str, *links: str, head: str = "", body: str = "") -> bytes:
-    anchors = "".join(f'<a href="{href}">{href}</a> ' for href in links)
-    return (
-        f"<!doctype html><html lang='en'><head><title>{title}</title>{head}</head>"
-        f"<body><nav>{anchors}</nav><main><h1>{title}</h1><p>Text of {title}.</p>{body}</main>"
-        "</body></html>"
-    ).encode()
-
-
-HTML = "text/html; charset=utf-8"
-
-# path -> (status, headers, body)
-SITE: dict[str, tuple[int, dict[str, str], bytes]] = {
-    "/robots.txt": (200, {"Content-Type": "text/plain"}, b"User-agent: *\nDisallow: /private\n"),
-    "/": (
-        200,
-        {"Content-Type": HTML},
-        page(
-            "Home",
-            "/about",
-            "/about#team",
-            "/private/secret",
-            "/data.json",
-            "/old",
-            "/broken",
-            "/hidden",
-            "/level1",
-            "https://elsewhere.test/",
-            "/logo.png",
-            body='<a href="/nofollowed" rel="nofollow">skip me</a>',
-        ),
-    ),
-    "/about": (200, {"Content-Type": HTML}, page("About", "/")),
-    "/contact": (200, {"Content-Type": HTML}, page("Contact")),
-    "/old": (301, {"Location": "/contact"}, b""),
-    "/broken": (500, {"Content-Type": HTML}, b"<h1>oops</h1>"),
-    "/missing": (404, {"Content-Type": HTML}, b"<h1>not found</h1>"),
-    "/hidden": (
-        200,
-        {"Content-Type": HTML},
-        page("Hidden", "/from-hidden", head='<meta name="robots" content="noindex">'),
-    ),
-    "/from-hidden": (200, {"Content-Type": HTML}, page("From hidden")),
-    "/data.json": (200, {"Content-Type": "application/json"}, b'{"not": "html"}'),
-    "/level1": (200, {"Content-Type": HTML}, page("Level 1", "/level2")),
-    "/level2": (200, {"Content-Type": HTML}, page("Level 2", "/level3")),
-    "/level3": (200, {"Content-Type": HTML}, page("Level 3")),
-    "/private/secret": (200, {"Content-Type": HTML}, page("Secret")),
-    "/nofollowed": (200, {"Content-Type": HTML}, page("Nofollowed")),
-    "/redirect-start": (302, {"Location": "/"}, b""),
-    "/loop-a": (302, {"Location": "/loop-b"}, b""),
-    "/loop-b": (302, {"Location": "/loop-a"}, b""),
-    "/big": (200, {"Content-Type": HTML}, page("Big", body="<p>" + "x" * 50_000 + "</p>")),
-    "/closed": (
-        200,
-        {"Content-Type": HTML},
-        page("Closed", "/about", head='<meta name="robots" content="nofollow">'),
-    ),
-    "/partial": (200, {"Content-Type": HTML}, page("Partial", "/hang", "/about")),
-}
-
-
-@dataclass
-class Site:
-    base: str
-    requests: list[str] = field(default_factory=list)
-    hosts: list[str] = field(default_factory=list)
-    agents: set[str] = field(default_factory=set)
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-
 @pytest.fixture
-def site() -> Iterator[Site]:
-    release = threading.Event()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    state = Site(base=f"http://127.0.0.1:{server.server_address[1]}")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            state.requests.append(self.path)
-            state.hosts.append(self.headers.get("Host", ""))
-            state.agents.add(self.headers.get("User-Agent", ""))
-            if self.path == "/hang":
-                # Held until the test ends: the crawler must give up on its own.
-                release.wait(timeout=30)
-                return
-            status, headers, body = SITE.get(
-                self.path, (404, {"Content-Type": HTML}, b"no such page")
-            )
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server.RequestHandlerClass = Handler
-    server.daemon_threads = True
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    yield state
-    release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+def site() -> Iterator[FixtureSite]:
+    """A small copy of the site (two sections of five pages) keeps most tests fast."""
+    with FixtureSite(sections=2, pages_per_section=5, orphans=2, slow_s=0.2) as site:
+        yield site
 
 
 @pytest.fixture
@@ -149,127 +34,252 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def run(
-    site: Site, path: str, client: httpx.AsyncClient, guard: AddressGuard = LOOPBACK, **limits: Any
+    site: FixtureSite,
+    path: str,
+    client: httpx.AsyncClient,
+    *,
+    guard: AddressGuard = LOOPBACK,
+    user_agent: str = USER_AGENT,
+    **limits: Any,
 ) -> CrawlContext:
-    limits_ = CrawlLimits(**limits)
-    return await crawl(site.url(path), limits_, client=client, guard=guard, user_agent=USER_AGENT)
+    limits.setdefault("retry_backoff_s", 0.05)
+    return await crawl(site.url(path), CrawlLimits(**limits), client=client, guard=guard, user_agent=user_agent)
+
+
+async def fails(site: FixtureSite, path: str, client: httpx.AsyncClient, **limits: Any) -> CrawlError:
+    with pytest.raises(CrawlError) as caught:
+        await run(site, path, client, **limits)
+    assert caught.value.message  # every failure says what happened
+    return caught.value
 
 
 def paths(context: CrawlContext) -> list[str]:
-    return [urlsplit(p.url).path for p in context.pages]
+    return [urlsplit(p.url).path + (f"?{urlsplit(p.url).query}" if urlsplit(p.url).query else "") for p in context.pages]
 
 
-async def test_crawls_the_site_breadth_first(site: Site, client: httpx.AsyncClient) -> None:
-    progress: list[tuple[int, int]] = []
-
-    async def on_progress(done: int, estimated: int) -> None:
-        progress.append((done, estimated))
-
-    context = await crawl(
-        site.url("/"),
-        CrawlLimits(max_pages=20, max_depth=2),
-        client=client,
-        guard=LOOPBACK,
-        user_agent=USER_AGENT,
-        on_progress=on_progress,
-    )
-
-    assert paths(context) == ["/", "/about", "/contact", "/level1", "/from-hidden", "/level2"]
-    home = context.pages[0]
-    assert (home.title, home.depth, home.language) == ("Home", 0, "en")
-    assert home.text == "Home\nText of Home.\nskip me"
-    assert context.pages[2].url == site.url("/contact")  # reached through the /old redirect
-    # Skipped: /private/secret (robots), /data.json (not HTML), /broken (500), /hidden (noindex).
-    assert context.pages_skipped == 4
-    assert context.bytes_fetched > 0 and context.duration_s > 0
-    assert context.start_url == site.url("/")
-
-    assert "/private/secret" not in site.requests  # robots.txt honoured without a request
-    assert "/nofollowed" not in site.requests  # rel=nofollow link
-    assert "/logo.png" not in site.requests  # never HTML, never fetched
-    assert "/level3" not in site.requests  # beyond max_depth
-    assert site.requests.count("/robots.txt") == 1
-    assert site.requests.count("/about") == 1  # the #team fragment is the same page
-    assert site.agents == {USER_AGENT}
-
-    assert progress[0][0] == 1 and progress[-1][0] == 7  # seven HTML pages, /hidden included
-    assert all(done <= estimated <= 20 for done, estimated in progress)
+# -- the walk ------------------------------------------------------------------
 
 
-async def test_page_limit(site: Site, client: httpx.AsyncClient) -> None:
-    context = await run(site, "/", client, max_pages=2)
-    assert paths(context) == ["/", "/about"]
-    html_pages = [
-        p for p in site.requests if p not in ("/robots.txt", "/data.json", "/broken", "/old")
-    ]
-    assert len(html_pages) == 2
+async def test_breadth_first_over_the_same_host(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    context = await run(site, "/", client, max_pages=100, max_depth=2, use_sitemap=False)
+    found = paths(context)
+    assert found[:4] == ["/", "/section/0/", "/section/1/", "/about"]  # depth 0, then depth 1 in link order
+    depths = [p.depth for p in context.pages]
+    assert depths == sorted(depths)
+    assert "/section/0/page/0" in found and "/section/0/page/0/detail" not in found  # depth 3 is too deep
+    assert all(p.url.startswith(site.base) for p in context.pages)
+    assert {r.host for r in site.requests} == {f"127.0.0.1:{site.port}"}  # elsewhere.invalid never asked
+    assert site.hits("/about") == 1  # /about, /about#team and /old-about's target are one page
+    assert {r.user_agent for r in site.requests} == {USER_AGENT}
 
 
-async def test_depth_limit(site: Site, client: httpx.AsyncClient) -> None:
-    assert paths(await run(site, "/level1", client, max_depth=0)) == ["/level1"]
-    assert paths(await run(site, "/level1", client, max_depth=1)) == ["/level1", "/level2"]
-    assert "/level3" not in site.requests
+async def test_a_few_hundred_pages(client: httpx.AsyncClient) -> None:
+    with FixtureSite(slow_s=0.1) as site:
+        context = await run(site, "/", client, max_pages=1000, max_depth=5, concurrency=8, timeout_s=120)
+    expected = set(site.section_pages()) | set(site.orphan_pages())
+    assert expected <= set(paths(context))
+    assert len(context.pages) > 300
 
 
-async def test_nofollow_page_links_are_not_followed(site: Site, client: httpx.AsyncClient) -> None:
-    assert paths(await run(site, "/closed", client)) == ["/closed"]
-    assert "/about" not in site.requests
+async def test_page_limit(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    context = await run(site, "/", client, max_pages=5, use_sitemap=False)
+    assert len(context.pages) == 5
+    # Links that turn out not to be pages (redirects, errors, files) are tried too, but no
+    # more pages are fetched than the limit.
+    pages = set(site.section_pages())
+    assert len([p for p in site.paths() if p in pages]) <= 5
 
 
-async def test_start_url_disallowed_by_robots(site: Site, client: httpx.AsyncClient) -> None:
+async def test_depth_limit(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    assert paths(await run(site, "/", client, max_depth=0)) == ["/"]
+    shallow = await run(site, "/", client, max_depth=1, max_pages=100, use_sitemap=False)
+    assert {p.depth for p in shallow.pages} == {0, 1}
+    assert not any("/page/" in p for p in site.paths())
+
+
+async def test_sitemap_pages_are_crawled(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    with_sitemap = await run(site, "/", client, max_pages=200, max_depth=1)
+    assert {"/orphan/0", "/orphan/1"} <= set(paths(with_sitemap))  # linked from nowhere
+    assert site.hits("/sitemap.xml") == 1 and site.hits("/sitemap-pages.xml") == 1  # the index, then its sitemap
+
+    without = await run(site, "/", client, max_pages=200, max_depth=1, use_sitemap=False)
+    assert not {"/orphan/0", "/orphan/1"} & set(paths(without))
+
+
+async def test_total_time_limit_returns_the_pages_so_far(client: httpx.AsyncClient) -> None:
+    with FixtureSite(sections=2, pages_per_section=5, page_delay_s=0.4) as site:
+        started = time.monotonic()
+        context = await run(site, "/", client, timeout_s=1.5, max_pages=100, concurrency=1, use_sitemap=False)
+        elapsed = time.monotonic() - started
+    assert paths(context)[0] == "/" and 1 <= len(context.pages) < 5
+    assert elapsed < 3
+
+
+async def test_total_time_limit_without_a_page_fails(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    error = await fails(site, "/hang", client, timeout_s=0.5, request_timeout_s=10)
+    assert (error.code, error.retryable) == ("timeout", True)
+
+
+# -- robots.txt and page directives --------------------------------------------------
+
+
+async def test_robots_rules_for_the_sitewright_agent(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    context = await run(site, "/", client, max_pages=100, max_depth=1, use_sitemap=False)
+    assert site.hits("/private/area") == 0
+    assert site.hits("/not-for-sitewright/area") == 0  # SitewrightBot's own group applies
+    assert context.skipped["robots_disallowed"] == 2
+    assert site.hits("/robots.txt") == 1
+
+
+async def test_another_agent_gets_the_star_group(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    await run(site, "/", client, user_agent="OtherBot/2.0", max_pages=100, max_depth=1, use_sitemap=False)
+    assert site.hits("/private/area") == 0
+    assert site.hits("/not-for-sitewright/area") == 1
+
+
+async def test_start_url_disallowed_by_robots(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    error = await fails(site, "/private/area", client)
+    assert (error.code, error.retryable) == ("robots_disallowed", False)
+    assert site.paths() == ["/robots.txt"]
+
+
+async def test_crawl_delay_spaces_requests(client: httpx.AsyncClient) -> None:
+    with FixtureSite(sections=2, pages_per_section=2, crawl_delay=0.3) as site:
+        await run(site, "/", client, max_pages=4, max_depth=1, concurrency=4, use_sitemap=False)
+    times = [r.at for r in site.requests if r.path != "/robots.txt"]
+    assert len(times) >= 4
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) >= 0.25, gaps
+
+
+async def test_noindex_pages_are_left_out_but_followed(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    context = await run(site, "/", client, max_pages=100, max_depth=2, use_sitemap=False)
+    found = paths(context)
+    assert "/noindex" not in found and "/header-noindex" not in found  # meta tag and X-Robots-Tag
+    assert "/behind-noindex" in found
+    assert context.skipped["noindex"] == 2
+
+
+async def test_nofollow_pages_and_links_are_not_followed(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    context = await run(site, "/", client, max_pages=100, max_depth=2, use_sitemap=False)
+    assert "/nofollow" in paths(context)  # indexed, but its links are not followed
+    assert site.hits("/behind-nofollow") == 0
+    assert site.hits("/rel-nofollowed") == 0  # rel="nofollow" on the link
+
+
+async def test_duplicates_by_query_string_and_canonical(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    context = await run(site, "/", client, max_pages=100, max_depth=1, use_sitemap=False)
+    found = paths(context)
+    assert [p for p in found if p.startswith("/products")] == ["/products?id=1", "/products?id=2"]
+    assert site.hits("/products?id=1&utm_source=newsletter") == 0  # tracking parameters dropped
+    assert site.hits("/products?id=2&utm_campaign=spring") == 0
+    assert site.hits("/products?id=1&sort=price") == 1  # fetched; its canonical is /products?id=1
+    assert site.hits("/products?id=2&view=grid") == 1  # fetched; same content as /products?id=2
+    assert context.skipped["duplicate"] >= 2
+
+
+# -- limits on size ------------------------------------------------------------------
+
+
+async def test_pages_over_the_size_limit_are_skipped(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    context = await run(site, "/", client, max_pages=100, max_depth=1, use_sitemap=False)
+    assert "/huge" not in paths(context) and context.skipped["too_large"] == 1
+    error = await fails(site, "/huge", client)  # declared Content-Length over the limit
+    assert (error.code, error.retryable) == ("too_large", False)
+    error = await fails(site, "/huge-stream", client, max_bytes_per_page=200_000)  # no length: counted as it comes
+    assert (error.code, error.retryable) == ("too_large", False)
+
+
+async def test_job_byte_budget_stops_the_crawl(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    full = await run(site, "/", client, max_pages=100, max_depth=2, use_sitemap=False)
+    capped = await run(site, "/", client, max_pages=100, max_depth=2, use_sitemap=False, max_total_bytes=40_000)
+    assert capped.bytes_fetched <= 40_000 + 70_000  # at most the pages in flight when it ran out
+    assert 1 <= len(capped.pages) < len(full.pages)
+
+
+async def test_non_html_is_skipped_and_counted(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    context = await run(site, "/", client, max_pages=100, max_depth=1, use_sitemap=False)
+    assert context.skipped["not_html"] == 2  # /data.json and /feed, known only by their Content-Type
+    assert site.hits("/files/guide.pdf") == 0  # known by its name: never fetched
+    assert (await fails(site, "/data.json", client)).code == "not_html"
+
+
+# -- politeness: concurrency, delay, retries -------------------------------------------
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_per_host_concurrency(client: httpx.AsyncClient, concurrency: int) -> None:
+    with FixtureSite(sections=6, pages_per_section=2, page_delay_s=0.15) as site:
+        await run(site, "/", client, max_pages=8, max_depth=1, concurrency=concurrency, use_sitemap=False)
+    assert site.peak_in_flight == concurrency
+
+
+async def test_per_host_delay(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    await run(site, "/", client, max_pages=4, max_depth=1, concurrency=4, delay_s=0.2, use_sitemap=False)
+    times = [r.at for r in site.requests if r.path != "/robots.txt"]
+    assert min(b - a for a, b in zip(times, times[1:])) >= 0.15
+
+
+async def test_5xx_is_retried_with_backoff(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    context = await run(site, "/flaky", client, max_depth=0, max_retries=2)  # 503, 503, then 200
+    assert paths(context) == ["/flaky"] and site.hits("/flaky") == 3
+
+
+async def test_retries_run_out(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    error = await fails(site, "/error", client, max_retries=2)
+    assert (error.code, error.retryable) == ("http_error", True)
+    assert site.hits("/error") == 3
+
+
+async def test_429_waits_for_retry_after(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    context = await run(site, "/ratelimited", client, max_depth=0)
+    assert paths(context) == ["/ratelimited"]
+    first, second = [r.at for r in site.requests if r.path == "/ratelimited"]
+    assert second - first >= 0.95  # Retry-After: 1
+
+
+async def test_408_is_retried(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    assert paths(await run(site, "/request-timeout", client, max_depth=0)) == ["/request-timeout"]
+    assert site.hits("/request-timeout") == 2
+
+
+async def test_404_is_not_retried(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    error = await fails(site, "/missing", client)
+    assert (error.code, error.retryable) == ("http_error", False)
+    assert site.hits("/missing") == 1
+
+
+# -- redirects and schemes -----------------------------------------------------------
+
+
+async def test_redirects_are_followed(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    assert paths(await run(site, "/old-about", client, max_depth=0)) == ["/about"]
+    assert paths(await run(site, "/chain/3", client, max_depth=0, max_redirects=5)) == ["/about"]
+
+
+async def test_redirects_past_the_limit_fail(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    error = await fails(site, "/chain/9", client, max_redirects=5)
+    assert (error.code, error.retryable) == ("too_many_redirects", False)
+    assert site.hits("/chain/4") == 1 and site.hits("/chain/3") == 0  # six requests, then it stopped
+
+
+async def test_redirect_loops_fail(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    assert (await fails(site, "/loop/a", client)).code == "too_many_redirects"
+    assert site.hits("/loop/a") == 1 and site.hits("/loop/b") == 1
+
+
+async def test_only_http_and_https(site: FixtureSite, client: httpx.AsyncClient) -> None:
     with pytest.raises(CrawlError) as caught:
-        await run(site, "/private/secret", client)
-    assert (caught.value.code, caught.value.retryable) == ("robots_disallowed", False)
-    assert site.requests == ["/robots.txt"]
+        await crawl("ftp://127.0.0.1/", CrawlLimits(), client=client, guard=LOOPBACK, user_agent=USER_AGENT)
+    assert caught.value.code == "unsupported_scheme"
+    error = await fails(site, "/to-private?target=" + quote("file:///etc/passwd", safe=""), client)
+    assert error.code == "unsupported_scheme"  # nor may a redirect lead elsewhere
 
 
-async def test_start_redirect_is_followed(site: Site, client: httpx.AsyncClient) -> None:
-    context = await run(site, "/redirect-start", client, max_depth=0)
-    assert [p.url for p in context.pages] == [site.url("/")]
+# -- failure classes -----------------------------------------------------------------
 
 
-async def test_redirect_loop_fails(site: Site, client: httpx.AsyncClient) -> None:
-    with pytest.raises(CrawlError) as caught:
-        await run(site, "/loop-a", client)
-    assert caught.value.code == "too_many_redirects"
-
-
-@pytest.mark.parametrize(
-    ("path", "code", "retryable"),
-    [
-        ("/broken", "http_error", True),
-        ("/missing", "http_error", False),
-        ("/data.json", "not_html", False),
-    ],
-)
-async def test_start_page_errors(
-    site: Site, client: httpx.AsyncClient, path: str, code: str, retryable: bool
-) -> None:
-    with pytest.raises(CrawlError) as caught:
-        await run(site, path, client)
-    assert (caught.value.code, caught.value.retryable) == (code, retryable)
-    info = caught.value.info()
-    assert (info.code, info.retryable) == (code, retryable) and info.message
-
-
-async def test_start_page_timeout(site: Site, client: httpx.AsyncClient) -> None:
-    with pytest.raises(CrawlError) as caught:
-        await run(site, "/hang", client, request_timeout_s=0.3)
-    assert (caught.value.code, caught.value.retryable) == ("timeout", True)
-
-
-async def test_overall_deadline_without_pages(site: Site, client: httpx.AsyncClient) -> None:
-    with pytest.raises(CrawlError) as caught:
-        await run(site, "/hang", client, timeout_s=0.3, request_timeout_s=10)
-    assert (caught.value.code, caught.value.retryable) == ("timeout", True)
-
-
-async def test_overall_deadline_returns_pages_so_far(site: Site, client: httpx.AsyncClient) -> None:
-    context = await run(site, "/partial", client, timeout_s=2, max_depth=1)
-    assert paths(context) == ["/partial", "/about"]
-
-
-async def test_unreachable_start(client: httpx.AsyncClient) -> None:
+async def test_unreachable_host(client: httpx.AsyncClient) -> None:
     # A bound socket that never listens refuses connections, and holds its port meanwhile.
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
@@ -281,75 +291,59 @@ async def test_unreachable_start(client: httpx.AsyncClient) -> None:
 
 async def test_dns_failure(client: httpx.AsyncClient) -> None:
     with pytest.raises(CrawlError) as caught:
-        await crawl(
-            "http://no-such-host.invalid/",
-            CrawlLimits(),
-            client=client,
-            guard=LOOPBACK,
-            user_agent=USER_AGENT,
-        )
+        await crawl("http://no-such-host.invalid/", CrawlLimits(), client=client, guard=LOOPBACK, user_agent=USER_AGENT)
     assert (caught.value.code, caught.value.retryable) == ("dns_failure", True)
 
 
-async def test_oversized_pages(site: Site, client: httpx.AsyncClient) -> None:
-    with pytest.raises(CrawlError) as caught:
-        await run(site, "/big", client, max_bytes_per_page=10_000)
-    assert (caught.value.code, caught.value.retryable) == ("too_large", False)
+async def test_request_timeout(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    error = await fails(site, "/slow/1", client, request_timeout_s=0.05, max_retries=0)
+    assert (error.code, error.retryable) == ("timeout", True)
 
 
-async def test_loopback_is_refused_unless_allowed(site: Site, client: httpx.AsyncClient) -> None:
-    with pytest.raises(CrawlError) as caught:
-        await run(site, "/", client, guard=AddressGuard())
-    assert (caught.value.code, caught.value.retryable) == ("blocked_address", False)
-    assert site.requests == []
-
-    context = await run(
-        site, "/", client, guard=AddressGuard(allow_cidrs=["127.0.0.0/8"]), max_depth=0
-    )
-    assert paths(context) == ["/"]
+# -- SSRF: the guard decides every connection ---------------------------------------------
 
 
-async def test_connects_to_the_address_the_guard_checked(
-    site: Site, client: httpx.AsyncClient
-) -> None:
-    """A name the guard resolved is not looked up again, so DNS rebinding cannot swap addresses."""
+def fixed_resolver(answers: dict[str, str], calls: list[str] | None = None):
+    """A resolver that answers from `answers` (for names that must resolve without DNS)."""
 
-    class PinnedGuard(AddressGuard):
-        async def resolve(self, url: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-            self.split(url)
-            return [ipaddress.ip_address("127.0.0.1")]
+    async def resolve(host: str, port: int) -> list[str]:
+        if calls is not None:
+            calls.append(host)
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [answers[host]]
 
-    port = site.base.rsplit(":", 1)[1]
+    return resolve
+
+
+async def test_connects_to_the_address_that_was_checked(site: FixtureSite, client: httpx.AsyncClient) -> None:
+    """The name is resolved once and every request goes to that address: a DNS answer that
+    changes afterwards (rebinding to a private address) is never used."""
+    calls: list[str] = []
+    answers = {"shop.sitewright.test": "127.0.0.1"}
+    resolve = fixed_resolver(answers, calls)
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        result = await resolve(host, port)
+        answers[host] = "10.0.0.9"  # the next answer would point inside the network
+        return result
+
+    guard = AddressGuard(allow_cidrs=["127.0.0.1/32"], resolver=rebinding)
     context = await crawl(
-        f"http://shop.sitewright.invalid:{port}/level1",
-        CrawlLimits(max_depth=1),
+        f"http://shop.sitewright.test:{site.port}/",
+        CrawlLimits(max_depth=1, max_pages=6, use_sitemap=False),
         client=client,
-        guard=PinnedGuard(),
+        guard=guard,
         user_agent=USER_AGENT,
     )
-    assert [p.url for p in context.pages] == [
-        f"http://shop.sitewright.invalid:{port}/level1",
-        f"http://shop.sitewright.invalid:{port}/level2",
-    ]
-    assert set(site.hosts) == {f"shop.sitewright.invalid:{port}"}
+    assert len(context.pages) == 6
+    assert calls == ["shop.sitewright.test"]
+    assert {r.host for r in site.requests} == {f"shop.sitewright.test:{site.port}"}
 
 
-def test_normalize_url() -> None:
-    assert normalize_url("HTTP://Example.COM:80/a?b=1#frag") == "http://example.com/a?b=1"
-    assert normalize_url("https://example.com:443") == "https://example.com/"
-    assert normalize_url("https://example.com:8443/x") == "https://example.com:8443/x"
-
-
-def test_context_budget_dedupes_then_trims_the_longest() -> None:
-    banner = "We use cookies to improve your experience."
-    pages = [
-        PageSummary(url="https://a.test/", text=f"{banner}\nShort home page."),
-        PageSummary(url="https://a.test/long", text=f"{banner}\n" + "Long sentence here. " * 100),
-        PageSummary(url="https://a.test/mid", text=f"{banner}\n" + "Mid words. " * 20),
-    ]
-    fitted = fit_to_budget(pages, 500)
-    assert fitted[0].text == f"{banner}\nShort home page."  # short texts stay whole
-    assert banner not in fitted[1].text and banner not in fitted[2].text
-    assert fitted[2].text == pages[2].text.split("\n", 1)[1]
-    assert sum(len(p.text) for p in fitted) <= 500
-    assert fitted[1].text.endswith("here.")
+async def test_robots_txt_redirect_to_a_private_address_is_refused(client: httpx.AsyncClient) -> None:
+    with FixtureSite(robots_redirect="http://169.254.169.254/latest/meta-data/") as site:
+        with pytest.raises(CrawlError) as caught:
+            await run(site, "/", client, guard=AddressGuard(allow_cidrs=["127.0.0.1/32"]))
+        assert site.paths() == ["/robots.txt"]  # the start page itself was never fetched
+    assert (caught.value.code, caught.value.retryable) == ("blocked_address", False)

@@ -88,7 +88,7 @@ async def test_production_refuses_private_addresses_at_submission(kafka_bootstra
     settings = gateway_settings(kafka_bootstrap, mongo_url, unique).model_copy(update={"allow_cidrs": []})
     async with gateway(settings) as api:
         for url in ("http://127.0.0.1:8080/", "http://localhost/", "http://169.254.169.254/latest/meta-data/",
-                    "http://[::ffff:10.0.0.1]/", "http://10.1.2.3/"):
+                    "http://[::ffff:10.0.0.1]/", "http://10.1.2.3/", "http://[::1]/", "http://[::ffff:127.0.0.1]/"):
             r = await api.post("/api/jobs", json={"url": url})
             assert r.status_code == 422, url
             assert "blocked_address" in r.json()["detail"], r.json()

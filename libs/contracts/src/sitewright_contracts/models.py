@@ -18,6 +18,12 @@ JOB_STATUSES: tuple[JobStatus, ...] = ACTIVE_STATUSES + TERMINAL_STATUSES
 MAX_PAGES_CAP = 200
 MAX_DEPTH_CAP = 5
 CRAWL_TIMEOUT_CAP_S = 600
+PAGE_BYTES_CAP = 10_000_000
+JOB_BYTES_CAP = 200_000_000
+CONCURRENCY_CAP = 16
+DELAY_CAP_S = 10
+REDIRECTS_CAP = 10
+RETRIES_CAP = 5
 
 
 class Value(BaseModel):
@@ -35,6 +41,19 @@ class JobOptions(BaseModel):
         default=60, gt=0, le=CRAWL_TIMEOUT_CAP_S, description="Total time the crawl may take, in seconds."
     )
     language: str | None = Field(default=None, max_length=16, description="Content language, e.g. 'en'.")
+    scope: Literal["host", "domain"] = Field(
+        default="host",
+        description="`host`: the start page's host only; `domain`: also its subdomains (www. dropped first).",
+    )
+    max_bytes_per_page: int = Field(default=2_000_000, ge=10_000, le=PAGE_BYTES_CAP, description="Larger pages are skipped.")
+    max_total_bytes: int = Field(default=20_000_000, ge=10_000, le=JOB_BYTES_CAP, description="Bytes the crawl may download.")
+    concurrency: int = Field(default=4, ge=1, le=CONCURRENCY_CAP, description="Requests to one host at once.")
+    delay_s: float = Field(
+        default=0, ge=0, le=DELAY_CAP_S, description="Pause between requests to one host (robots.txt Crawl-delay wins if longer)."
+    )
+    max_redirects: int = Field(default=5, ge=0, le=REDIRECTS_CAP, description="Redirects followed per URL.")
+    max_retries: int = Field(default=2, ge=0, le=RETRIES_CAP, description="Retries of a 5xx, 408 or 429 answer, with backoff.")
+    use_sitemap: bool = Field(default=True, description="Also crawl the pages sitemap.xml lists.")
 
 
 class NotifyTarget(BaseModel):
@@ -95,6 +114,8 @@ class CrawlContext(Value):
     start_url: str
     pages: list[PageSummary]
     pages_skipped: int = 0
+    # Why pages were left out, e.g. {"not_html": 3, "robots_disallowed": 1, "duplicate": 2}.
+    skipped: dict[str, int] = Field(default_factory=dict)
     bytes_fetched: int = 0
     duration_s: float = 0.0
 

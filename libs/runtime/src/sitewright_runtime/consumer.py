@@ -143,9 +143,15 @@ class KeyedConsumer:
         max_in_flight: int = 256,
         handler_attempts: int = 3,
         retry_backoff_s: float = 0.5,
+        unordered: frozenset[str] = frozenset(),
     ):
         self.topic, self.group, self.name = topic, group, name
         self.handlers = dict(handlers)
+        # Event types handled the moment they arrive: not queued by priority, not held by a pause,
+        # not after the same job's earlier messages. A cancel must reach the work it cancels
+        # while that work is still running.
+        self.unordered = unordered
+        self._unordered_tasks: set[asyncio.Task[None]] = set()
         self.publisher = publisher
         self.max_in_flight = max_in_flight
         self.handler_attempts = handler_attempts
@@ -210,7 +216,7 @@ class KeyedConsumer:
                         self.trackers[tp] = OffsetTracker()
                     last_check = time.monotonic()
         finally:
-            tails = list(self._tails.values())
+            tails = [*self._tails.values(), *self._unordered_tasks]
             if tails:
                 await asyncio.wait(tails, timeout=drain_timeout_s)
             with contextlib.suppress(Exception):
@@ -240,9 +246,15 @@ class KeyedConsumer:
     def _accept(self, tp: TopicPartition, tracker: OffsetTracker, record: ConsumerRecord) -> None:
         """Take a fetched record: skip it if it is not ours, else queue it by priority."""
         tracker.started(record.offset)
-        if header(record.headers, H_EVENT_TYPE) not in self.handlers:
+        event_type = header(record.headers, H_EVENT_TYPE)
+        if event_type not in self.handlers:
             # Not ours: filtered on the header, without decoding the body.
             tracker.finished(record.offset)
+            return
+        if event_type in self.unordered:
+            task = asyncio.create_task(self._process(tracker, record, None))
+            self._unordered_tasks.add(task)
+            task.add_done_callback(self._unordered_tasks.discard)
             return
         heapq.heappush(self._waiting, (-record_priority(record), next(self._arrival), tp, record))
 

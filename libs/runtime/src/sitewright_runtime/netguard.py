@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -19,6 +19,16 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Cloud metadata endpoints that are not covered by the private/link-local ranges.
 _METADATA = [ipaddress.ip_network(n) for n in ("100.100.100.200/32", "fd00:ec2::254/128")]
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# NAT64 (RFC 6052): 64:ff9b::7f00:1 reaches 127.0.0.1 through a translator.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+# (host, port) -> the host's addresses as strings; the default asks the system resolver.
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [info[4][0] for info in infos]
 
 
 class BlockedAddress(ValueError):
@@ -36,6 +46,8 @@ def _unmap(ip: IPAddress) -> IPAddress:
             return ip.ipv4_mapped
         if ip.sixtofour is not None:
             return ip.sixtofour
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip
 
 
@@ -50,8 +62,10 @@ def is_public(ip: IPAddress) -> bool:
 class AddressGuard:
     """Decides which hosts a service may connect to on a user's behalf."""
 
-    def __init__(self, allow_cidrs: Iterable[str] = ()):
+    def __init__(self, allow_cidrs: Iterable[str] = (), resolver: Resolver = system_resolver):
         self.allowed: list[IPNetwork] = [ipaddress.ip_network(c, strict=False) for c in allow_cidrs]
+        # Tests inject a resolver to make a name resolve to a private address without touching /etc/hosts.
+        self.resolver = resolver
 
     def ip_allowed(self, ip: IPAddress) -> bool:
         ip = _unmap(ip)
@@ -99,10 +113,12 @@ class AddressGuard:
         _, host, port = self.split(url)
         self.check_literal(url)
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+            answers = await self.resolver(host.strip("[]"), port)
         except socket.gaierror as exc:
             raise BlockedAddress("dns_failure", f"could not resolve {host}: {exc.strerror}") from exc
-        addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+        addresses = list(dict.fromkeys(ipaddress.ip_address(a.split("%")[0]) for a in answers))
+        if not addresses:
+            raise BlockedAddress("dns_failure", f"{host} has no addresses")
         for ip in addresses:
             if not self.ip_allowed(ip):
                 raise BlockedAddress(

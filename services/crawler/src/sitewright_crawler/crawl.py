@@ -1,4 +1,4 @@
-"""Breadth-first crawl of one site: same host, robots.txt honoured, every address checked.
+"""Breadth-first crawl of one site: robots.txt and sitemaps honoured, every address checked.
 
 No broker or database here: the handler calls `crawl()` and turns its result or
 `CrawlError` into events.
@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import ipaddress
-import json
+import hashlib
 import logging
 import re
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
-from urllib.robotparser import RobotFileParser
+from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 
 import httpx
-from sitewright_contracts.models import CrawlContext, ErrorInfo, PageSummary
-from sitewright_runtime.netguard import AddressGuard, BlockedAddress
+from sitewright_contracts.models import CrawlContext, ErrorInfo, JobOptions, PageSummary
+from sitewright_runtime.netguard import AddressGuard, BlockedAddress, IPAddress
 
-from sitewright_crawler.extract import extract_page, parse_robots_directives, trim_text
+from sitewright_crawler.budget import bound_context, fit_to_budget
+from sitewright_crawler.extract import extract_page, parse_robots_directives
+from sitewright_crawler.robots import Robots, parse_sitemap
+from sitewright_crawler.urls import Scope, is_asset, netloc, normalize_url, origin, redirect_target
 
 log = logging.getLogger(__name__)
 
@@ -31,33 +33,32 @@ ProgressCallback = Callable[[int, int], Awaitable[None]]
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # RFC 9309: crawlers must parse at least 500 KiB of robots.txt and follow at least five redirects.
 ROBOTS_MAX_BYTES = 512 * 1024
 ROBOTS_MAX_REDIRECTS = 5
 # A Crawl-delay above this would let a site's robots.txt stall the job until its deadline.
 MAX_CRAWL_DELAY_S = 10.0
+# A Retry-After longer than this fails the page (retryably) rather than parking the crawl.
+MAX_RETRY_AFTER_S = 30.0
 # A site whose links are mostly broken or non-HTML must not cost an unbounded number of requests.
 MAX_ATTEMPTS_PER_PAGE = 5
 # Addresses of one host tried in turn when a connection fails: a site's IPv6 address may be
 # unreachable while its IPv4 one works.
 MAX_ADDRESSES_TRIED = 3
-
-# Links to these are never HTML; not fetching them saves requests and budget.
-# fmt: off
-_ASSET_SUFFIXES = (
-    ".7z", ".avi", ".bmp", ".css", ".dmg", ".doc", ".docx", ".eot", ".exe", ".gif", ".gz", ".ico",
-    ".iso", ".jpeg", ".jpg", ".js", ".m4a", ".mov", ".mp3", ".mp4", ".mpeg", ".ogg", ".otf",
-    ".pdf", ".png", ".ppt", ".pptx", ".rar", ".svg", ".tar", ".tgz", ".tif", ".tiff", ".ttf",
-    ".wav", ".webm", ".webp", ".woff", ".woff2", ".xls", ".xlsx", ".zip",
-)
-# fmt: on
+# Unwanted bodies (redirects, error pages) up to this size are read to keep the connection.
+DISCARD_MAX_BYTES = 64 * 1024
+# Sitemaps: how many files (an index and what it lists), how big each, how many page URLs in all.
+MAX_SITEMAP_FILES = 5
+MAX_SITEMAP_BYTES = 10_000_000
+SITEMAP_URLS_PER_PAGE = 4
+# Sitemap pages sort after every page found by links at the same depth.
+_SITEMAP_POSITION = 1 << 30
 
 
 @dataclass(frozen=True)
 class CrawlLimits:
-    """How far, how long and how much one crawl may go."""
+    """How far, how long, how much and how fast one crawl may go."""
 
     max_pages: int = 10
     max_depth: int = 2
@@ -65,9 +66,33 @@ class CrawlLimits:
     request_timeout_s: float = 10
     max_bytes_per_page: int = 2_000_000
     max_total_bytes: int = 20_000_000
-    concurrency: int = 4
+    concurrency: int = 4  # per host
+    delay_s: float = 0.0  # per host, between requests
     max_redirects: int = 5
+    max_retries: int = 2
+    retry_backoff_s: float = 0.5
+    scope: str = "host"
+    use_sitemap: bool = True
     context_budget_chars: int = 60_000
+    context_budget_bytes: int = 256_000
+
+    @classmethod
+    def from_options(cls, options: JobOptions, **service: float) -> "CrawlLimits":
+        """A job's limits: what its options ask for (already capped by the contract), plus service settings."""
+        return cls(
+            max_pages=options.max_pages,
+            max_depth=options.max_depth,
+            timeout_s=options.timeout_s,
+            max_bytes_per_page=options.max_bytes_per_page,
+            max_total_bytes=options.max_total_bytes,
+            concurrency=options.concurrency,
+            delay_s=options.delay_s,
+            max_redirects=options.max_redirects,
+            max_retries=options.max_retries,
+            scope=options.scope,
+            use_sitemap=options.use_sitemap,
+            **service,  # type: ignore[arg-type]
+        )
 
 
 class CrawlError(Exception):
@@ -87,68 +112,6 @@ class CrawlError(Exception):
         return f"CrawlError({self.code!r}, {self.message!r}, retryable={self.retryable})"
 
 
-def normalize_url(url: str) -> str:
-    """The form URLs are compared in: lower-case scheme and host, no fragment, no default port."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").rstrip(".")
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port
-    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
-
-
-def _netloc(url: str) -> str:
-    return urlsplit(url).netloc
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def fit_to_budget(pages: list[PageSummary], budget_chars: int) -> list[PageSummary]:
-    """Drop text blocks and JSON-LD seen on earlier pages, then trim the longest texts to fit."""
-    seen_blocks: set[str] = set()
-    seen_json_ld: set[str] = set()
-    deduped: list[PageSummary] = []
-    for page in pages:
-        # Site-wide chrome that survived extraction (a cookie notice, a call to action)
-        # repeats on every page; the first copy is enough.
-        blocks = []
-        for block in page.text.split("\n"):
-            if block not in seen_blocks:
-                seen_blocks.add(block)
-                blocks.append(block)
-        json_ld = []
-        for block in page.json_ld:
-            key = json.dumps(block, sort_keys=True, default=str)
-            if key not in seen_json_ld:
-                seen_json_ld.add(key)
-                json_ld.append(block)
-        deduped.append(page.model_copy(update={"text": "\n".join(blocks), "json_ld": json_ld}))
-
-    cap = _water_level([len(p.text) for p in deduped], budget_chars)
-    return [
-        p if len(p.text) <= cap else p.model_copy(update={"text": trim_text(p.text, cap)})
-        for p in deduped
-    ]
-
-
-def _water_level(lengths: list[int], budget: int) -> int:
-    """The largest cap such that sum(min(length, cap)) <= budget: short texts stay whole."""
-    if sum(lengths) <= budget:
-        return max(lengths, default=0)
-    remaining, ordered = max(budget, 0), sorted(lengths)
-    for i, length in enumerate(ordered):
-        share = remaining // (len(ordered) - i)
-        if length > share:
-            return share
-        remaining -= length
-    return ordered[-1]
-
-
 @dataclass
 class _Response:
     url: str
@@ -161,7 +124,7 @@ class _Response:
 
 @dataclass
 class _Pacer:
-    """Spaces requests by the site's Crawl-delay, shared by all concurrent fetches."""
+    """Spaces requests to one host, shared by all concurrent fetches to it."""
 
     interval: float = 0.0
     _next: float = 0.0
@@ -178,6 +141,24 @@ class _Pacer:
             self._next = loop.time() + self.interval
 
 
+@dataclass
+class _Host:
+    """Per-host politeness: at most `concurrency` requests at once, `pacer` between them."""
+
+    slots: asyncio.Semaphore
+    pacer: _Pacer
+    addresses: list[IPAddress] | None = None
+
+
+class _Page(NamedTuple):
+    depth: int
+    position: tuple[int, ...]
+    url: str
+    canonical: str | None
+    fingerprint: bytes
+    summary: PageSummary
+
+
 def _media_type(headers: httpx.Headers) -> str:
     return headers.get("content-type", "").split(";")[0].strip().lower()
 
@@ -185,6 +166,11 @@ def _media_type(headers: httpx.Headers) -> str:
 def _looks_like_html(body: bytes) -> bool:
     head = body[:1024].lower()
     return b"<!doctype html" in head or b"<html" in head
+
+
+def _charset(headers: httpx.Headers) -> str | None:
+    match = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", headers.get("content-type", ""), re.IGNORECASE)
+    return match.group(1) if match else None
 
 
 def _decode(body: bytes, declared: str | None) -> str:
@@ -205,10 +191,26 @@ def _decode(body: bytes, declared: str | None) -> str:
     return body.decode("utf-8", errors="replace")
 
 
+def _should_retry(status: int) -> bool:
+    return status >= 500 or status in (408, 429)
+
+
 def _status_error(url: str, status: int) -> CrawlError:
     # Server trouble, timeouts and rate limits pass; other client errors will not.
-    retryable = status >= 500 or status in (408, 429)
-    return CrawlError("http_error", f"{url} answered HTTP {status}", retryable=retryable)
+    return CrawlError("http_error", f"{url} answered HTTP {status}", retryable=_should_retry(status))
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), if any."""
+    value = headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 class _Crawler:
@@ -227,18 +229,17 @@ class _Crawler:
         self.guard = guard
         self.user_agent = user_agent
         self.on_progress = on_progress
-        self.site = ""
+        self.scope: Scope | None = None
         self.seen: set[str] = set()
-        # (depth, position, summary); a position is the link index at each level from the start
-        # page, so pages come out in breadth-first document order however fetches interleave.
-        self.pages: list[tuple[int, tuple[int, ...], PageSummary]] = []
+        self.pages: list[_Page] = []
         self.pages_done = 0
-        self.skipped = 0
+        self.skipped: Counter[str] = Counter()
         self.attempts = 0
+        self.retries = 0
         self.bytes_fetched = 0
         self.bytes_exhausted = False
-        self.pacer = _Pacer()
-        self._robots: dict[str, RobotFileParser | CrawlError] = {}
+        self.hosts: dict[str, _Host] = {}
+        self._robots: dict[str, Robots | CrawlError] = {}
         self._robots_lock = asyncio.Lock()
 
     # -- the walk ---------------------------------------------------------------
@@ -255,35 +256,55 @@ class _Crawler:
         except TimeoutError:
             if not self.pages:
                 raise CrawlError(
-                    "timeout",
-                    f"no page could be crawled within {self.limits.timeout_s:g} s",
-                    retryable=True,
+                    "timeout", f"no page could be crawled within {self.limits.timeout_s:g} s", retryable=True
                 ) from None
             log.info("crawl deadline reached with %d pages; returning them", len(self.pages))
-        if not self.pages:
-            raise CrawlError(
-                "no_indexable_pages", "every crawled page asked not to be indexed (noindex)"
-            )
-        ordered = [summary for _, _, summary in sorted(self.pages, key=lambda p: p[:2])]
-        return CrawlContext(
+        pages = self._unique_pages()
+        if not pages:
+            raise CrawlError("no_indexable_pages", "every crawled page asked not to be indexed (noindex)")
+        context = CrawlContext(
             start_url=start_url,
-            pages=fit_to_budget(ordered, self.limits.context_budget_chars),
-            pages_skipped=self.skipped,
+            pages=fit_to_budget(pages, self.limits.context_budget_chars),
+            pages_skipped=sum(self.skipped.values()),
+            skipped=dict(self.skipped),
             bytes_fetched=self.bytes_fetched,
             duration_s=round(time.monotonic() - started, 3),
         )
+        return bound_context(context, self.limits.context_budget_bytes)
+
+    def _unique_pages(self) -> list[PageSummary]:
+        """Pages in breadth-first document order, each content once.
+
+        Decided at the end, by position rather than by which fetch finished first,
+        so the same site gives the same context however requests interleave.
+        """
+        ordered = sorted(self.pages, key=lambda p: (p.depth, p.position))
+        crawled = {p.url for p in ordered}
+        kept: list[PageSummary] = []
+        fingerprints: set[bytes] = set()
+        for page in ordered:
+            points_elsewhere = page.canonical is not None and page.canonical != page.url and page.canonical in crawled
+            if page.fingerprint in fingerprints or (points_elsewhere and page.depth > 0):
+                self.skipped["duplicate"] += 1
+                continue
+            fingerprints.add(page.fingerprint)
+            kept.append(page.summary)
+        return kept
 
     async def _walk(self, start: str) -> None:
         self.seen.add(start)
         # The start page is fetched alone: its errors fail the crawl and its final
-        # host (after redirects) decides which host the rest of the crawl stays on.
+        # host (after redirects) decides which site the rest of the crawl stays on.
         response = await self._fetch(start, is_start=True)
         assert response is not None  # the start URL cannot redirect into an already seen URL
-        self.site = _netloc(response.url)
+        self.scope = Scope(response.url, self.limits.scope)
         self._require_page(response)
         queue: deque[tuple[str, int, tuple[int, ...]]] = deque()
         for index, link in enumerate(self._process(response, depth=0, position=())):
             queue.append((link, 1, (index,)))
+        if self.limits.use_sitemap and self.limits.max_depth >= 1:
+            for index, link in enumerate(await self._sitemap_urls(response.url)):
+                queue.append((link, 1, (_SITEMAP_POSITION + index,)))
         await self._report(len(queue))
 
         running: dict[asyncio.Task[list[str]], tuple[int, tuple[int, ...]]] = {}
@@ -301,15 +322,18 @@ class _Crawler:
                     depth, position = running.pop(task)
                     for index, link in enumerate(task.result()):
                         queue.append((link, depth + 1, (*position, index)))
-                    await self._report(len(queue) + len(running))
+                await self._report(len(queue) + len(running))
         finally:
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
 
     def _may_start(self, running: int) -> bool:
+        # Per-host slots bound each host; this bounds the tasks waiting for them (domain scope
+        # spreads over several hosts, so it allows a few hosts' worth).
+        in_flight_cap = self.limits.concurrency * (1 if self.limits.scope == "host" else 4)
         return (
-            running < self.limits.concurrency
+            running < in_flight_cap
             and self.pages_done + running < self.limits.max_pages
             and self.attempts < self.limits.max_pages * MAX_ATTEMPTS_PER_PAGE
             and not self.bytes_exhausted
@@ -320,11 +344,12 @@ class _Crawler:
         try:
             response = await self._fetch(url, is_start=False)
             if response is None:
+                self.skipped["duplicate"] += 1  # redirected to a page already seen
                 return []
             self._require_page(response)
             return self._process(response, depth, position)
         except CrawlError as exc:
-            self.skipped += 1
+            self.skipped[exc.code] += 1
             log.debug("skipped %s: %s %s", url, exc.code, exc.message)
             return []
 
@@ -347,28 +372,66 @@ class _Crawler:
             max_text_chars=self.limits.context_budget_chars,
         )
         self.pages_done += 1
+        canonical = normalize_url(summary.canonical) if summary.canonical else None
         header = parse_robots_directives(*response.headers.get_list("x-robots-tag"))
         if directives.noindex or header.noindex:
-            self.skipped += 1  # fetched, but left out of the context as the site asks
+            self.skipped["noindex"] += 1  # fetched, but left out of the context as the site asks
         else:
-            self.pages.append((depth, position, summary))
+            fingerprint = hashlib.blake2b(f"{summary.title}\n{summary.text}".encode(), digest_size=16).digest()
+            self.pages.append(_Page(depth, position, response.url, canonical, fingerprint, summary))
         if directives.nofollow or header.nofollow or depth >= self.limits.max_depth:
             return []
-        found = []
-        for link in links:
-            url = normalize_url(link)
-            if _netloc(url) != self.site or url in self.seen:
-                continue
-            if urlsplit(url).path.lower().endswith(_ASSET_SUFFIXES):
-                continue
-            self.seen.add(url)
-            found.append(url)
-        return found
+        # The canonical page is the one worth having; fetch it even when no link points to it.
+        candidates = [canonical, *links] if canonical and canonical != response.url else links
+        return [url for url in map(normalize_url, candidates) if self._new_in_scope(url)]
+
+    def _new_in_scope(self, url: str) -> bool:
+        assert self.scope is not None
+        if url in self.seen or not self.scope.contains(url) or is_asset(url):
+            return False
+        self.seen.add(url)
+        return True
 
     async def _report(self, queued: int) -> None:
         if self.on_progress is not None:
             estimate = max(self.pages_done, min(self.limits.max_pages, self.pages_done + queued))
             await self.on_progress(self.pages_done, estimate)
+
+    # -- sitemaps ------------------------------------------------------------------
+
+    async def _sitemap_urls(self, start: str) -> list[str]:
+        """Page URLs the site's sitemaps list (robots.txt's Sitemap lines, else /sitemap.xml)."""
+        robots = self._robots.get(origin(start))
+        declared = robots.sitemaps if isinstance(robots, Robots) else []
+        assert self.scope is not None
+        files = deque(normalize_url(u) for u in declared if self.scope.contains(normalize_url(u)))
+        if not declared:
+            files.append(f"{origin(start)}/sitemap.xml")
+        wanted = self.limits.max_pages * SITEMAP_URLS_PER_PAGE
+        pages: list[str] = []
+        fetched = 0
+        while files and fetched < MAX_SITEMAP_FILES and len(pages) < wanted:
+            url = files.popleft()
+            fetched += 1
+            try:
+                response = await self._get(url, max_bytes=MAX_SITEMAP_BYTES, truncate=True, any_type=True)
+            except CrawlError as exc:
+                log.debug("sitemap %s unavailable: %s", url, exc.message)
+                continue
+            if response.status != 200:
+                continue
+            sitemap = parse_sitemap(response.body, MAX_SITEMAP_BYTES)
+            for entry in sitemap.urls:
+                try:
+                    entry = normalize_url(entry)
+                except ValueError:
+                    continue
+                if sitemap.is_index:
+                    if self.scope.contains(entry):
+                        files.append(entry)
+                elif len(pages) < wanted and self._new_in_scope(entry):
+                    pages.append(entry)
+        return [url for url in pages if await self._robots_allow(url)]
 
     # -- one URL, through its redirects ----------------------------------------
 
@@ -379,14 +442,11 @@ class _Crawler:
         """
         current = url
         for _ in range(self.limits.max_redirects + 1):
-            # The start URL may move to another host (apex -> www); other pages may not.
-            if not is_start and _netloc(current) != self.site:
+            # The start URL may move to another host (apex -> www); other pages may not leave the site.
+            if not is_start and self.scope is not None and not self.scope.contains(current):
                 raise CrawlError("off_site", f"{url} redirects off the site to {current}")
             if not await self._robots_allow(current):
-                raise CrawlError(
-                    "robots_disallowed", f"robots.txt does not allow crawling {current}"
-                )
-            await self.pacer.wait()
+                raise CrawlError("robots_disallowed", f"robots.txt does not allow crawling {current}")
             response = await self._get(current, max_bytes=self.limits.max_bytes_per_page)
             if response.location is None:
                 return response
@@ -396,21 +456,46 @@ class _Crawler:
                     raise CrawlError("too_many_redirects", f"{url} redirects in a loop")
                 return None
             self.seen.add(current)
-        raise CrawlError(
-            "too_many_redirects", f"{url} redirects more than {self.limits.max_redirects} times"
-        )
+        raise CrawlError("too_many_redirects", f"{url} redirects more than {self.limits.max_redirects} times")
 
-    async def _get(
-        self, url: str, *, max_bytes: int, truncate: bool = False, any_type: bool = False
-    ) -> _Response:
-        """One GET without redirects, to an address the guard approved; CrawlError on failure."""
-        try:
-            addresses = await self.guard.resolve(url)
-        except BlockedAddress as exc:
-            raise CrawlError(exc.code, exc.message, retryable=exc.code == "dns_failure") from exc
+    def _host(self, url: str) -> _Host:
+        key = netloc(url)
+        if key not in self.hosts:
+            self.hosts[key] = _Host(asyncio.Semaphore(self.limits.concurrency), _Pacer(self.limits.delay_s))
+        return self.hosts[key]
+
+    async def _get(self, url: str, *, max_bytes: int, truncate: bool = False, any_type: bool = False) -> _Response:
+        """One GET without redirects, retried with backoff on 5xx, 408 and 429 (honouring Retry-After)."""
+        host = self._host(url)
+        attempt = 0
+        while True:
+            async with host.slots:
+                await host.pacer.wait()
+                response = await self._get_once(host, url, max_bytes, truncate, any_type)
+            if not _should_retry(response.status) or attempt >= self.limits.max_retries:
+                return response
+            wait = _retry_after(response.headers)
+            if wait is None:
+                wait = self.limits.retry_backoff_s * 2**attempt
+            elif wait > MAX_RETRY_AFTER_S:
+                return response  # the site asks for longer than a crawl should wait
+            attempt += 1
+            self.retries += 1
+            log.debug("retrying %s in %.1f s after HTTP %d", url, wait, response.status)
+            await asyncio.sleep(wait)
+
+    async def _get_once(self, host: _Host, url: str, max_bytes: int, truncate: bool, any_type: bool) -> _Response:
+        """One request to an address the guard approved; CrawlError on failure."""
+        if host.addresses is None:
+            # Resolved and checked once per host and crawl; every request connects to these
+            # addresses, so a DNS answer that changes later (rebinding) is never used.
+            try:
+                host.addresses = await self.guard.resolve(url)
+            except BlockedAddress as exc:
+                raise CrawlError(exc.code, exc.message, retryable=exc.code == "dns_failure") from exc
         refused: httpx.ConnectError | None = None
         # A guard that returns no addresses (a test double) leaves resolution to the client.
-        for address in addresses[:MAX_ADDRESSES_TRIED] or [None]:
+        for address in host.addresses[:MAX_ADDRESSES_TRIED] or [None]:
             try:
                 async with asyncio.timeout(self.limits.request_timeout_s):
                     return await self._exchange(url, address, max_bytes, truncate, any_type)
@@ -418,29 +503,16 @@ class _Crawler:
                 refused = exc
             except (TimeoutError, httpx.TimeoutException) as exc:
                 raise CrawlError(
-                    "timeout",
-                    f"{url} did not answer within {self.limits.request_timeout_s:g} s",
-                    retryable=True,
+                    "timeout", f"{url} did not answer within {self.limits.request_timeout_s:g} s", retryable=True
                 ) from exc
             except httpx.ProtocolError as exc:
-                raise CrawlError(
-                    "http_error", f"{url} sent a malformed response: {exc}", retryable=True
-                ) from exc
+                raise CrawlError("http_error", f"{url} sent a malformed response: {exc}", retryable=True) from exc
             except httpx.TransportError as exc:
-                raise CrawlError(
-                    "unreachable", f"the connection to {url} failed: {exc}", retryable=True
-                ) from exc
-        raise CrawlError(
-            "unreachable", f"could not connect to {url}: {refused}", retryable=True
-        ) from refused
+                raise CrawlError("unreachable", f"the connection to {url} failed: {exc}", retryable=True) from exc
+        raise CrawlError("unreachable", f"could not connect to {url}: {refused}", retryable=True) from refused
 
     async def _exchange(
-        self,
-        url: str,
-        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None,
-        max_bytes: int,
-        truncate: bool,
-        any_type: bool,
+        self, url: str, address: IPAddress | None, max_bytes: int, truncate: bool, any_type: bool
     ) -> _Response:
         target = httpx.URL(url)
         headers = {
@@ -466,27 +538,34 @@ class _Crawler:
             result = _Response(url=url, status=response.status_code, headers=response.headers)
             location = response.headers.get("location")
             if response.status_code in REDIRECT_STATUSES and location:
-                result.location = _redirect_target(url, location)
+                result.location = redirect_target(url, location)
+                await self._discard(response)
+                return result
+            if not 200 <= response.status_code < 300 and not any_type:
+                await self._discard(response)  # an error page's body is never used
                 return result
             media = _media_type(response.headers)
             result.is_html = media in HTML_TYPES
             if media and not result.is_html and not any_type:
-                return result  # not read: only its headers were needed
+                await self._discard(response)  # only its headers were needed
+                return result
             result.body = await self._read(response, url, max_bytes, truncate)
             if not media:
                 result.is_html = _looks_like_html(result.body)
             return result
 
-    async def _read(
-        self, response: httpx.Response, url: str, max_bytes: int, truncate: bool
-    ) -> bytes:
+    async def _discard(self, response: httpx.Response) -> None:
+        """Read a small unwanted body so the connection can be reused; hang up on a big one."""
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) <= DISCARD_MAX_BYTES:
+            await response.aread()
+            self.bytes_fetched += response.num_bytes_downloaded
+
+    async def _read(self, response: httpx.Response, url: str, max_bytes: int, truncate: bool) -> bytes:
         """The body, up to max_bytes, counted against the crawl's byte budget as it arrives."""
         declared = response.headers.get("content-length", "")
         if not truncate and declared.isdigit() and int(declared) > max_bytes:
-            raise CrawlError(
-                "too_large",
-                f"{url} is {declared} bytes, over the {max_bytes} bytes allowed per page",
-            )
+            raise CrawlError("too_large", f"{url} is {declared} bytes, over the {max_bytes} bytes allowed per page")
         body = bytearray()
         counted = 0
         # aiter_bytes yields decompressed bytes, so a compression bomb is cut off too.
@@ -497,80 +576,54 @@ class _Crawler:
             if len(body) > max_bytes:
                 if truncate:
                     return bytes(body[:max_bytes])
-                raise CrawlError(
-                    "too_large", f"{url} is over the {max_bytes} bytes allowed per page"
-                )
+                raise CrawlError("too_large", f"{url} is over the {max_bytes} bytes allowed per page")
             if self.bytes_fetched > self.limits.max_total_bytes:
                 self.bytes_exhausted = True
-                raise CrawlError(
-                    "too_large",
-                    f"the crawl's budget of {self.limits.max_total_bytes} bytes is spent",
-                )
+                raise CrawlError("too_large", f"the crawl's budget of {self.limits.max_total_bytes} bytes is spent")
         self.bytes_fetched += response.num_bytes_downloaded - counted
         return bytes(body)
 
     # -- robots.txt --------------------------------------------------------------
 
     async def _robots_allow(self, url: str) -> bool:
-        robots = await self._robots_for(_origin(url))
+        robots = await self._robots_for(origin(url))
         if isinstance(robots, CrawlError):
             raise robots
-        return robots.can_fetch(self.user_agent, url)
+        return robots.allowed(url)
 
-    async def _robots_for(self, origin: str) -> RobotFileParser | CrawlError:
+    async def _robots_for(self, site: str) -> Robots | CrawlError:
+        if (known := self._robots.get(site)) is not None:
+            return known
         # One fetch per origin, even when many pages ask at once.
         async with self._robots_lock:
-            if origin not in self._robots:
+            if site not in self._robots:
                 try:
-                    self._robots[origin] = await self._load_robots(origin)
+                    self._robots[site] = await self._load_robots(site)
                 except CrawlError as exc:
-                    self._robots[origin] = exc
-            return self._robots[origin]
+                    self._robots[site] = exc
+            return self._robots[site]
 
-    async def _load_robots(self, origin: str) -> RobotFileParser:
+    async def _load_robots(self, site: str) -> Robots:
         """Fetch and parse robots.txt as RFC 9309 says to treat each outcome."""
-        url = f"{origin}/robots.txt"
-        parser = RobotFileParser(url)
+        url = f"{site}/robots.txt"
         for _ in range(ROBOTS_MAX_REDIRECTS + 1):
-            response = await self._get(
-                url, max_bytes=ROBOTS_MAX_BYTES, truncate=True, any_type=True
-            )
+            response = await self._get(url, max_bytes=ROBOTS_MAX_BYTES, truncate=True, any_type=True)
             if response.location is None:
                 break
             url = response.location
         else:
-            # Too many redirects: the file is "unavailable", which allows everything.
-            parser.parse([])  # no rules: everything allowed
-            return parser
+            return Robots.allow_all()  # too many redirects: "unavailable", which allows everything
         status = response.status
         if status >= 500 or status == 429:
             # A failing server may be hiding rules we must honour: come back later.
-            raise CrawlError(
-                "http_error", f"{url} answered HTTP {status}; robots.txt is unknown", retryable=True
-            )
-        if 200 <= status < 300:
-            parser.parse(_decode(response.body, "utf-8").splitlines())
-        else:
-            # No robots.txt (404, 403, ...): everything is allowed.
-            parser.parse([])  # no rules: everything allowed
-        if delay := parser.crawl_delay(self.user_agent):
-            self.pacer.interval = max(self.pacer.interval, min(float(delay), MAX_CRAWL_DELAY_S))
-        return parser
-
-
-def _charset(headers: httpx.Headers) -> str | None:
-    match = re.search(
-        r"charset\s*=\s*[\"']?([\w.:-]+)", headers.get("content-type", ""), re.IGNORECASE
-    )
-    return match.group(1) if match else None
-
-
-def _redirect_target(url: str, location: str) -> str:
-    target, _ = urldefrag(urljoin(url, location.strip()))
-    try:
-        return normalize_url(target)
-    except ValueError:
-        return target  # the guard refuses it with a precise reason
+            raise CrawlError("http_error", f"{url} answered HTTP {status}; robots.txt is unknown", retryable=True)
+        if not 200 <= status < 300:
+            return Robots.allow_all()  # no robots.txt (404, 403, ...): everything is allowed
+        robots = Robots.parse(_decode(response.body, "utf-8"), self.user_agent)
+        if robots.crawl_delay:
+            pacer = self._host(f"{site}/").pacer
+            pacer.interval = max(pacer.interval, min(robots.crawl_delay, MAX_CRAWL_DELAY_S))
+        return robots
 
 
 async def crawl(
@@ -584,3 +637,4 @@ async def crawl(
 ) -> CrawlContext:
     """Crawl the site at `start_url` within `limits`; CrawlError if the start page fails."""
     return await _Crawler(limits, client, guard, user_agent, on_progress).run(start_url)
+

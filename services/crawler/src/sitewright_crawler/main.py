@@ -19,8 +19,13 @@ def create_app(settings: CrawlerSettings) -> Worker:
     handlers = CrawlHandlers(settings, client_factory(settings), AddressGuard(settings.allow_cidrs))
     consumer = KeyedConsumer(
         bootstrap=settings.kafka_bootstrap, topic=settings.topics.events, group=settings.crawler_group, name="crawler",
-        handlers={"job.requested": handlers.on_job_requested, "job.retry_requested": handlers.on_retry_requested},
+        handlers={
+            "job.requested": handlers.on_job_requested,
+            "job.retry_requested": handlers.on_retry_requested,
+            "job.cancel_requested": handlers.on_cancel_requested,
+        },
         publisher=publisher, max_in_flight=settings.max_in_flight, handler_attempts=settings.handler_attempts,
+        unordered=frozenset({"job.cancel_requested"}),
     )
     return Worker(name="crawler", settings=settings, publisher=publisher, consumers=[consumer], stage="crawl")
 
