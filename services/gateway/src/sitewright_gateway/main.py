@@ -15,7 +15,7 @@ from sitewright_runtime.logs import configure_logging, get_logger
 from sitewright_runtime.netguard import AddressGuard
 from sitewright_runtime.settings import load_settings
 
-from . import api, http
+from . import api, http, links, webhooks_api
 from .config import GatewaySettings
 from .projection import Projection
 from .scheduler import Scheduler
@@ -69,6 +69,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, http.validation_error)  # type: ignore[arg-type]
     app.include_router(api.router)
     app.include_router(http.router)
+    app.include_router(webhooks_api.router)
+    app.include_router(links.router)
     return app
 
 
