@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import email
 import email.policy
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,6 +20,7 @@ from sitewright_contracts import decode, uuid7
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import ErrorInfo, SeoResult
 from sitewright_notifier.config import NotifierSettings
+from sitewright_notifier.deliveries import DeliveryStore
 from sitewright_notifier.main import create_app as notifier_app
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.mongo import connect
@@ -167,6 +169,31 @@ async def test_two_notifier_instances_deliver_each_outcome_exactly_once(kafka_bo
     ids = [r.headers["webhook-id"] for r in receiver.requests]
     assert len(ids) == 12 and len(set(ids)) == 12 and receiver.duplicates == []
     assert sorted(r.json()["data"]["job_id"] for r in receiver.requests) == sorted(jobs * 2)
+
+
+async def test_a_pending_retry_survives_a_restart_and_a_dead_instances_claim_is_taken_over(kafka_bootstrap, mongo_url, unique):
+    settings = notifier_settings(kafka_bootstrap, mongo_url, unique, retry_delays_s=[0.5, 0.5], delivery_lease_s=1.5)
+    async with database(settings) as db:
+        with WebhookReceiver(statuses=(500, 204)) as receiver:
+            job_id = await add_job(db, ("webhook", await registered(db, receiver)))
+
+            async def retry_pending():
+                doc = await db["deliveries"].find_one({"job_id": job_id})
+                return doc if doc and (doc["state"], doc["attempt"]) == ("pending", 1) else None
+
+            async with notifier_app(settings).running():
+                await publish(settings, completed(job_id))
+                pending = await eventually(retry_pending, what="the first try to fail")
+            # The notifier is gone with a retry due; another instance claims it and dies before trying.
+            dead_claim = await DeliveryStore(db["deliveries"]).claim(pending, lease_s=1.5)
+            assert dead_claim is not None
+            claimed_at = time.monotonic()
+            async with notifier_app(settings).running():
+                [doc] = await eventually(lambda: settled(db, job_id), what="the claim to be taken over")
+            events = await notifications(settings, job_id, 2)
+    assert len(receiver.requests) == 2 and receiver.requests[1].at - claimed_at >= 1.5 * 0.9, "not before the lease ran out"
+    assert (doc["state"], doc["attempt"]) == ("sent", 3)
+    assert [(e.type, e.data.delivery_attempt) for e in events] == [("notification.failed", 1), ("notification.sent", 3)]
 
 
 async def test_a_redirect_is_a_failed_try_and_410_disables_the_endpoint(kafka_bootstrap, mongo_url, unique):

@@ -69,3 +69,17 @@ def test_messages_name_the_site_the_outcome_and_the_link():
     assert "bakery.example" in subject and "no such host" in text and "https://sw/r/tok" in text
     assert "2030-01-02 03:04 UTC" in text
     assert sms_text(payload).endswith("https://sw/r/tok") and "bakery.example" in sms_text(payload)
+
+
+async def test_a_channel_without_settings_fails_for_good_and_says_which_variables_to_set():
+    from sitewright_notifier.channels import Notice
+    from sitewright_notifier.config import NotifierSettings
+    from sitewright_notifier.email import EmailChannel
+    from sitewright_notifier.sms import SmsChannel
+
+    notice = Notice(key="e:0", tenant="t", channel="sms", target="+15551234567", payload={})
+    sms = await SmsChannel(None).send(notice)
+    assert sms.verdict == "failed" and "SITEWRIGHT_SMS_ACCOUNT_SID" in sms.error
+    settings = NotifierSettings(kafka_bootstrap="k:1", mongo_url="mongodb://m", env="local")
+    mail = await EmailChannel(settings).send(notice)
+    assert mail.verdict == "failed" and "SITEWRIGHT_SMTP_HOST" in mail.error

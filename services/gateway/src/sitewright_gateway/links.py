@@ -77,7 +77,8 @@ async def result_link(
                         "the job this link points to has been removed after the retention period")
     result = None
     if job["status"] == "completed":
-        result = await state.store.results.find_one({"_id": claims.job_id}, {"_id": 0, "tenant": 0, "event_id": 0, "created_at": 0})
+        hidden = {"_id": 0, "tenant": 0, "event_id": 0, "created_at": 0}
+        result = await state.store.results.find_one({"_id": claims.job_id}, hidden)
     expires = datetime.fromtimestamp(claims.expires_at, UTC)
     if format == "json":
         body = {
@@ -98,7 +99,8 @@ def _render(job: dict[str, Any], result: dict[str, Any] | None, expires: datetim
         title = f"Job {job['status']}"
         parts.append(f'<h1>{escape(title)}</h1><p>Status: <span class="status">{escape(job["status"])}</span></p>')
         if error := job.get("error"):
-            parts.append(f"<p>Reason: {escape(str(error.get('message', '')))} ({escape(str(error.get('code', '')))})</p>")
+            message, code = escape(str(error.get("message", ""))), escape(str(error.get("code", "")))
+            parts.append(f"<p>Reason: {message} ({code})</p>")
         if job["status"] == "completed":
             parts.append("<p>The result is no longer available.</p>")
     else:
@@ -116,7 +118,9 @@ def _render(job: dict[str, Any], result: dict[str, Any] | None, expires: datetim
         )
         parts.append(f'<section aria-labelledby="content"><h2 id="content">Page content</h2>{sections}</section>')
         if result.get("faq"):
-            faq = "".join(f"<dt>{escape(q.get('question', ''))}</dt><dd>{escape(q.get('answer', ''))}</dd>" for q in result["faq"])
+            faq = "".join(
+                f"<dt>{escape(q.get('question', ''))}</dt><dd>{escape(q.get('answer', ''))}</dd>" for q in result["faq"]
+            )
             parts.append(f'<section aria-labelledby="faq"><h2 id="faq">FAQ</h2><dl>{faq}</dl></section>')
         schema = json.dumps(result.get("schema", {}), indent=2, ensure_ascii=False)
         parts.append('<section aria-labelledby="schema"><h2 id="schema">Structured data (JSON-LD)</h2>'

@@ -82,7 +82,11 @@ class DeliveryStore:
         """Store a try's result with its event; False when the claim was lost (the lease ran out)."""
         result = await self.collection.update_one(
             {"_id": doc["_id"], "version": doc["version"]},
-            {"$set": change | {"updated_at": utcnow(), "has_outbox": True}, "$push": {"outbox": event}, "$inc": {"version": 1}},
+            {
+                "$set": change | {"updated_at": utcnow(), "has_outbox": True},
+                "$push": {"outbox": event},
+                "$inc": {"version": 1},
+            },
         )
         return result.modified_count == 1
 
@@ -185,7 +189,9 @@ class DeliveryLoop:
         channel = self.channels.get(doc["channel"])
         if channel is None:
             return Attempt("failed", error=f"no {doc['channel']!r} channel on this notifier")
-        notice = Notice(key=doc["_id"], tenant=doc["tenant"], channel=doc["channel"], target=doc["target"], payload=doc["payload"])
+        notice = Notice(
+            key=doc["_id"], tenant=doc["tenant"], channel=doc["channel"], target=doc["target"], payload=doc["payload"]
+        )
         try:
             # Bounded even when a channel's own timeouts misbehave: past the lease another instance would resend.
             async with asyncio.timeout(self.lease_s * 0.8):
@@ -196,9 +202,10 @@ class DeliveryLoop:
     def _outcome(self, doc: dict[str, Any], attempt: Attempt) -> tuple[dict[str, Any], ev.Event]:
         """The document's next state and the event reporting this try."""
         next_at: datetime | None = None
+        delay = self.schedule.delay_after(doc["attempt"], attempt.retry_after_s) if attempt.verdict == "retry" else None
         if attempt.verdict == "sent":
             state = "sent"
-        elif attempt.verdict == "retry" and (delay := self.schedule.delay_after(doc["attempt"], attempt.retry_after_s)) is not None:
+        elif delay is not None:
             state, next_at = "pending", utcnow() + timedelta(seconds=delay)
         else:
             state = "failed"
@@ -212,8 +219,9 @@ class DeliveryLoop:
             event_id=derived_uuid7(doc["outcome_event_id"], "notification", doc["index"], doc["attempt"]),
             job_id=doc["job_id"], tenant=doc["tenant"], attempt=doc["event_attempt"], producer=PRODUCER,
             data=ev.NotificationData(
-                channel=doc["channel"], target=doc["target"], outcome=doc["outcome"], outcome_event_id=doc["outcome_event_id"],
-                status_code=attempt.status_code, error=attempt.error, delivery_attempt=doc["attempt"], next_attempt_at=next_at,
+                channel=doc["channel"], target=doc["target"], outcome=doc["outcome"],
+                outcome_event_id=doc["outcome_event_id"], status_code=attempt.status_code, error=attempt.error,
+                delivery_attempt=doc["attempt"], next_attempt_at=next_at,
             ),
         )
         return change, event

@@ -44,10 +44,13 @@ class EmailChannel:
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [e.code for e in exc.recipients]
             verdict = "failed" if all(code >= 500 for code in codes) else "retry"
-            return Attempt(verdict, codes[0] if codes else None, f"the mail server refused {notice.target}: {exc.recipients[0].message if exc.recipients else exc}")
+            reason = exc.recipients[0].message if exc.recipients else str(exc)
+            return Attempt(verdict, codes[0] if codes else None, f"the mail server refused {notice.target}: {reason}")
         except aiosmtplib.SMTPAuthenticationError as exc:
             # The deployment's credentials are wrong: retried, so mail goes out once an operator fixes them.
-            return Attempt("retry", exc.code, f"SMTP login failed ({exc.code} {exc.message}); check SITEWRIGHT_SMTP_USERNAME/PASSWORD")
+            return Attempt(
+                "retry", exc.code, f"SMTP login failed ({exc.code} {exc.message}); check SITEWRIGHT_SMTP_USERNAME/PASSWORD"
+            )
         except aiosmtplib.SMTPResponseException as exc:
             return Attempt("failed" if exc.code >= 500 else "retry", exc.code, f"SMTP {exc.code}: {exc.message}")
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:

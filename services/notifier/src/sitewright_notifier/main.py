@@ -59,7 +59,9 @@ def create_app(settings: NotifierSettings) -> Worker:
         await sms_client.aclose()
         await mongo.close()
 
-    return Worker(name="notifier", settings=settings, publisher=publisher, consumers=[consumer], on_start=[start], on_stop=[close])
+    return Worker(
+        name="notifier", settings=settings, publisher=publisher, consumers=[consumer], on_start=[start], on_stop=[close]
+    )
 
 
 def _sms_provider(settings: NotifierSettings, client: httpx.AsyncClient) -> TwilioSms | None:

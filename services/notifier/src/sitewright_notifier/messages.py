@@ -15,7 +15,9 @@ _HEADLINES = {
 }
 
 
-def outcome_payload(event: ev.Event, job: dict[str, Any], *, result_url: str, job_url: str, link_expires_at: datetime) -> dict[str, Any]:
+def outcome_payload(
+    event: ev.Event, job: dict[str, Any], *, result_url: str, job_url: str, link_expires_at: datetime
+) -> dict[str, Any]:
     """The Standard Webhooks shaped body: `type`, `timestamp` and the outcome in `data`."""
     outcome = event.type.removeprefix("job.")
     data: dict[str, Any] = {

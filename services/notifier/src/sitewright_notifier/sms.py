@@ -17,7 +17,10 @@ class SmsProvider(Protocol):
 class TwilioSms:
     """POST {base}/2010-04-01/Accounts/{sid}/Messages.json with basic auth and form fields To, From, Body."""
 
-    def __init__(self, client: httpx.AsyncClient, *, base_url: str, account_sid: str, auth_token: str, from_number: str, max_retry_after_s: float):
+    def __init__(
+        self, client: httpx.AsyncClient, *, base_url: str, account_sid: str, auth_token: str, from_number: str,
+        max_retry_after_s: float,
+    ):
         self.client = client
         self.url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self.auth = (account_sid, auth_token)
@@ -26,7 +29,8 @@ class TwilioSms:
 
     async def send_sms(self, to: str, body: str) -> Attempt:
         try:
-            response = await self.client.post(self.url, auth=self.auth, data={"To": to, "From": self.from_number, "Body": body})
+            form = {"To": to, "From": self.from_number, "Body": body}
+            response = await self.client.post(self.url, auth=self.auth, data=form)
         except httpx.HTTPError as exc:
             return Attempt("retry", error=f"the SMS API could not be reached: {type(exc).__name__}: {exc}")
         verdict = http_verdict(response.status_code)

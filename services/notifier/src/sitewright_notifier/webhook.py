@@ -43,7 +43,9 @@ def signed_headers(secrets: Sequence[str], msg_id: str, timestamp: int, body: by
     }
 
 
-def pinned(url: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
+def pinned(
+    url: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address
+) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
     """(URL, headers, extensions) connecting to the checked `address` rather than a second DNS answer.
 
     The Host header keeps the real name, and for https so do SNI and the
@@ -57,7 +59,10 @@ def pinned(url: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> 
 class WebhookChannel:
     name = "webhook"
 
-    def __init__(self, client: httpx.AsyncClient, guard: AddressGuard, endpoints: WebhookEndpoints, *, timeout_s: float, max_retry_after_s: float):
+    def __init__(
+        self, client: httpx.AsyncClient, guard: AddressGuard, endpoints: WebhookEndpoints, *,
+        timeout_s: float, max_retry_after_s: float,
+    ):
         self.client = client
         self.guard = guard
         self.endpoints = endpoints
