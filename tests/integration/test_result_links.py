@@ -114,6 +114,7 @@ async def test_the_result_link_opens_without_an_api_key_and_expired_or_tampered_
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
     assert '<html lang="en">' in html and "<title>Crumb &amp; Co, sourdough bakery · Sitewright</title>" in html
+    assert '<meta name="description" content="Sourdough baked daily in Leeds.">' in html
     assert "Do you deliver?" in html and "Within Leeds, daily." in html
     assert "&quot;@context&quot;: &quot;https://schema.org&quot;" in html
     assert "&lt;script&gt;" in html and "<script>" not in html, "crawled text is shown, never run"

@@ -40,11 +40,12 @@ pre{background:#f4f4f4;padding:1rem;overflow-x:auto;font-size:.9rem}
 """
 
 
-def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
+def _page(title: str, body: str, status_code: int = 200, description: str = "") -> HTMLResponse:
     html = (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="robots" content="noindex, nofollow">'
+        f'<meta name="description" content="{escape(description)}">'
         f"<title>{escape(title)} · Sitewright</title><style>{_STYLE}</style></head>"
         f"<body><main>{body}</main></body></html>\n"
     )
@@ -88,7 +89,8 @@ async def result_link(
             "link_expires_at": expires,
         }
         return JSONResponse(json.loads(json.dumps(body, default=str)), headers=_HEADERS)
-    return _page(*_render(job, result, expires))
+    title, body = _render(job, result, expires)
+    return _page(title, body, description=((result or {}).get("meta") or {}).get("description", ""))
 
 
 def _render(job: dict[str, Any], result: dict[str, Any] | None, expires: datetime) -> tuple[str, str]:

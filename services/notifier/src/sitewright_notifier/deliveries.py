@@ -22,7 +22,7 @@ from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 from sitewright_contracts import EVENT_TYPES, derived_uuid7
 from sitewright_contracts import events as ev
 from sitewright_runtime.kafka import Publisher
@@ -46,8 +46,14 @@ class DeliveryStore:
     def __init__(self, collection: AsyncCollection):
         self.collection = collection
 
-    async def create_indexes(self) -> None:
+    async def create_indexes(self, keep_s: float) -> None:
         await self.collection.create_index([("state", ASCENDING), ("next_attempt_at", ASCENDING)])
+        # A finished delivery is the record that stops a replay from sending again, so it is kept as long
+        # as the job it belongs to (a replayed outcome of a job already removed finds no targets).
+        try:
+            await self.collection.create_index("finished_at", expireAfterSeconds=int(keep_s), name="finished_ttl")
+        except OperationFailure as exc:  # kept for another period before: the existing index stays
+            log.warning("deliveries_ttl_unchanged", error=str(exc))
         await self.collection.create_index([("has_outbox", ASCENDING), ("updated_at", ASCENDING)])
         await self.collection.create_index([("job_id", ASCENDING)])
 

@@ -49,7 +49,8 @@ def create_app(settings: NotifierSettings) -> Worker:
     )
 
     async def start() -> None:
-        await store.create_indexes()
+        # Twice the retention: deliveries finish after their job, and must not expire before it does.
+        await store.create_indexes(keep_s=2 * settings.retention_s)
         await endpoints.create_indexes()
         await loop.start()
 
