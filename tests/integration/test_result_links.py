@@ -74,6 +74,15 @@ async def test_a_rotated_secret_signs_beside_the_old_one_until_the_old_one_expir
             bad = await api.post("/api/webhooks/endpoints", json={"url": "file:///etc/passwd"})
             assert bad.status_code == 422 and "http:// or https://" in bad.json()["message"]
 
+            # Endpoints belong to the tenant of the API key: another tenant neither sees nor shares them.
+            assert (await api.get("/api/webhooks/endpoints", headers={"Authorization": ""})).status_code == 401
+            made = await api.post("/api/admin/keys", json={"tenant": "acme", "name": "hooks"})
+            acme = {"Authorization": f"Bearer {made.json()['key']}"}
+            assert (await api.get("/api/webhooks/endpoints", headers=acme)).json() == []
+            assert (await api.get(f"/api/webhooks/endpoints/{endpoint}", headers=acme)).status_code == 404
+            theirs = (await api.post("/api/webhooks/endpoints", headers=acme, json={"url": hook})).json()
+            assert theirs["id"] != endpoint and theirs["secret"] not in (first, second, third)
+
     assert receiver.verified == [True, True, True], "the receiver verified every delivery with the secret it held"
     one, two, three = receiver.requests
     assert len(two.headers["webhook-signature"].split(" ")) == 2

@@ -33,6 +33,7 @@ EVENTS_HANDLED = Counter(
     "sitewright_events_handled_total", "Events a consumer handled, by group and outcome.", ["group", "outcome"]
 )
 EVENTS_PUBLISHED = Counter("sitewright_events_published_total", "Events published, by type.", ["type"])
+STAGE_PAUSED = Gauge("sitewright_stage_paused", "1 while a stage is paused through jobs.control.", ["stage"])
 NOTIFICATIONS = Counter(
     "sitewright_notifications_total", "Notification tries, by channel and verdict (sent, retry, failed).",
     ["channel", "verdict"],

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sitewright_runtime.links import LinkError, verify_link
 
-from .api import State
+from .deps import State
 
 router = APIRouter()
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, field_validator
 from sitewright_runtime.netguard import BlockedAddress
 from sitewright_runtime.webhook_endpoints import COLLECTION, WebhookEndpoints, active_secrets
 
-from .api import State, Tenant
+from .deps import State, Tenant
 from .state import GatewayState
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])

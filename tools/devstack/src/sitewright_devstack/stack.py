@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ class StackConfig:
     partitions: int = 8
     topic_prefix: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
+    api_key: str = ""  # empty: the key saved under `home`, created on first start
 
 
 class Stack:
@@ -43,6 +45,23 @@ class Stack:
         self.broker_port = config.broker_port or infra.free_port()
         self.mongo_port = config.mongo_port or infra.free_port()
         self.gateway_port = config.gateway_port or infra.free_port()
+        self.api_key = config.api_key or self._saved_key()
+
+    def _saved_key(self) -> str:
+        """The stack's admin key: made once, kept in `<home>/api-key` (mode 600) so restarts keep it."""
+        path = self.config.home / "api-key"
+        if path.exists():
+            return path.read_text().strip()
+        self.config.home.mkdir(parents=True, exist_ok=True)
+        key = "sw_" + secrets.token_urlsafe(32)
+        path.touch(mode=0o600)
+        path.write_text(key + "\n")
+        return key
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a client sends to be the stack's admin."""
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     @property
     def logs(self) -> Path:
@@ -68,6 +87,7 @@ class Stack:
             "SITEWRIGHT_GATEWAY_PORT": str(self.gateway_port),
             "SITEWRIGHT_PUBLIC_URL": self.gateway_url,
             "SITEWRIGHT_LOG_FORMAT": "json",
+            "SITEWRIGHT_BOOTSTRAP_API_KEY": self.api_key,
             **self.config.extra_env,
         }
 
