@@ -129,7 +129,7 @@ class DeliveryLoop:
         self._wake.set()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="notifier:deliveries")
+        self._task = asyncio.create_task(self.run(), name="notifier-deliveries")
 
     async def stop(self, drain_timeout_s: float = 10) -> None:
         self._stopping.set()
