@@ -12,6 +12,7 @@ import contextlib
 import email
 import email.policy
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -194,6 +195,27 @@ async def test_a_pending_retry_survives_a_restart_and_a_dead_instances_claim_is_
     assert len(receiver.requests) == 2 and receiver.requests[1].at - claimed_at >= 1.5 * 0.9, "not before the lease ran out"
     assert (doc["state"], doc["attempt"]) == ("sent", 3)
     assert [(e.type, e.data.delivery_attempt) for e in events] == [("notification.failed", 1), ("notification.sent", 3)]
+
+
+async def test_an_event_recorded_but_not_published_before_a_crash_is_published_later(kafka_bootstrap, mongo_url, unique):
+    settings = notifier_settings(kafka_bootstrap, mongo_url, unique)
+    job_id = uuid7()
+    lost = ev.NotificationSent(job_id=job_id, tenant=TENANT, producer="notifier", data=ev.NotificationData(
+        channel="webhook", target="https://hooks.example/", outcome="completed", outcome_event_id=uuid7(), status_code=200))
+    async with database(settings) as db:
+        # What a try leaves when its process dies between recording the result and publishing the event.
+        long_ago = datetime.now(UTC) - timedelta(minutes=1)
+        await db["deliveries"].insert_one({
+            "_id": f"{lost.data.outcome_event_id}:0", "job_id": job_id, "state": "sent", "attempt": 1, "version": 2,
+            "next_attempt_at": None, "updated_at": long_ago, "has_outbox": True, "outbox": [lost.model_dump(mode="json")],
+        })
+        async with notifier_app(settings).running():
+            [published] = await notifications(settings, job_id, 1)
+
+            async def cleared():
+                return (await db["deliveries"].find_one({"job_id": job_id}))["has_outbox"] is False
+            await eventually(cleared, what="the outbox cleared")
+    assert published.event_id == lost.event_id and published.type == "notification.sent"
 
 
 async def test_a_redirect_is_a_failed_try_and_410_disables_the_endpoint(kafka_bootstrap, mongo_url, unique):
