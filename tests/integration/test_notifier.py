@@ -173,7 +173,8 @@ async def test_two_notifier_instances_deliver_each_outcome_exactly_once(kafka_bo
 
 
 async def test_a_pending_retry_survives_a_restart_and_a_dead_instances_claim_is_taken_over(kafka_bootstrap, mongo_url, unique):
-    settings = notifier_settings(kafka_bootstrap, mongo_url, unique, retry_delays_s=[0.5, 0.5], delivery_lease_s=1.5)
+    # The retry is due in a minute, so it is still pending when the first instance stops.
+    settings = notifier_settings(kafka_bootstrap, mongo_url, unique, retry_delays_s=[60.0, 60.0], delivery_lease_s=1.5)
     async with database(settings) as db:
         with WebhookReceiver(statuses=(500, 204)) as receiver:
             job_id = await add_job(db, ("webhook", await registered(db, receiver)))
@@ -216,6 +217,19 @@ async def test_an_event_recorded_but_not_published_before_a_crash_is_published_l
                 return (await db["deliveries"].find_one({"job_id": job_id}))["has_outbox"] is False
             await eventually(cleared, what="the outbox cleared")
     assert published.event_id == lost.event_id and published.type == "notification.sent"
+
+
+async def test_jobs_are_read_from_the_active_read_model_after_a_rebuild_switched_it(kafka_bootstrap, mongo_url, unique):
+    settings = notifier_settings(kafka_bootstrap, mongo_url, unique)
+    async with database(settings) as db:
+        rebuilt = db.client[f"{settings.mongo_db}_rebuilt"]
+        await db["meta"].insert_one({"_id": "read_model", "db": rebuilt.name})
+        with WebhookReceiver() as receiver:
+            job_id = await add_job(rebuilt, ("webhook", await registered(db, receiver)))
+            async with notifier_app(settings).running():
+                await publish(settings, completed(job_id))
+                [delivery] = await eventually(lambda: settled(db, job_id), what="the delivery")
+    assert delivery["state"] == "sent" and receiver.verified == [True]
 
 
 async def test_a_redirect_is_a_failed_try_and_410_disables_the_endpoint(kafka_bootstrap, mongo_url, unique):

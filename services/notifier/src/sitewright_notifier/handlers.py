@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from sitewright_contracts import events as ev
 from sitewright_runtime.consumer import Delivery
 from sitewright_runtime.links import sign_link
 from sitewright_runtime.logs import get_logger
+from sitewright_runtime.mongo import active_model
 
 from .config import NotifierSettings
 from .deliveries import DeliveryLoop, DeliveryStore
@@ -19,14 +20,16 @@ log = get_logger(__name__)
 
 
 class NotifyHandlers:
-    def __init__(self, settings: NotifierSettings, jobs: AsyncCollection, store: DeliveryStore, loop: DeliveryLoop):
+    def __init__(self, settings: NotifierSettings, db: AsyncDatabase, store: DeliveryStore, loop: DeliveryLoop):
         self.settings = settings
-        self.jobs = jobs
+        self.db = db
         self.store = store
         self.loop = loop
 
     async def on_outcome(self, event: ev.Event, delivery: Delivery) -> None:
-        job = await self.jobs.find_one({"_id": event.job_id}, {"notify": 1, "url": 1, "tenant": 1})
+        # Jobs are in the read model, which a rebuild may have moved to another database.
+        jobs = (await active_model(self.db))["jobs"]
+        job = await jobs.find_one({"_id": event.job_id}, {"notify": 1, "url": 1, "tenant": 1})
         if job is None:
             log.warning("notify_job_unknown", job_id=event.job_id)
             return
