@@ -109,7 +109,7 @@ class _Hook(SimpleHTTPRequestHandler):
 
 
 async def _all_notified(ids: list[str]) -> bool:
-    got = [p["job_id"] for p in _Hook.received]
+    got = [p["data"]["job_id"] for p in _Hook.received]
     return all(got.count(i) == 1 for i in ids)
 
 

@@ -215,6 +215,9 @@ class NotificationData(Payload):
     outcome_event_id: str
     status_code: int | None = None
     error: str | None = None
+    # Which try of this delivery the event reports, and whether another one is scheduled.
+    delivery_attempt: int = 1
+    next_attempt_at: datetime | None = None
 
 
 class NotificationSent(Event):

@@ -37,3 +37,7 @@ STAGE_PAUSED = Gauge("sitewright_stage_paused", "1 while a stage is paused throu
 LLM_TOKENS = Counter(
     "sitewright_llm_tokens_total", "LLM tokens consumed, by provider and direction (in, out).", ["provider", "direction"]
 )
+NOTIFICATIONS = Counter(
+    "sitewright_notifications_total", "Notification tries, by channel and verdict (sent, retry, failed).",
+    ["channel", "verdict"],
+)

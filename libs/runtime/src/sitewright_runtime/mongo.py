@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 
 def connect(url: str, appname: str = "sitewright") -> AsyncMongoClient:
@@ -13,3 +14,14 @@ def connect(url: str, appname: str = "sitewright") -> AsyncMongoClient:
     idempotent anyway (filtered on `_id` and `version`, or keyed by event id).
     """
     return AsyncMongoClient(url, retryWrites=False, tz_aware=True, serverSelectionTimeoutMS=5000, appname=appname)
+
+
+# `meta.read_model` in the base database names the database of the log-derived collections
+# (jobs, job_events, results) once a rebuild has replaced it; the gateway's Store follows it too.
+ACTIVE_MODEL = "read_model"
+
+
+async def active_model(db: AsyncDatabase) -> AsyncDatabase:
+    """The database that holds the log-derived collections now: `db` itself unless a rebuild switched it."""
+    doc = await db["meta"].find_one({"_id": ACTIVE_MODEL})
+    return db.client[doc["db"]] if doc and doc.get("db") and doc["db"] != db.name else db

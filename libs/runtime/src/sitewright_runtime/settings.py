@@ -63,6 +63,9 @@ def load_settings(cls: type[S], **overrides: object) -> S:
         prefix = cls.model_config.get("env_prefix", "")
         lines = []
         for err in exc.errors():
+            if not err["loc"]:  # a check across fields: its message names the variables itself
+                lines.append(f"  {err['msg'].removeprefix('Value error, ')}")
+                continue
             name = (prefix + "_".join(str(p) for p in err["loc"])).upper()
             what = "is required" if err["type"] == "missing" else f"is invalid: {err['msg']}"
             lines.append(f"  {name} {what}")

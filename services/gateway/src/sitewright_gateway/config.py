@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pydantic import Field, SecretStr
+from sitewright_runtime.links import LinkSettings
 from sitewright_runtime.settings import ServiceSettings
 
 from .projector import RetryPolicy
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(ServiceSettings, LinkSettings):
     mongo_url: str = Field(description="MongoDB connection string, e.g. mongodb://127.0.0.1:27017/?retryWrites=false.")
     mongo_db: str = "sitewright"
     gateway_host: str = "127.0.0.1"

@@ -17,7 +17,7 @@ from sitewright_runtime.mongo import connect
 from sitewright_runtime.netguard import AddressGuard
 from sitewright_runtime.settings import load_settings
 
-from . import admin_api, api, commands, dlq, http
+from . import admin_api, api, commands, dlq, http, links, webhooks_api
 from .auth import KeyStore
 from .config import GatewaySettings
 from .outbox import PublishedMarks
@@ -84,6 +84,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(dlq.router)
     app.include_router(admin_api.router)
     app.include_router(http.router)
+    app.include_router(webhooks_api.router)
+    app.include_router(links.router)
     return app
 
 

@@ -1,76 +1,59 @@
-"""Tell each of a job's targets about its outcome, once per outcome event and target."""
+"""Turn a job's outcome into one scheduled delivery per target, once per outcome event and target."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import timedelta
+from typing import Any
 
-import httpx
 from pymongo.asynchronous.database import AsyncDatabase
-from sitewright_contracts import derived_uuid7
 from sitewright_contracts import events as ev
 from sitewright_runtime.consumer import Delivery
+from sitewright_runtime.links import sign_link
 from sitewright_runtime.logs import get_logger
-from sitewright_runtime.netguard import AddressGuard
+from sitewright_runtime.mongo import active_model
 
 from .config import NotifierSettings
-from .webhook import Delivered, deliver
+from .deliveries import DeliveryLoop, DeliveryStore
+from .messages import outcome_payload
 
 log = get_logger(__name__)
-PRODUCER = "notifier"
 
 
 class NotifyHandlers:
-    def __init__(self, settings: NotifierSettings, db: AsyncDatabase, client: httpx.AsyncClient, guard: AddressGuard):
+    def __init__(self, settings: NotifierSettings, db: AsyncDatabase, store: DeliveryStore, loop: DeliveryLoop):
         self.settings = settings
-        self.jobs = db["jobs"]
-        self.sent = db["notifications"]
-        self.client = client
-        self.guard = guard
+        self.db = db
+        self.store = store
+        self.loop = loop
 
     async def on_outcome(self, event: ev.Event, delivery: Delivery) -> None:
-        job = await self.jobs.find_one({"_id": event.job_id}, {"notify": 1, "url": 1})
+        # Jobs are in the read model, which a rebuild may have moved to another database.
+        jobs = (await active_model(self.db))["jobs"]
+        job = await jobs.find_one({"_id": event.job_id}, {"notify": 1, "url": 1, "tenant": 1})
         if job is None:
             log.warning("notify_job_unknown", job_id=event.job_id)
             return
+        payload = self._payload(event, job)
+        scheduled = 0
         for index, target in enumerate(job.get("notify") or []):
-            await self._notify(event, job, index, target, delivery)
+            # The key is the dedupe record: a replayed or redelivered outcome finds it and sends nothing.
+            scheduled += await self.store.schedule({
+                "_id": f"{event.event_id}:{index}", "job_id": event.job_id, "tenant": job.get("tenant", event.tenant),
+                "outcome_event_id": event.event_id, "outcome": event.type.removeprefix("job."), "index": index,
+                "event_attempt": event.attempt, "channel": target["channel"], "target": target["target"],
+                "payload": payload, "traceparent": delivery.traceparent,
+            })
+        if scheduled:
+            self.loop.wake()
+        log.info("notifications_scheduled", job_id=event.job_id, scheduled=scheduled, targets=len(job.get("notify") or []))
 
-    async def _notify(self, event: ev.Event, job: dict, index: int, target: dict, delivery: Delivery) -> None:
-        key = f"{event.event_id}:{index}"
-        if await self.sent.find_one({"_id": key, "ok": True}):
-            return  # a redelivered or replayed outcome: this target already has it
-        outcome = event.type.removeprefix("job.")
-        base = self.settings.public_url.rstrip("/")
-        payload = {
-            "type": event.type,
-            "job_id": event.job_id,
-            "status": outcome,
-            "url": job.get("url"),
-            "occurred_at": event.occurred_at.isoformat(),
-            "job_url": f"{base}/api/jobs/{event.job_id}",
-            "result_url": f"{base}/api/jobs/{event.job_id}/result" if outcome == "completed" else None,
-            "error": event.data.error.model_dump() if isinstance(event, ev.JobFailed) else None,
-        }
-        if target["channel"] == "webhook":
-            secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
-            result = await deliver(
-                self.client, self.guard, target["target"], key, payload, secret=secret, attempts=self.settings.webhook_attempts
-            )
-        else:
-            result = Delivered(False, error=f"the {target['channel']} channel is not configured on this deployment")
-        await self.sent.update_one(
-            {"_id": key},
-            {"$set": {"job_id": event.job_id, "ok": result.ok, "status_code": result.status_code, "error": result.error,
-                      "at": datetime.now(UTC)}},
-            upsert=True,
+    def _payload(self, event: ev.Event, job: dict[str, Any]) -> dict[str, Any]:
+        """The outcome with a signed link that lives as long as the job is kept (from the outcome on)."""
+        s = self.settings
+        expires = event.occurred_at + timedelta(seconds=s.retention_s)
+        tenant = job.get("tenant", event.tenant)
+        token = sign_link(s.link_secret.get_secret_value(), event.job_id, tenant, int(expires.timestamp()))
+        base = s.public_url.rstrip("/")
+        return outcome_payload(
+            event, job, result_url=f"{base}/r/{token}", job_url=f"{base}/api/jobs/{event.job_id}", link_expires_at=expires
         )
-        data = ev.NotificationData(
-            channel=target["channel"], target=target["target"], outcome=outcome, outcome_event_id=event.event_id,
-            status_code=result.status_code, error=result.error,
-        )
-        cls = ev.NotificationSent if result.ok else ev.NotificationFailed
-        await delivery.emit(
-            cls(event_id=derived_uuid7(event.event_id, "notification", index), job_id=event.job_id, tenant=event.tenant,
-                attempt=event.attempt, producer=PRODUCER, data=data)
-        )
-        log.info("notified", job_id=event.job_id, channel=target["channel"], ok=result.ok, status_code=result.status_code)

@@ -1,4 +1,9 @@
-"""Webhook delivery following the Standard Webhooks spec (webhook-id, -timestamp, -signature)."""
+"""Webhook delivery following the Standard Webhooks spec (webhook-id, -timestamp, -signature).
+
+One POST per try. The URL passes the same SSRF guard as the crawler and the
+connection goes to the address the guard checked; redirects are not
+followed (a 3xx is a failed try), and a 410 disables the endpoint.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,19 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
 import httpx
 from sitewright_runtime.netguard import AddressGuard, BlockedAddress
+from sitewright_runtime.webhook_endpoints import WebhookEndpoints, active_secrets
 
+from .channels import Attempt, Notice, http_verdict, retry_after
 
-@dataclass(frozen=True)
-class Delivered:
-    ok: bool
-    status_code: int | None = None
-    error: str | None = None
+# A host's other addresses are tried when one refuses the connection (an unreachable IPv6 address).
+MAX_ADDRESSES_TRIED = 3
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -29,32 +33,82 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-async def deliver(
-    client: httpx.AsyncClient, guard: AddressGuard, url: str, msg_id: str, payload: dict[str, Any], *,
-    secret: str | None, attempts: int, backoff_s: float = 0.5,
-) -> Delivered:
-    """POST the payload; retry 5xx, 429 and network errors. A 3xx is a failure (redirects are not followed)."""
-    body = json.dumps(payload, separators=(",", ":"), default=str).encode()
-    last = Delivered(False, error="not attempted")
-    for attempt in range(1, attempts + 1):
+def signed_headers(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The Standard Webhooks headers; one space-separated signature per active secret (rotation)."""
+    return {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": " ".join(sign(s, msg_id, timestamp, body) for s in secrets),
+    }
+
+
+def pinned(
+    url: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address
+) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
+    """(URL, headers, extensions) connecting to the checked `address` rather than a second DNS answer.
+
+    The Host header keeps the real name, and for https so do SNI and the
+    certificate check (the crawler connects the same way).
+    """
+    target = httpx.URL(url)
+    extensions = {"sni_hostname": target.raw_host.decode("ascii")} if target.scheme == "https" else {}
+    return target.copy_with(host=str(address)), {"Host": target.netloc.decode("ascii")}, extensions
+
+
+class WebhookChannel:
+    name = "webhook"
+
+    def __init__(
+        self, client: httpx.AsyncClient, guard: AddressGuard, endpoints: WebhookEndpoints, *,
+        timeout_s: float, max_retry_after_s: float,
+    ):
+        self.client = client
+        self.guard = guard
+        self.endpoints = endpoints
+        self.timeout_s = timeout_s
+        self.max_retry_after_s = max_retry_after_s
+
+    async def send(self, notice: Notice) -> Attempt:
+        endpoint = await self.endpoints.ensure(notice.tenant, notice.target)
+        if endpoint["disabled"]:
+            return Attempt("failed", error=f"the endpoint is disabled ({endpoint['disabled_reason']}); "
+                                           "register it again with POST /api/webhooks/endpoints to re-enable it")
         try:
-            await guard.resolve(url)
+            addresses = await self.guard.resolve(notice.target)
         except BlockedAddress as exc:
-            return Delivered(False, error=f"{exc.code}: {exc.message}")
-        ts = int(time.time())
-        headers = {"content-type": "application/json", "webhook-id": msg_id, "webhook-timestamp": str(ts)}
-        if secret:
-            headers["webhook-signature"] = sign(secret, msg_id, ts, body)
-        try:
-            response = await client.post(url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            last = Delivered(False, error=f"{type(exc).__name__}: {exc}")
-        else:
-            if 200 <= response.status_code < 300:
-                return Delivered(True, response.status_code)
-            last = Delivered(False, response.status_code, f"HTTP {response.status_code}")
-            if response.status_code < 500 and response.status_code != 429:
-                return last  # the receiver refused it; sending again will not help
-        if attempt < attempts:
-            await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
-    return last
+            # A name that does not resolve now may later; a private address stays private.
+            return Attempt("retry" if exc.code == "dns_failure" else "failed", error=f"{exc.code}: {exc.message}")
+        body = json.dumps(notice.payload, separators=(",", ":")).encode()
+        headers = signed_headers(active_secrets(endpoint), notice.key, int(time.time()), body)
+        refused: Exception | None = None
+        for address in addresses[:MAX_ADDRESSES_TRIED]:
+            url, host, extensions = pinned(notice.target, address)
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    # Streamed and never read: a receiver's answer body is not ours to download.
+                    async with self.client.stream(
+                        "POST", url, content=body, headers=headers | host, extensions=extensions, follow_redirects=False
+                    ) as response:
+                        status = response.status_code
+                        wait = retry_after(response.headers.get("retry-after"), self.max_retry_after_s)
+            except httpx.ConnectError as exc:
+                refused = exc
+                continue
+            except (TimeoutError, httpx.TimeoutException):
+                return Attempt("retry", error=f"the endpoint did not answer within {self.timeout_s:g} s")
+            except httpx.HTTPError as exc:
+                return Attempt("retry", error=f"{type(exc).__name__}: {exc}")
+            return await self._verdict(endpoint["_id"], status, wait)
+        return Attempt("retry", error=f"could not connect to the endpoint: {refused}")
+
+    async def _verdict(self, endpoint: str, status: int, wait: float | None) -> Attempt:
+        verdict = http_verdict(status)
+        if verdict == "sent":
+            return Attempt("sent", status)
+        if status == 410:
+            await self.endpoints.disable(endpoint, "the endpoint answered 410 Gone")
+            return Attempt("failed", status, "HTTP 410: the endpoint is gone; it is disabled until registered again")
+        if 300 <= status < 400:
+            return Attempt("retry", status, f"HTTP {status}: redirects are not followed; use the final URL as the target")
+        return Attempt("retry", status, f"HTTP {status}", retry_after_s=wait)

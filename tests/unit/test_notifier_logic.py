@@ -1,0 +1,85 @@
+"""The notifier's pure parts: retry schedule, Standard Webhooks signatures, verdicts, message texts."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import random
+from datetime import UTC, datetime
+
+from sitewright_contracts import events as ev
+from sitewright_contracts.models import ErrorInfo
+from sitewright_notifier.channels import http_verdict, retry_after
+from sitewright_notifier.messages import email_text, outcome_payload, sms_text
+from sitewright_notifier.retry import RetrySchedule
+from sitewright_notifier.webhook import signed_headers
+from sitewright_runtime.webhook_endpoints import active_secrets, new_secret
+
+
+def test_the_default_schedule_spans_hours_with_bounded_jitter():
+    schedule = RetrySchedule(rng=random.Random(7))
+    assert schedule.max_attempts == 7
+    delays = [schedule.delay_after(n) for n in range(1, schedule.max_attempts)]
+    for delay, base in zip(delays, schedule.delays_s, strict=True):
+        assert base * 0.8 <= delay <= base * 1.2
+    assert sum(delays) > 10 * 3600
+    assert schedule.delay_after(schedule.max_attempts) is None
+
+
+def test_jitter_spreads_retries_and_retry_after_is_honoured_when_longer():
+    schedule = RetrySchedule(delays_s=(100,), jitter=0.2, rng=random.Random(1))
+    spread = {round(schedule.delay_after(1), 3) for _ in range(20)}
+    assert len(spread) > 10
+    assert schedule.delay_after(1, retry_after_s=500) == 500
+    assert RetrySchedule(delays_s=(100,), jitter=0).delay_after(1, retry_after_s=5) == 100
+
+
+def test_every_active_secret_signs_and_each_signature_verifies():
+    old, new = new_secret(), new_secret()
+    body = b'{"type":"job.completed"}'
+    headers = signed_headers([new, old], "msg_1", 1700000000, body)
+    signatures = headers["webhook-signature"].split(" ")
+    assert len(signatures) == 2
+    for secret, signature in zip([new, old], signatures, strict=True):
+        key = base64.b64decode(secret.removeprefix("whsec_"))
+        expected = base64.b64encode(hmac.new(key, b"msg_1.1700000000." + body, hashlib.sha256).digest()).decode()
+        assert signature == f"v1,{expected}"
+
+
+def test_expired_secrets_stop_signing():
+    now = datetime.now(UTC)
+    doc = {"secrets": [{"secret": "new", "expires_at": None}, {"secret": "old", "expires_at": now.replace(year=2000)}]}
+    assert active_secrets(doc, now) == ["new"]
+
+
+def test_http_verdicts_follow_standard_webhooks():
+    assert [http_verdict(s) for s in (200, 204, 302, 400, 410, 429, 500, 503)] == [
+        "sent", "sent", "retry", "retry", "failed", "retry", "retry", "retry"]
+    assert retry_after("120", cap_s=60) == 60 and retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 60) is None
+
+
+def test_messages_name_the_site_the_outcome_and_the_link():
+    failed = ev.JobFailed(job_id="j1", data=ev.JobFailedData(stage="crawl", error=ErrorInfo(code="dns_failure", message="no such host")))
+    expires = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
+    payload = outcome_payload(failed, {"url": "https://bakery.example/"}, result_url="https://sw/r/tok",
+                              job_url="https://sw/api/jobs/j1", link_expires_at=expires)
+    assert payload["type"] == "job.failed" and payload["data"]["error"]["code"] == "dns_failure"
+    subject, text = email_text(payload)
+    assert "bakery.example" in subject and "no such host" in text and "https://sw/r/tok" in text
+    assert "2030-01-02 03:04 UTC" in text
+    assert sms_text(payload).endswith("https://sw/r/tok") and "bakery.example" in sms_text(payload)
+
+
+async def test_a_channel_without_settings_fails_for_good_and_says_which_variables_to_set():
+    from sitewright_notifier.channels import Notice
+    from sitewright_notifier.config import NotifierSettings
+    from sitewright_notifier.email import EmailChannel
+    from sitewright_notifier.sms import SmsChannel
+
+    notice = Notice(key="e:0", tenant="t", channel="sms", target="+15551234567", payload={})
+    sms = await SmsChannel(None).send(notice)
+    assert sms.verdict == "failed" and "SITEWRIGHT_SMS_ACCOUNT_SID" in sms.error
+    settings = NotifierSettings(kafka_bootstrap="k:1", mongo_url="mongodb://m", env="local")
+    mail = await EmailChannel(settings).send(notice)
+    assert mail.verdict == "failed" and "SITEWRIGHT_SMTP_HOST" in mail.error
