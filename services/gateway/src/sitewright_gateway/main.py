@@ -16,6 +16,7 @@ from sitewright_runtime.netguard import AddressGuard
 from sitewright_runtime.settings import load_settings
 
 from . import api, http
+from .http_metrics import HttpMetrics
 from .config import GatewaySettings
 from .projection import Projection
 from .scheduler import Scheduler
@@ -66,6 +67,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(http.BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HttpMetrics)  # added last, so outermost: it also counts the 413s BodyLimit answers
     app.add_exception_handler(RequestValidationError, http.validation_error)  # type: ignore[arg-type]
     app.include_router(api.router)
     app.include_router(http.router)
