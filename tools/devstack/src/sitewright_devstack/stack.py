@@ -104,7 +104,11 @@ class Stack:
             infra.wait_for_port, self.config.host, self.gateway_port, timeout_s=60, proc=self.children["gateway"].proc, name="gateway"
         )
         if self.config.prometheus and prometheus_server.binary():
-            infra.ensure_free(self.prometheus_port, "Prometheus", "SITEWRIGHT_PROMETHEUS_PORT", self.config.host)
+            try:
+                infra.ensure_free(self.prometheus_port, "Prometheus", "SITEWRIGHT_PROMETHEUS_PORT", self.config.host)
+            except RuntimeError:
+                # Debian's package runs its own Prometheus on 9090; ours is optional, so take another port.
+                self.prometheus_port = infra.free_port(self.config.host)
             self.children["prometheus"] = await asyncio.to_thread(
                 prometheus_server.start, self.config.home / "prometheus", self.logs, self.prometheus_port, self.config.host,
                 base_dir=self.config.prometheus_dir, interval=self.config.prometheus_interval,
