@@ -9,6 +9,10 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+# The admin key of the default tenant that test gateways and stacks create at start.
+TEST_API_KEY = "sw_test-admin-key-for-the-default-tenant"
+AUTH = {"Authorization": f"Bearer {TEST_API_KEY}"}
+
 
 async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 30, interval: float = 0.1, what: str = "") -> T:
     """Poll `check` until it returns a truthy value, or fail after `timeout` seconds with the last value."""

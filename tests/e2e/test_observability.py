@@ -120,7 +120,7 @@ async def test_metrics_alerts_dashboards_and_traces(stack: Stack):
     hanging = HangingSite()
     try:
         async with (
-            httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as api,
+            httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.headers, timeout=10) as api,
             httpx.AsyncClient(base_url=stack.prometheus_url, timeout=10) as prom,
         ):
             await wait_ready(api)

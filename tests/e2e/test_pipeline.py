@@ -65,7 +65,7 @@ async def wait_finished(api: httpx.AsyncClient, ids: list[str], timeout: float =
 
 
 async def test_jobs_complete_through_all_four_services(stack: Stack, site: StaticSite):
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as api:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.headers, timeout=10) as api:
         await wait_ready(api)
         hook_server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
         threading.Thread(target=hook_server.serve_forever, daemon=True).start()
@@ -118,7 +118,7 @@ async def test_restarting_the_gateway_and_workers_mid_run_loses_no_job(stack: St
     threading.Thread(target=slow.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{slow.server_address[1]}/"
     try:
-        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as api:
+        async with httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.headers, timeout=10) as api:
             await wait_ready(api)
             ids = [(await api.post("/api/jobs", json={"url": url, "options": {"max_pages": 6}})).json()["id"] for _ in range(8)]
 

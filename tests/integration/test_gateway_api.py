@@ -11,22 +11,24 @@ from asgi_lifespan import LifespanManager
 from sitewright_gateway.config import GatewaySettings
 from sitewright_gateway.main import create_app
 
-from tests.helpers import eventually
+from tests.helpers import AUTH, TEST_API_KEY, eventually
 
 
 def gateway_settings(kafka: str, mongo: str, unique: str, **extra: object) -> GatewaySettings:
     return GatewaySettings(
         kafka_bootstrap=kafka, mongo_url=mongo, mongo_db=f"gw_{unique}", topic_prefix=f"t{unique}.",
-        projector_group=f"projector-{unique}", env="local", topic_partitions=2, **extra,
+        projector_group=f"projector-{unique}", env="local", topic_partitions=2,
+        bootstrap_api_key=TEST_API_KEY, **extra,
     )
 
 
 @contextlib.asynccontextmanager
-async def gateway(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway(settings: GatewaySettings, headers: dict[str, str] | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway in this process; the client sends the test admin key unless `headers` says otherwise."""
     app = create_app(settings)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway", headers=AUTH if headers is None else headers) as client:
             yield client
 
 
@@ -133,3 +135,25 @@ async def test_health_readiness_metrics_and_docs(kafka_bootstrap, mongo_url, uni
 async def _ready(api: httpx.AsyncClient):
     r = await api.get("/readyz")
     return r.status_code == 200 and r.json()
+
+
+async def test_api_keys_gate_every_route_and_scope_jobs_to_their_tenant(kafka_bootstrap, mongo_url, unique):
+    async with gateway(gateway_settings(kafka_bootstrap, mongo_url, unique)) as admin:
+        missing = await admin.get("/api/jobs", headers={"Authorization": ""})
+        assert missing.status_code == 401 and "Authorization: Bearer" in missing.json()["detail"]
+        assert missing.headers["www-authenticate"].startswith("Bearer")
+        assert (await admin.get("/api/jobs", headers={"Authorization": "Bearer sw_nope"})).status_code == 401
+
+        made = await admin.post("/api/admin/keys", json={"tenant": "acme", "name": "ci"})
+        assert made.status_code == 201, made.text
+        acme = {"Authorization": f"Bearer {made.json()['key']}"}
+        assert (await admin.post("/api/admin/keys", headers=acme, json={"tenant": "x"})).status_code == 403
+
+        job_id = (await admin.post("/api/jobs", headers=acme, json={"url": "https://example.com/"})).json()["id"]
+        assert (await admin.get(f"/api/jobs/{job_id}", headers={"Authorization": "", "X-API-Key": made.json()["key"]})).status_code == 200
+        assert (await admin.get(f"/api/jobs/{job_id}")).status_code == 404, "the default tenant must not see acme's job"
+        assert job_id not in [j["id"] for j in (await admin.get("/api/jobs")).json()["items"]]
+
+        assert (await admin.delete(f"/api/admin/keys/{made.json()['key_id']}")).status_code == 204
+        revoked = await admin.get(f"/api/jobs/{job_id}", headers=acme)
+        assert revoked.status_code == 401 and "revoked" in revoked.json()["detail"]

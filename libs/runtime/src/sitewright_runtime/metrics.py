@@ -33,6 +33,7 @@ EVENTS_HANDLED = Counter(
     "sitewright_events_handled_total", "Events a consumer handled, by group and outcome.", ["group", "outcome"]
 )
 EVENTS_PUBLISHED = Counter("sitewright_events_published_total", "Events published, by type.", ["type"])
+STAGE_PAUSED = Gauge("sitewright_stage_paused", "1 while a stage is paused through jobs.control.", ["stage"])
 
 # What faststream's Prometheus middleware measures, for our own aiokafka consumers
 # (`instrument.py` records them): per group, topic and handler (the event type handled).
@@ -74,7 +75,8 @@ SCHEDULER_LEADER = Gauge("sitewright_scheduler_leader", "1 on the gateway whose 
 # (a counter that appears at 1 has no increase to Prometheus) and alerts can fire on it.
 for _status in ("completed", "failed", "cancelled"):
     JOBS_FINISHED.labels(_status)
-for _reason in ("handler_error", "malformed_json", "empty", "invalid", "unknown_type", "header_mismatch"):
+for _reason in ("handler_error", "malformed_json", "empty", "invalid", "unknown_type", "header_mismatch",
+                "attempts_exhausted", "not_retryable"):
     DLQ_MESSAGES.labels(_reason)
 for _stage in ("crawl", "generate"):
     for _reason in ("stage_failed", "stuck"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from datetime import timedelta
+
+from pydantic import Field, SecretStr
 from sitewright_runtime.settings import ServiceSettings
 
 from .projector import RetryPolicy
@@ -14,15 +16,26 @@ class GatewaySettings(ServiceSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8000, ge=0, le=65535)
     public_url: str = Field(default="", description="Base URL clients use to reach this gateway (for links).")
-    default_tenant: str = "default"
+    default_tenant: str = Field(default="default", description="The tenant the bootstrap key belongs to.")
+    bootstrap_api_key: SecretStr | None = Field(
+        default=None,
+        description="An admin API key of the default tenant, created at start if missing (for scripts and tests).",
+    )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     projector_group: str = "sitewright-projector"
     retry_max_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff_s: list[float] = Field(default_factory=lambda: [60.0, 300.0, 900.0], min_length=1)
     stuck_after_s: float = Field(default=600, gt=0, description="An active job with no event this long is re-driven.")
     outbox_grace_s: float = Field(default=5, gt=0, description="Republish a request left unpublished this long.")
+    retention_days: float = Field(
+        default=7, gt=0, description="Finished jobs, their events, results and dead letters expire after this."
+    )
     scheduler_interval_s: float = Field(default=1.0, gt=0)
     lease_ttl_s: float = Field(default=10, gt=0)
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self.retention_days)
 
     @property
     def retry_policy(self) -> RetryPolicy:

@@ -9,6 +9,7 @@ from sitewright_runtime.consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.netguard import AddressGuard
 
+from .auth import KeyStore
 from .config import GatewaySettings
 from .projection import Projection
 from .scheduler import Scheduler
@@ -20,6 +21,7 @@ class GatewayState:
     settings: GatewaySettings
     client: AsyncMongoClient
     store: Store
+    keys: KeyStore
     publisher: Publisher
     guard: AddressGuard
     projection: Projection

@@ -31,6 +31,7 @@ async def up(config: StackConfig) -> int:
     try:
         await stack.start()
         console.print(f"[bold green]Sitewright is up[/]: API and docs at {stack.gateway_url}/docs")
+        console.print(f"  admin API key: {stack.api_key}   (saved in {config.home / 'api-key'})")
         console.print(f"  broker {stack.bootstrap}   mongodb {stack.env()['SITEWRIGHT_MONGO_URL']}")
         if stack.prometheus_url:
             console.print(f"  Prometheus {stack.prometheus_url} (alerts: {stack.prometheus_url}/alerts)")
@@ -60,14 +61,16 @@ async def demo(config: StackConfig, timeout_s: float) -> int:
         await stack.start()
         console.print(f"Stack up in {time.monotonic() - started:.1f}s; gateway at {stack.gateway_url}")
         with StaticSite() as site:
-            return await follow_job(stack.gateway_url, site.url, timeout_s, stack.failed)
+            return await follow_job(stack.gateway_url, stack.headers, site.url, timeout_s, stack.failed)
     finally:
         await asyncio.to_thread(stack.stop)
 
 
-async def follow_job(gateway: str, url: str, timeout_s: float, failed: Callable[[], list[str]] = list) -> int:
+async def follow_job(
+    gateway: str, headers: dict[str, str], url: str, timeout_s: float, failed: Callable[[], list[str]] = list
+) -> int:
     """Submit `url`, show its progress as a bar, print where the result is; 0 when it completed."""
-    async with httpx.AsyncClient(base_url=gateway, timeout=10) as api:
+    async with httpx.AsyncClient(base_url=gateway, headers=headers, timeout=10) as api:
         created = await api.post("/api/jobs", json={"url": url, "options": {"max_pages": 10}})
         if created.status_code != 202:
             console.print(f"[red]submission refused: {created.status_code} {created.text}[/]")

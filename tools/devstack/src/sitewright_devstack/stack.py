@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ class StackConfig:
     prometheus_port: int = 0
     prometheus_dir: Path = prometheus_server.DEPLOY_PROMETHEUS
     prometheus_interval: str | None = None  # overrides scrape and evaluation interval (tests use 1s)
+    api_key: str = ""  # empty: the key saved under `home`, created on first start
 
 
 class Stack:
@@ -53,6 +55,23 @@ class Stack:
         self.prometheus_started = False
         # Where each service process serves /metrics: label -> (service, host:port); Prometheus' targets.
         self.metrics: dict[str, tuple[str, str]] = {}
+        self.api_key = config.api_key or self._saved_key()
+
+    def _saved_key(self) -> str:
+        """The stack's admin key: made once, kept in `<home>/api-key` (mode 600) so restarts keep it."""
+        path = self.config.home / "api-key"
+        if path.exists():
+            return path.read_text().strip()
+        self.config.home.mkdir(parents=True, exist_ok=True)
+        key = "sw_" + secrets.token_urlsafe(32)
+        path.touch(mode=0o600)
+        path.write_text(key + "\n")
+        return key
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a client sends to be the stack's admin."""
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     @property
     def logs(self) -> Path:
@@ -82,6 +101,7 @@ class Stack:
             "SITEWRIGHT_GATEWAY_PORT": str(self.gateway_port),
             "SITEWRIGHT_PUBLIC_URL": self.gateway_url,
             "SITEWRIGHT_LOG_FORMAT": "json",
+            "SITEWRIGHT_BOOTSTRAP_API_KEY": self.api_key,
             **self.config.extra_env,
         }
 
