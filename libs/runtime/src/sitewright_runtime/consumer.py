@@ -137,7 +137,9 @@ class KeyedConsumer:
         self.trackers: dict[TopicPartition, OffsetTracker] = {}
         self.bootstrap = bootstrap
         self._tails: dict[bytes | None, asyncio.Task[None]] = {}
-        # Fetched, not yet started: (-priority, arrival, partition, record); read-ahead up to max_in_flight.
+        # Fetched, not yet started: (-priority, arrival, partition, record). Reading ahead of the free slots
+        # is what lets a high-priority message overtake the ones that arrived before it.
+        self.read_ahead = max(64, 2 * max_in_flight)
         self._waiting: list[tuple[int, int, TopicPartition, ConsumerRecord]] = []
         self._arrival = itertools.count()
         self._in_flight = 0
@@ -168,7 +170,7 @@ class KeyedConsumer:
         try:
             while not self._stopping.is_set():
                 self._start_waiting()
-                room = 2 * self.max_in_flight - self._in_flight - len(self._waiting)
+                room = self.read_ahead - len(self._waiting)
                 assignment = self._consumer.assignment()
                 if self.paused:
                     # Paused partitions keep the group membership alive (getmany still polls) but fetch nothing.

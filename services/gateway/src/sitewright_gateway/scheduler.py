@@ -124,17 +124,19 @@ class Scheduler:
                     attempt=action["attempt"], producer="gateway.scheduler",
                     data=ev.JobFailedData(stage=action["stage"], error=error),
                 )
-                await self.dead_letter_cause(action["cause"], error)
+                # The failure's audit-trail copy lands just after the job document; give it a moment.
+                if not await self.dead_letter_cause(action["cause"], error) and now - action["due_at"] < ACTION_COOLDOWN:
+                    continue
             await self._emit(doc, event, "action_emitted", kind=action["kind"], stage=action["stage"])
             await self.store.jobs.update_one(
                 {"_id": doc["_id"], "action.cause": action["cause"]}, {"$set": {"action.emitted_at": now}}
             )
 
-    async def dead_letter_cause(self, cause_id: str, error: ErrorInfo) -> None:
+    async def dead_letter_cause(self, cause_id: str, error: ErrorInfo) -> bool:
         """Copy the failure that ended a job (its last message) to the DLQ, where it can be replayed."""
         found = await self.store.events.find_one({"_id": cause_id})
         if found is None:
-            return
+            return False
         event = EVENT_ADAPTER.validate_python(
             {k: found[k] for k in ("job_id", "tenant", "type", "attempt", "occurred_at", "producer", "data")}
             | {"event_id": found["_id"]}
@@ -147,6 +149,7 @@ class Scheduler:
         await self.publisher.dead_letter(
             record, group="gateway.scheduler", reason=reason, error=f"{error.code}: {error.message}", attempts=event.attempt
         )
+        return True
 
     async def redrive_stuck(self, now: datetime) -> None:
         """An active job with no event for the stuck threshold gets a new attempt of its stage."""
