@@ -81,7 +81,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         },
     )
     stack = Stack(config)
-    asyncio.run(stack.start())
+    try:
+        asyncio.run(stack.start())
+    except BaseException:
+        stack.stop()  # what did start (broker, database, services) must not outlive a failed start
+        raise
     yield stack
     stack.stop()
 
