@@ -247,3 +247,19 @@ def event_document(event: ev.Event, position: tuple[int, int]) -> Doc:
         "offset": position[1],
         "data": event.data.model_dump(mode="json", by_alias=True),
     }
+
+
+def event_from_document(doc: Doc) -> ev.Event:
+    """The event an audit-trail document records (the inverse of `event_document`)."""
+    fields = {k: doc[k] for k in ("job_id", "tenant", "type", "attempt", "occurred_at", "producer", "data")}
+    return ev.EVENT_ADAPTER.validate_python(fields | {"event_id": doc["_id"]})
+
+
+def state_as_of(events: list[Doc], at: datetime, policy: RetryPolicy) -> Doc | None:
+    """Time travel: the job document as it was at `at`, folded from its audit trail in log order."""
+    doc = None
+    for d in sorted(events, key=lambda d: (d["occurred_at"], d["_id"])):
+        if d["occurred_at"] > at:
+            break
+        doc = project(doc, event_from_document(d), (d["partition"], d["offset"]), policy) or doc
+    return doc

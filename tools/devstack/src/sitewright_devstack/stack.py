@@ -121,7 +121,7 @@ class Stack:
         for name in SERVICES:
             self.start_service(name)
         await asyncio.to_thread(
-            infra.wait_for_port, self.config.host, self.gateway_port, timeout_s=60, proc=self.children["gateway"].proc, name="gateway"
+            infra.wait_for_port, self.config.host, self.gateway_port, timeout_s=120, proc=self.children["gateway"].proc, name="gateway"
         )
         if self.config.prometheus and prometheus_server.binary():
             try:
@@ -146,13 +146,14 @@ class Stack:
         """Start (or restart) one service process; `instance` names a second copy of it."""
         label = f"{name}{instance}"
         env = self.env()
-        if instance and name == "gateway":
-            env["SITEWRIGHT_GATEWAY_PORT"] = str(infra.free_port())
         if name == "gateway":
-            port = env["SITEWRIGHT_GATEWAY_PORT"]  # the gateway serves /metrics on its API port
+            # The gateway serves /metrics on its API port; the workers on a port of their own.
+            port = self.gateway_port if not instance else infra.free_port()
+            env["SITEWRIGHT_GATEWAY_PORT"] = str(port)
         else:
-            port = env["SITEWRIGHT_METRICS_PORT"] = str(infra.free_port())
-        child = infra.spawn(label, [sys.executable, "-m", f"sitewright_{name}"], self.logs, env=env)
+            port = infra.free_port()
+            env["SITEWRIGHT_METRICS_PORT"] = str(port)
+        child = infra.spawn(label, [sys.executable, "-m", f"sitewright_{name}"], self.logs, env=env, port=port)
         self.children[label] = child
         self.metrics[label] = (name, f"{self.config.host}:{port}")
         self._write_targets()
@@ -163,6 +164,12 @@ class Stack:
         for name, address in self.metrics.values():
             targets[name].append(address)
         prometheus_server.write_targets(self.config.home / "prometheus" / "targets", targets)
+
+    async def restart_broker(self) -> None:
+        """Kill the broker and start a new one on the same port; the embedded broker's log starts empty."""
+        self.children.pop("broker").kill()
+        self.children["broker"] = await asyncio.to_thread(infra.start_broker, self.logs, self.broker_port, self.config.host)
+        await ensure_topics(self.bootstrap, Topics(self.config.topic_prefix).all, self.config.partitions)
 
     def stop(self) -> None:
         """Services first (they drain and commit), then the database and the broker."""
