@@ -41,6 +41,12 @@ def child_traceparent(parent: str | None) -> str:
     return new_traceparent()
 
 
+def trace_id(traceparent: str | None) -> str | None:
+    """The trace id of a W3C traceparent (what logs carry so one job can be followed across services)."""
+    parts = (traceparent or "").split("-")
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+
+
 def encode(event: Event, traceparent: str | None = None, priority: int | None = None) -> tuple[bytes, bytes, Headers]:
     """(key, value, headers) for producing `event` onto a topic.
 

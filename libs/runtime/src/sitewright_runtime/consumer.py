@@ -30,7 +30,8 @@ from sitewright_contracts.topics import H_EVENT_TYPE, H_PRIORITY, H_TRACEPARENT
 from sitewright_contracts.wire import child_traceparent
 
 from .kafka import Publisher, new_consumer
-from .logs import get_logger
+from .instrument import LagGauge, exception, handling
+from .logs import get_logger, log_context
 from .metrics import EVENTS_HANDLED
 
 log = get_logger(__name__)
@@ -103,9 +104,13 @@ class OffsetTracker:
     def finished(self, offset: int) -> None:
         self.pending.discard(offset)
 
+    def done_below(self) -> int | None:
+        """The offset below which everything fetched is finished (None before the first fetch)."""
+        return min(self.pending) if self.pending else self.next_offset
+
     def commit_point(self) -> int | None:
         """The offset below which everything is finished: what may be committed."""
-        point = min(self.pending) if self.pending else self.next_offset
+        point = self.done_below()
         return point if point is not None and point != self.committed else None
 
 
@@ -170,6 +175,7 @@ class KeyedConsumer:
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer
         self.running = False
+        self.lag = LagGauge(group)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -215,6 +221,7 @@ class KeyedConsumer:
                     for tp in await rewind_if_log_shrank(self._consumer):
                         self.trackers[tp] = OffsetTracker()
                     last_check = time.monotonic()
+                await self.lag.update(self._consumer, {tp: t.done_below() for tp, t in self.trackers.items()})
         finally:
             tails = [*self._tails.values(), *self._unordered_tasks]
             if tails:
@@ -222,6 +229,7 @@ class KeyedConsumer:
             with contextlib.suppress(Exception):
                 await self.commit()
             self.running = False
+            self.lag.clear()
             await self._consumer.stop()
 
     async def commit(self, only: set[TopicPartition] | None = None) -> None:
@@ -290,32 +298,45 @@ class KeyedConsumer:
             tracker.finished(record.offset)
 
     async def _handle(self, record: ConsumerRecord) -> None:
-        try:
-            event = decode(record.value)
-        except UndecodableEvent as exc:
-            await self._dead_letter(record, exc.reason, exc.detail, 1)
-            return
-        handler = self.handlers.get(event.type)
-        if handler is None:  # the header named one type, the body another
-            await self._dead_letter(record, "header_mismatch", f"body type {event.type!r}", 1)
-            return
-        traceparent = child_traceparent(header(record.headers, H_TRACEPARENT))
-        delivery = Delivery(record, self.publisher, self.name, traceparent)
-        bound = log.bind(job_id=event.job_id, event_id=event.event_id, event_type=event.type)
+        handler_name = header(record.headers, H_EVENT_TYPE) or "unknown"
+        with handling(self.group, record.topic, handler_name, size=len(record.value or b"")) as outcome:
+            try:
+                event = decode(record.value)
+            except UndecodableEvent as exc:
+                outcome.value = "undecodable"
+                await self._dead_letter(record, exc.reason, exc.detail, 1)
+                return
+            handler = self.handlers.get(event.type)
+            if handler is None:  # the header named one type, the body another
+                outcome.value = "undecodable"
+                await self._dead_letter(record, "header_mismatch", f"body type {event.type!r}", 1)
+                return
+            parent = header(record.headers, H_TRACEPARENT)
+            delivery = Delivery(record, self.publisher, self.name, child_traceparent(parent))
+            with log_context(job_id=event.job_id, event_id=event.event_id, traceparent=parent, event_type=event.type):
+                started = time.perf_counter()
+                outcome.value = await self._run(handler, event, delivery, handler_name)
+                log.info("handled", outcome=outcome.value, attempt=event.attempt,
+                         duration_ms=round((time.perf_counter() - started) * 1000, 1))
+
+    async def _run(self, handler: Handler, event: Event, delivery: Delivery, handler_name: str) -> str:
+        """Call the handler, retrying with backoff; dead-letter the message when every try failed."""
         for attempt in range(1, self.handler_attempts + 1):
             try:
                 await handler(event, delivery)
                 EVENTS_HANDLED.labels(self.group, "ok").inc()
-                return
+                return "ok" if attempt == 1 else "retried"
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                bound.warning("handler_failed", attempt=attempt, error=repr(exc), exc_info=attempt == self.handler_attempts)
+                exception(self.group, handler_name, exc)
+                log.warning("handler_failed", attempt=attempt, error=repr(exc), exc_info=attempt == self.handler_attempts)
                 if attempt == self.handler_attempts:
                     EVENTS_HANDLED.labels(self.group, "dead_lettered").inc()
-                    await self._dead_letter(record, "handler_error", repr(exc), attempt)
-                    return
+                    await self._dead_letter(delivery.record, "handler_error", repr(exc), attempt)
+                    return "dead_lettered"
                 await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+        raise AssertionError("unreachable: handler_attempts >= 1")
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str, error: str, attempts: int) -> None:
         # If the DLQ write itself fails the message stays unfinished and is redelivered later.
@@ -341,6 +362,8 @@ class BatchConsumer:
         self.bootstrap = bootstrap
         self._stopping = asyncio.Event()
         self.running = False
+        self.lag = LagGauge(group)
+        self._done: dict[TopicPartition, int] = {}
 
     def stop(self) -> None:
         self._stopping.set()
@@ -358,16 +381,20 @@ class BatchConsumer:
                 if time.monotonic() - last_check >= LOG_CHECK_INTERVAL_S:
                     await rewind_if_log_shrank(self._consumer)
                     last_check = time.monotonic()
-                if not records:
-                    continue
-                await self._apply(records)
-                offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
-                try:
-                    await self._consumer.commit(offsets)
-                except Exception as exc:  # rebalance: the batch is re-applied by the new owner, idempotently
-                    log.warning("commit_failed", group=self.group, error=repr(exc))
+                if records:
+                    size = sum(len(r.value or b"") for r in records)
+                    with handling(self.group, self.topic, "batch", size=size, count=len(records)):
+                        await self._apply(records)
+                    offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
+                    self._done.update(offsets)
+                    try:
+                        await self._consumer.commit(offsets)
+                    except Exception as exc:  # rebalance: the batch is re-applied by the new owner, idempotently
+                        log.warning("commit_failed", group=self.group, error=repr(exc))
+                await self.lag.update(self._consumer, self._done)
         finally:
             self.running = False
+            self.lag.clear()
             await self._consumer.stop()
 
     async def _apply(self, records: Sequence[ConsumerRecord]) -> None:

@@ -1,11 +1,19 @@
-"""Structured logging: human-readable on a terminal, JSON lines otherwise, with `service` bound."""
+"""Structured logging: human-readable on a terminal, JSON lines otherwise, with `service` bound.
+
+Handlers run inside `log_context`, which binds `trace_id`, `job_id` and `event_id`
+(contextvars, so every line a handler logs carries them): one job's lines can be
+followed through all four services by its trace id.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 
 import structlog
+from sitewright_contracts.wire import trace_id
 
 
 def configure_logging(service: str, *, fmt: str = "auto", level: str = "INFO") -> None:
@@ -26,9 +34,32 @@ def configure_logging(service: str, *, fmt: str = "auto", level: str = "INFO") -
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    # Lines from libraries (aiokafka, uvicorn) go through the same renderer, so a JSON log stays JSON lines.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *([structlog.processors.format_exc_info] if json_output else []),
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
     # aiokafka logs every rebalance and retriable error at INFO/ERROR; keep what operators need.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def log_context(*, job_id: str, event_id: str, traceparent: str | None, **extra: object) -> Iterator[None]:
+    """Bind the job, the event and its trace to every log line inside the block."""
+    with structlog.contextvars.bound_contextvars(
+        job_id=job_id, event_id=event_id, trace_id=trace_id(traceparent), **extra
+    ):
+        yield
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

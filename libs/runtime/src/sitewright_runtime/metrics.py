@@ -41,3 +41,52 @@ NOTIFICATIONS = Counter(
     "sitewright_notifications_total", "Notification tries, by channel and verdict (sent, retry, failed).",
     ["channel", "verdict"],
 )
+
+# What faststream's Prometheus middleware measures, for our own aiokafka consumers
+# (`instrument.py` records them): per group, topic and handler (the event type handled).
+MESSAGES_RECEIVED = Counter(
+    "sitewright_messages_received_total", "Messages a consumer took in for a handler.", ["group", "topic", "handler"]
+)
+MESSAGES_RECEIVED_BYTES = Counter(
+    "sitewright_messages_received_bytes_total", "Bytes of the messages taken in.", ["group", "topic", "handler"]
+)
+MESSAGES_IN_PROCESS = Gauge("sitewright_messages_in_process", "Messages being handled now.", ["group", "handler"])
+MESSAGES_PROCESSED = Counter(
+    "sitewright_messages_processed_total",
+    "Messages handled, by outcome (ok, retried, dead_lettered, undecodable).",
+    ["group", "handler", "outcome"],
+)
+MESSAGE_PROCESSING = Histogram(
+    "sitewright_message_processing_seconds",
+    "Time to handle one message (one batch, for batch consumers).",
+    ["group", "handler"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+MESSAGE_EXCEPTIONS = Counter(
+    "sitewright_message_exceptions_total", "Exceptions raised by handlers, by type.", ["group", "handler", "exception_type"]
+)
+
+# HTTP request metrics (the gateway's `http_metrics.py`): route templates, never raw paths.
+HTTP_REQUESTS = Counter("sitewright_http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
+HTTP_DURATION = Histogram(
+    "sitewright_http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+HTTP_IN_PROGRESS = Gauge("sitewright_http_requests_in_progress", "HTTP requests being answered now.", ["method"])
+
+SCHEDULER_LEADER = Gauge("sitewright_scheduler_leader", "1 on the gateway whose scheduler holds the lease.")
+
+# Series that exist from the start at 0, so that rate() and increase() see the first event
+# (a counter that appears at 1 has no increase to Prometheus) and alerts can fire on it.
+for _status in ("completed", "failed", "cancelled"):
+    JOBS_FINISHED.labels(_status)
+for _reason in ("handler_error", "malformed_json", "empty", "invalid", "unknown_type", "header_mismatch",
+                "attempts_exhausted", "not_retryable"):
+    DLQ_MESSAGES.labels(_reason)
+for _stage in ("crawl", "generate"):
+    for _reason in ("stage_failed", "stuck"):
+        RETRIES.labels(_stage, _reason)
+    for _outcome in ("succeeded", "failed"):
+        STAGE_DURATION.labels(_stage, _outcome)

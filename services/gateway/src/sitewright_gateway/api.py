@@ -12,7 +12,8 @@ from pymongo.errors import DuplicateKeyError
 from sitewright_contracts import events as ev
 from sitewright_contracts import uuid7
 from sitewright_contracts.models import JOB_STATUSES, JobStatus
-from sitewright_runtime.logs import get_logger
+from sitewright_contracts.wire import new_traceparent
+from sitewright_runtime.logs import get_logger, log_context
 from sitewright_runtime.metrics import JOBS_CREATED
 from sitewright_runtime.netguard import BlockedAddress
 
@@ -67,14 +68,18 @@ async def create_job(
             response.status_code = status.HTTP_200_OK
             return JobAccepted(id=existing["_id"], status=existing["status"], links=links(existing["_id"]))
 
-    doc = new_job(event) | {"published": False, "outbox": event.model_dump(mode="json")}
+    # The job's trace starts here; every event of the job carries it (the scheduler's too, from the document).
+    traceparent = new_traceparent()
+    doc = new_job(event) | {"published": False, "outbox": event.model_dump(mode="json"), "traceparent": traceparent}
     await state.store.jobs.insert_one(doc)
     JOBS_CREATED.inc()
-    try:
-        await asyncio.wait_for(state.publisher.publish([event]), PUBLISH_TIMEOUT_S)
-        state.published.add(event.job_id)
-    except Exception as exc:  # accepted all the same: the scheduler's outbox sweep publishes it
-        log.warning("publish_deferred", job_id=event.job_id, error=repr(exc))
+    with log_context(job_id=event.job_id, event_id=event.event_id, traceparent=traceparent):
+        try:
+            await asyncio.wait_for(state.publisher.publish([event], traceparent=traceparent), PUBLISH_TIMEOUT_S)
+            state.published.add(event.job_id)
+        except Exception as exc:  # accepted all the same: the scheduler's outbox sweep publishes it
+            log.warning("publish_deferred", error=repr(exc))
+        log.info("job_accepted", url=body.url)
     response.headers["Location"] = links(event.job_id).self
     return JobAccepted(id=event.job_id, status="pending", links=links(event.job_id))
 

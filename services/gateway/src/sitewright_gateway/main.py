@@ -19,6 +19,7 @@ from sitewright_runtime.settings import load_settings
 
 from . import admin_api, api, commands, dlq, http, links, webhooks_api
 from .auth import KeyStore
+from .http_metrics import HttpMetrics
 from .config import GatewaySettings
 from .outbox import PublishedMarks
 from .projection import Projection
@@ -78,6 +79,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(http.BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HttpMetrics)  # added last, so outermost: it also counts the 413s BodyLimit answers
     app.add_exception_handler(RequestValidationError, http.validation_error)  # type: ignore[arg-type]
     app.include_router(api.router)
     app.include_router(commands.router)

@@ -24,7 +24,7 @@ from pymongo.errors import BulkWriteError
 from sitewright_contracts import Event, UndecodableEvent, decode
 from sitewright_contracts import events as ev
 from sitewright_runtime.kafka import Publisher
-from sitewright_runtime.logs import get_logger
+from sitewright_runtime.logs import get_logger, log_context
 from sitewright_runtime.metrics import JOB_DURATION, JOBS_FINISHED, PROJECTION_LAG
 
 from .projector import RetryPolicy, changed_fields, event_document, project
@@ -102,8 +102,11 @@ class Projection:
             self._remember(written, conflicts)
             for doc in finished:
                 if doc["_id"] not in conflicts:
+                    duration = (doc["finished_at"] - doc["created_at"]).total_seconds()
                     JOBS_FINISHED.labels(doc["status"]).inc()
-                    JOB_DURATION.observe((doc["finished_at"] - doc["created_at"]).total_seconds())
+                    JOB_DURATION.observe(duration)
+                    with log_context(job_id=doc["_id"], event_id=doc["seen"][-1], traceparent=doc.get("traceparent")):
+                        log.info("job_finished", status=doc["status"], duration_s=round(duration, 3))
             # Another writer changed a document between our read and write: read it again and re-fold.
             pending = conflicts
 

@@ -33,7 +33,7 @@ from .store import ACTIVE_MODEL, Store
 log = get_logger(__name__)
 
 # Written by the gateway's write path and scheduler, not derived from the log.
-BOOKKEEPING = {"published", "outbox", "redriven_at"}
+BOOKKEEPING = {"published", "outbox", "redriven_at", "traceparent"}
 ACTION_BOOKKEEPING = {"emitted_at"}
 
 

@@ -22,8 +22,9 @@ from sitewright_contracts import derived_uuid7, encode
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import ACTIVE_STATUSES, JOB_STATUSES, CrawlContext, ErrorInfo, JobOptions
 from sitewright_runtime.kafka import Publisher
-from sitewright_runtime.logs import get_logger
-from sitewright_runtime.metrics import JOBS_BY_STATUS, JOBS_STUCK, RETRIES
+from sitewright_contracts.wire import child_traceparent
+from sitewright_runtime.logs import get_logger, log_context
+from sitewright_runtime.metrics import JOBS_BY_STATUS, JOBS_STUCK, RETRIES, SCHEDULER_LEADER
 
 from .config import GatewaySettings
 from .projector import event_from_document
@@ -57,8 +58,13 @@ class Scheduler:
                 if await self.store.follow_active_model():
                     log.info("read_model_switched", db=self.store.model.name)  # type: ignore[union-attr]
                 self.is_leader = await self.acquire_lease()
+                SCHEDULER_LEADER.set(int(self.is_leader))
                 if self.is_leader:
                     await self.tick()
+                else:
+                    # Only the leader reports the read-model gauges, so max() across gateways is the truth.
+                    JOBS_BY_STATUS.clear()
+                    JOBS_STUCK.set(0)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database or broker is down: try again next tick
@@ -97,7 +103,7 @@ class Scheduler:
         cutoff = now - timedelta(seconds=self.settings.outbox_grace_s)
         async for doc in self.store.jobs.find({"published": False, "created_at": {"$lt": cutoff}}).limit(500):
             event = ev.JobRequested.model_validate(doc["outbox"])
-            await self.publisher.publish([event], priority=doc.get("priority"))
+            await self.publisher.publish([event], traceparent=doc.get("traceparent"), priority=doc.get("priority"))
             await self.store.jobs.update_one({"_id": doc["_id"]}, {"$set": {"published": True}, "$unset": {"outbox": ""}})
             log.info("outbox_republished", job_id=doc["_id"])
 
@@ -123,7 +129,7 @@ class Scheduler:
                 # The failure's audit-trail copy lands just after the job document; give it a moment.
                 if not await self.dead_letter_cause(action["cause"], error) and now - action["due_at"] < ACTION_COOLDOWN:
                     continue
-            await self.publisher.publish([event], priority=doc.get("priority"))
+            await self._emit(doc, event, "action_emitted", kind=action["kind"], stage=action["stage"])
             await self.store.jobs.update_one(
                 {"_id": doc["_id"], "action.cause": action["cause"]}, {"$set": {"action.emitted_at": now}}
             )
@@ -170,9 +176,15 @@ class Scheduler:
                 next_attempt = attempt + 1 if doc["status"] != "pending" else attempt
                 event = await self.retry_event(doc, stage, next_attempt, None, "stuck", cause=cause)
                 RETRIES.labels(stage, "stuck").inc()
-            await self.publisher.publish([event], priority=doc.get("priority"))
+            await self._emit(doc, event, "stuck_job_redriven", stage=stage, attempt=attempt)
             await self.store.jobs.update_one({"_id": doc["_id"]}, {"$set": {"redriven_at": now}})
-            log.warning("stuck_job_redriven", job_id=doc["_id"], stage=stage, attempt=attempt, emitted=event.type)
+
+    async def _emit(self, doc: dict[str, Any], event: ev.Event, what: str, **fields: object) -> None:
+        """Publish `event` in the job's trace (started by the gateway at the request) and log it so."""
+        traceparent = child_traceparent(doc.get("traceparent"))
+        await self.publisher.publish([event], traceparent=traceparent, priority=doc.get("priority"))
+        with log_context(job_id=doc["_id"], event_id=event.event_id, traceparent=traceparent):
+            log.info(what, emitted=event.type, **fields)
 
     async def retry_event(
         self, doc: dict[str, Any], stage: str, attempt: int, cause_event: str | None, reason: str, *, cause: str = ""

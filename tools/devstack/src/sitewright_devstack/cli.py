@@ -33,6 +33,10 @@ async def up(config: StackConfig) -> int:
         console.print(f"[bold green]Sitewright is up[/]: API and docs at {stack.gateway_url}/docs")
         console.print(f"  admin API key: {stack.api_key}   (saved in {config.home / 'api-key'})")
         console.print(f"  broker {stack.bootstrap}   mongodb {stack.env()['SITEWRIGHT_MONGO_URL']}")
+        if stack.prometheus_url:
+            console.print(f"  Prometheus {stack.prometheus_url} (alerts: {stack.prometheus_url}/alerts)")
+        else:
+            console.print("  Prometheus not started: install it (apt-get install prometheus) to get metrics and alerts")
         console.print(f"  logs: {stack.logs}/<service>.log    Ctrl-C stops everything.")
         while not stop.is_set():
             if failed := stack.failed():
@@ -108,11 +112,15 @@ def main(argv: list[str] | None = None) -> None:
     p_up.add_argument("--port", type=int, default=int(os.environ.get("SITEWRIGHT_GATEWAY_PORT", "8000")))
     p_up.add_argument("--broker-port", type=int, default=int(os.environ.get("SITEWRIGHT_BROKER_PORT", "19092")))
     p_up.add_argument("--mongo-port", type=int, default=int(os.environ.get("SITEWRIGHT_MONGO_PORT", "27018")))
+    p_up.add_argument("--prometheus-port", type=int, default=int(os.environ.get("SITEWRIGHT_PROMETHEUS_PORT", "9090")))
     p_demo = sub.add_parser("demo", help="start the stack, run one job on the bundled sample site, stop")
     p_demo.add_argument("--timeout", type=float, default=120)
     args = parser.parse_args(argv)
     if args.command == "up":
-        config = StackConfig(home=args.home, gateway_port=args.port, broker_port=args.broker_port, mongo_port=args.mongo_port)
+        config = StackConfig(
+            home=args.home, gateway_port=args.port, broker_port=args.broker_port, mongo_port=args.mongo_port,
+            prometheus_port=args.prometheus_port,
+        )
         sys.exit(asyncio.run(up(config)))
     # The demo uses free ports and its own data, so it runs beside a stack that is already up.
     sys.exit(asyncio.run(demo(StackConfig(home=args.home / "demo", gateway_port=0), args.timeout)))

@@ -19,6 +19,7 @@ from sitewright_runtime.kafka import ensure_topics
 from sitewright_contracts import Topics
 
 from . import infra
+from . import prometheus as prometheus_server
 
 SERVICES = ("gateway", "crawler", "generator", "notifier")
 
@@ -33,6 +34,11 @@ class StackConfig:
     partitions: int = 8
     topic_prefix: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Prometheus starts when its binary is installed; `prometheus_dir` holds prometheus.yml and the rules.
+    prometheus: bool = True
+    prometheus_port: int = 0
+    prometheus_dir: Path = prometheus_server.DEPLOY_PROMETHEUS
+    prometheus_interval: str | None = None  # overrides scrape and evaluation interval (tests use 1s)
     api_key: str = ""  # empty: the key saved under `home`, created on first start
 
 
@@ -45,6 +51,10 @@ class Stack:
         self.broker_port = config.broker_port or infra.free_port()
         self.mongo_port = config.mongo_port or infra.free_port()
         self.gateway_port = config.gateway_port or infra.free_port()
+        self.prometheus_port = config.prometheus_port or infra.free_port()
+        self.prometheus_started = False
+        # Where each service process serves /metrics: label -> (service, host:port); Prometheus' targets.
+        self.metrics: dict[str, tuple[str, str]] = {}
         self.api_key = config.api_key or self._saved_key()
 
     def _saved_key(self) -> str:
@@ -70,6 +80,10 @@ class Stack:
     @property
     def gateway_url(self) -> str:
         return f"http://{self.config.host}:{self.gateway_port}"
+
+    @property
+    def prometheus_url(self) -> str | None:
+        return f"http://{self.config.host}:{self.prometheus_port}" if self.prometheus_started else None
 
     @property
     def bootstrap(self) -> str:
@@ -109,21 +123,47 @@ class Stack:
         await asyncio.to_thread(
             infra.wait_for_port, self.config.host, self.gateway_port, timeout_s=120, proc=self.children["gateway"].proc, name="gateway"
         )
+        if self.config.prometheus and prometheus_server.binary():
+            try:
+                infra.ensure_free(self.prometheus_port, "Prometheus", "SITEWRIGHT_PROMETHEUS_PORT", self.config.host)
+            except RuntimeError:
+                # Debian's package runs its own Prometheus on 9090; ours is optional, so take another port.
+                self.prometheus_port = infra.free_port(self.config.host)
+            self.children["prometheus"] = await asyncio.to_thread(
+                prometheus_server.start, self.config.home / "prometheus", self.logs, self.prometheus_port, self.config.host,
+                base_dir=self.config.prometheus_dir, interval=self.config.prometheus_interval,
+            )
+            self.prometheus_started = True
         (self.config.home / "stack.json").write_text(
-            json.dumps({"gateway": self.gateway_url, "kafka": self.bootstrap, "mongo": self.env()["SITEWRIGHT_MONGO_URL"]})
+            json.dumps({
+                "gateway": self.gateway_url, "kafka": self.bootstrap, "mongo": self.env()["SITEWRIGHT_MONGO_URL"],
+                "prometheus": self.prometheus_url,
+                "metrics": {label: f"http://{address}/metrics" for label, (_, address) in self.metrics.items()},
+            })
         )
 
     def start_service(self, name: str, instance: str = "") -> infra.Child:
         """Start (or restart) one service process; `instance` names a second copy of it."""
         label = f"{name}{instance}"
         env = self.env()
-        port = None
         if name == "gateway":
+            # The gateway serves /metrics on its API port; the workers on a port of their own.
             port = self.gateway_port if not instance else infra.free_port()
             env["SITEWRIGHT_GATEWAY_PORT"] = str(port)
+        else:
+            port = infra.free_port()
+            env["SITEWRIGHT_METRICS_PORT"] = str(port)
         child = infra.spawn(label, [sys.executable, "-m", f"sitewright_{name}"], self.logs, env=env, port=port)
         self.children[label] = child
+        self.metrics[label] = (name, f"{self.config.host}:{port}")
+        self._write_targets()
         return child
+
+    def _write_targets(self) -> None:
+        targets: dict[str, list[str]] = {name: [] for name in SERVICES}
+        for name, address in self.metrics.values():
+            targets[name].append(address)
+        prometheus_server.write_targets(self.config.home / "prometheus" / "targets", targets)
 
     async def restart_broker(self) -> None:
         """Kill the broker and start a new one on the same port; the embedded broker's log starts empty."""
