@@ -16,7 +16,7 @@ from sitewright_runtime.mongo import connect
 from sitewright_runtime.netguard import AddressGuard
 from sitewright_runtime.settings import load_settings
 
-from . import admin_api, api, http
+from . import admin_api, api, dashboard, http, status
 from .auth import KeyStore
 from .config import GatewaySettings
 from .projection import Projection
@@ -73,6 +73,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(admin_api.router)
     app.include_router(http.router)
+    app.include_router(status.router)
+    dashboard.mount(app)
     return app
 
 
