@@ -188,7 +188,7 @@ def recommendations(figures: dict[str, Any], checks: list[Check], stuck: int, ol
     if any(c.name == "provider" and c.ok and c.detail.startswith("offline") for c in checks):
         advice.append(_say("info", "Content is written by the offline extractive provider: set SITEWRIGHT_GENERATOR_PROVIDER "
                            "(anthropic or openai) and its key on the generator for LLM-written content."))
-    if totals["created"] == 0 and not any(a["level"] in ("critical", "warning") for a in advice):
+    if totals["created"] == 0:
         advice.append(_say("info", "No jobs in the last hour: submit a URL with the form on the dashboard, or POST /api/jobs."))
     if not any(a["level"] in ("critical", "warning") for a in advice):
         advice.insert(0, _say("ok", "Everything the gateway can see is healthy."))
