@@ -223,7 +223,12 @@ class EventStream(Response):
     media_type = "text/event-stream"
 
     def __init__(self, conn: Connection, hub: Hub, heartbeat_s: float):
-        super().__init__(headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+        # No Response.__init__: it would declare `content-length: 0` for the empty initial body.
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"),
+        ]
         self.conn, self.hub, self.heartbeat_s = conn, hub, heartbeat_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
