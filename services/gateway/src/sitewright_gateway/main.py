@@ -16,9 +16,10 @@ from sitewright_runtime.mongo import connect
 from sitewright_runtime.netguard import AddressGuard
 from sitewright_runtime.settings import load_settings
 
-from . import admin_api, api, dashboard, http, status
+from . import admin_api, api, dashboard, http, status, streams
 from .auth import KeyStore
 from .config import GatewaySettings
+from .hub import Hub
 from .projection import Projection
 from .scheduler import Scheduler
 from .state import GatewayState
@@ -47,15 +48,19 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             name="gateway-projector", on_batch=projection,
         )
         scheduler = Scheduler(settings, store, publisher)
+        hub = Hub(store.events, store.jobs, max_per_key=settings.stream_max_per_key, queue_size=settings.stream_queue_size)
+        await hub.start()
         app.state.gateway = GatewayState(
             settings=settings, client=client, store=store, keys=keys, publisher=publisher,
             guard=AddressGuard(settings.allow_cidrs), projection=projection, projector=projector, scheduler=scheduler,
+            hub=hub,
         )
         tasks = [asyncio.create_task(projector.run()), asyncio.create_task(scheduler.run())]
         log.info("gateway_started", env=settings.env)
         try:
             yield
         finally:
+            await hub.stop()
             projector.stop()
             scheduler.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -70,6 +75,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     app.add_middleware(http.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, http.validation_error)  # type: ignore[arg-type]
+    app.include_router(streams.router)  # before api.router: /api/jobs/stream is not a job id
     app.include_router(api.router)
     app.include_router(admin_api.router)
     app.include_router(http.router)

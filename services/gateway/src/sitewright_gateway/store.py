@@ -45,4 +45,5 @@ class Store:
         await self.jobs.create_index([("published", ASCENDING)])
         await self.jobs.create_index([("action.due_at", ASCENDING)])
         await self.events.create_index([("job_id", ASCENDING), ("occurred_at", ASCENDING)])
+        await self.events.create_index([("job_id", ASCENDING), ("version", ASCENDING)])  # job stream resume
         await self.api_keys.create_index([("key_id", ASCENDING)], unique=True)
