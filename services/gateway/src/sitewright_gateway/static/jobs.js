@@ -84,7 +84,7 @@ function row(job, now) {
   const link = h("a", { href: `#/jobs/${job.id}`, class: "job-link" }, job.url || job.id);
   const bar = progressBar(job.progress, `Progress of ${job.url || job.id}`);
   return h("tr", { "data-job": job.id },
-    h("td", { "data-label": "Website" }, link, h("span", { class: "job-id" }, job.id)),
+    h("td", { "data-label": "Website" }, h("div", {}, link, h("span", { class: "job-id" }, job.id))),
     h("td", { "data-label": "Status", class: "col-status" }, statusBadge(job.status)),
     h("td", { "data-label": "Stage", class: "col-stage" }, job.stage || ""),
     h("td", { "data-label": "Progress", class: "col-progress" }, bar),

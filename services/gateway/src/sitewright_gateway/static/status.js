@@ -16,7 +16,7 @@ export function throughputChart(t) {
   const top = Math.max(1, ...totals);
   const width = 600;
   const height = 160;
-  const pad = { left: 28, bottom: 20, top: 8 };
+  const pad = { left: 0, bottom: 2, top: 4 };
   const plotH = height - pad.bottom - pad.top;
   const barW = (width - pad.left) / n;
   const done = t.completed.reduce((a, b) => a + b, 0);
@@ -34,17 +34,18 @@ export function throughputChart(t) {
     if (t.completed[i]) bars.push(svg("rect", { class: "bar-done", x, y: base - hDone, width: Math.max(1, barW - 2), height: hDone }));
     if (t.failed[i]) bars.push(svg("rect", { class: "bar-failed", x, y: base - hDone - hFail, width: Math.max(1, barW - 2), height: hFail }));
   });
-  return svg("svg", {
+  // Labels are HTML around the SVG: the SVG stretches to any width, which would distort its text.
+  const chart = svg("svg", {
     class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-labelledby": "chart-title chart-desc",
     preserveAspectRatio: "none",
   },
   title, desc,
-  svg("line", { class: "axis", x1: pad.left, y1: pad.top + plotH, x2: width, y2: pad.top + plotH }),
-  svg("text", { class: "tick", x: pad.left - 4, y: pad.top + 8, "text-anchor": "end" }, String(top)),
-  svg("text", { class: "tick", x: pad.left - 4, y: pad.top + plotH, "text-anchor": "end" }, "0"),
-  svg("text", { class: "tick", x: pad.left, y: height - 4 }, `${n} min ago`),
-  svg("text", { class: "tick", x: width, y: height - 4, "text-anchor": "end" }, "now"),
+  svg("line", { class: "axis", x1: 0, y1: pad.top + plotH, x2: width, y2: pad.top + plotH }),
   ...bars);
+  return h("figure", { class: "chart-box" },
+    h("p", { class: "chart-scale" }, `Tallest bar: ${top} job${top === 1 ? "" : "s"} in a minute`),
+    chart,
+    h("p", { class: "chart-axis" }, h("span", {}, `${n} min ago`), h("span", {}, "now")));
 }
 
 function timingsTable(timings) {

@@ -11,10 +11,14 @@ export function getJob(id) {
   return jobs.get(id);
 }
 
-/** The version of each known job, for the stream's `since` (so a reconnect misses nothing). */
+// A stream follows at most 1000 listed jobs; `since` names the newest of those known, and `all` brings
+// the current version of every other active one.
+const MAX_SINCE = 900;
+
+/** The version of the newest known jobs, for the stream's `since` (so a reconnect misses nothing). */
 export function versions() {
   const out = {};
-  for (const job of jobs.values()) out[job.id] = job.version;
+  for (const job of allJobs().slice(0, MAX_SINCE)) out[job.id] = job.version;
   return out;
 }
 
