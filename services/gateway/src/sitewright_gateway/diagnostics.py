@@ -279,7 +279,7 @@ def diagnosis(job: Doc, now: datetime, stuck_after_s: float) -> list[str]:
         says.append("Its request has not reached the broker yet: the scheduler publishes it when the broker is reachable.")
     if status in ACTIVE_STATUSES:
         if job.get("next_attempt_at"):
-            says.append(f"Waiting to retry {job['stage']} (attempt {job.get('action', {}).get('attempt', '?')}) at {job['next_attempt_at'].isoformat(timespec='seconds')}.")
+            says.append(f"Waiting to retry {job['stage']} (attempt {(job.get('action') or {}).get('attempt', '?')}) at {job['next_attempt_at'].isoformat(timespec='seconds')}.")
         elif quiet > stuck_after_s:
             says.append(f"Stuck: no event for {quiet:.0f} s (threshold {stuck_after_s:g} s); the scheduler re-drives it as a new attempt.")
         else:
