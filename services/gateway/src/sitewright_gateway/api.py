@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api")
 PUBLISH_TIMEOUT_S = 5.0
 
 
-async def _own_job(state: GatewayState, tenant: str, job_id: str) -> dict[str, Any]:
+async def own_job(state: GatewayState, tenant: str, job_id: str) -> dict[str, Any]:
     doc = await state.store.jobs.find_one({"_id": job_id, "tenant": tenant})
     if doc is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job with id {job_id!r}")
@@ -123,13 +123,13 @@ async def list_jobs(
 
 @router.get("/jobs/{job_id}", response_model=JobView)
 async def get_job(job_id: str, state: State, tenant: Tenant) -> JobView:
-    return JobView.from_doc(await _own_job(state, tenant, job_id))
+    return JobView.from_doc(await own_job(state, tenant, job_id))
 
 
 @router.get("/jobs/{job_id}/events", response_model=list[EventView])
 async def get_job_events(job_id: str, state: State, tenant: Tenant) -> list[EventView]:
     """The job's audit trail, in the order the events happened."""
-    await _own_job(state, tenant, job_id)
+    await own_job(state, tenant, job_id)
     cursor = state.store.events.find({"job_id": job_id}).sort([("occurred_at", 1), ("_id", 1)]).limit(1000)
     return [EventView(event_id=d["_id"], **{k: v for k, v in d.items() if k != "_id"}) async for d in cursor]
 
@@ -137,7 +137,7 @@ async def get_job_events(job_id: str, state: State, tenant: Tenant) -> list[Even
 @router.get("/jobs/{job_id}/result")
 async def get_job_result(job_id: str, state: State, tenant: Tenant) -> dict[str, Any]:
     """The generated content: meta tags, content sections, FAQ and JSON-LD."""
-    job = await _own_job(state, tenant, job_id)
+    job = await own_job(state, tenant, job_id)
     result = await state.store.results.find_one({"_id": job_id}, {"_id": 0, "tenant": 0, "event_id": 0})
     if result is None:
         raise HTTPException(

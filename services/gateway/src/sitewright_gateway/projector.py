@@ -73,10 +73,15 @@ def new_job(event: ev.JobRequested) -> Doc:
 
 def project(doc: Doc | None, event: ev.Event, position: tuple[int, int], policy: RetryPolicy) -> Doc | None:
     """Apply `event` (read at `position` = (partition, offset)) to `doc`; None when nothing changes."""
+    at = {"partition": position[0], "offset": position[1]}
     if doc is None:
         # A job's first event on the log is its request; anything else has lost its job.
-        return _stamp(new_job(event), event, position, "") if isinstance(event, ev.JobRequested) else None
+        return new_job(event) | {"position": at} if isinstance(event, ev.JobRequested) else None
     if event.event_id in doc["seen"]:
+        if isinstance(event, ev.JobRequested) and doc["position"] is None:
+            # The gateway wrote the document before publishing; now it has its place in the log,
+            # exactly as a rebuild from the log would give it.
+            return doc | {"position": at}
         return None
     new = dict(doc)
     note = _apply(new, event, policy)
