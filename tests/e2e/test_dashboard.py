@@ -77,9 +77,11 @@ WATCH_BARS = """() => {
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(StackConfig(home=tmp_path_factory.mktemp("dash"), gateway_port=0, partitions=2))
-    asyncio.run(stack.start())
-    yield stack
-    stack.stop()
+    try:
+        asyncio.run(stack.start())
+        yield stack
+    finally:
+        stack.stop()  # also when the start failed half way: no process outlives the test
 
 
 @pytest.fixture(scope="module")
