@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: setup system up demo test kcat clean
+.PHONY: setup system up demo test kcat clean bench-streams
 
 setup: .venv/.synced system
 
@@ -32,6 +32,10 @@ demo: setup
 
 test: setup
 	$(UV) run pytest $(PYTEST_ARGS)
+
+# Job stream fan-out: event produced -> received by 1, 100 and 1,000 clients (p50/p99), JSON under bench/results/.
+bench-streams: setup
+	$(UV) run python bench/stream_fanout.py
 
 clean:
 	rm -rf .sitewright .venv

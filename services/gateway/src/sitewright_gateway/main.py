@@ -96,4 +96,5 @@ def run() -> None:
     uvicorn.run(
         create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
         log_level="warning", access_log=False, timeout_graceful_shutdown=10,
+        ws="websockets-sansio",  # the websockets "legacy" implementation uvicorn picks by default is deprecated
     )
