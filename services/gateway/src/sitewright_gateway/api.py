@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response, status
@@ -15,7 +16,7 @@ from sitewright_runtime.logs import get_logger
 from sitewright_runtime.metrics import JOBS_CREATED
 from sitewright_runtime.netguard import BlockedAddress
 
-from .projector import new_job
+from .projector import new_job, state_as_of
 from .deps import State, Tenant
 from .schemas import EventView, JobAccepted, JobCreate, JobPage, JobView, links
 from .state import GatewayState
@@ -132,6 +133,22 @@ async def get_job_events(job_id: str, state: State, tenant: Tenant) -> list[Even
     await own_job(state, tenant, job_id)
     cursor = state.store.events.find({"job_id": job_id}).sort([("occurred_at", 1), ("_id", 1)]).limit(1000)
     return [EventView(event_id=d["_id"], **{k: v for k, v in d.items() if k != "_id"}) async for d in cursor]
+
+
+@router.get("/jobs/{job_id}/history", response_model=JobView)
+async def get_job_as_of(
+    job_id: str,
+    state: State,
+    tenant: Tenant,
+    at: Annotated[datetime, Query(description="RFC 3339 time, e.g. 2026-11-23T10:00:00Z.")],
+) -> JobView:
+    """Time travel: the job as it was at `at`, rebuilt from its events."""
+    await own_job(state, tenant, job_id)
+    events = [d async for d in state.store.events.find({"job_id": job_id})]
+    doc = state_as_of(events, at if at.tzinfo else at.replace(tzinfo=UTC), state.settings.retry_policy)
+    if doc is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} had not been requested yet at {at.isoformat()}")
+    return JobView.from_doc(doc)
 
 
 @router.get("/jobs/{job_id}/result")

@@ -35,6 +35,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = connect(settings.mongo_url)
         store = Store(client[settings.mongo_db])
+        await store.follow_active_model()
         await store.create_indexes(settings.retention)
         keys = KeyStore(store.api_keys)
         if settings.bootstrap_api_key:

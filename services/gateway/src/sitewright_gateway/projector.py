@@ -258,3 +258,19 @@ def event_document(event: ev.Event, position: tuple[int, int], after: Doc | None
         "version": after["version"] if after else None,
         "job": job_state(after) if after else None,
     }
+
+
+def event_from_document(doc: Doc) -> ev.Event:
+    """The event an audit-trail document records (the inverse of `event_document`)."""
+    fields = {k: doc[k] for k in ("job_id", "tenant", "type", "attempt", "occurred_at", "producer", "data")}
+    return ev.EVENT_ADAPTER.validate_python(fields | {"event_id": doc["_id"]})
+
+
+def state_as_of(events: list[Doc], at: datetime, policy: RetryPolicy) -> Doc | None:
+    """Time travel: the job document as it was at `at`, folded from its audit trail in log order."""
+    doc = None
+    for d in sorted(events, key=lambda d: (d["occurred_at"], d["_id"])):
+        if d["occurred_at"] > at:
+            break
+        doc = project(doc, event_from_document(d), (d["partition"], d["offset"]), policy) or doc
+    return doc

@@ -19,7 +19,6 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 from pymongo.errors import DuplicateKeyError
 from sitewright_contracts import derived_uuid7, encode
-from sitewright_contracts.events import EVENT_ADAPTER
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import ACTIVE_STATUSES, JOB_STATUSES, CrawlContext, ErrorInfo, JobOptions
 from sitewright_runtime.kafka import Publisher
@@ -27,6 +26,7 @@ from sitewright_runtime.logs import get_logger
 from sitewright_runtime.metrics import JOBS_BY_STATUS, JOBS_STUCK, RETRIES
 
 from .config import GatewaySettings
+from .projector import event_from_document
 from .store import Store
 
 log = get_logger(__name__)
@@ -54,6 +54,8 @@ class Scheduler:
     async def run(self) -> None:
         while not self._stop.is_set():
             try:
+                if await self.store.follow_active_model():
+                    log.info("read_model_switched", db=self.store.model.name)  # type: ignore[union-attr]
                 self.is_leader = await self.acquire_lease()
                 if self.is_leader:
                     await self.tick()
@@ -131,10 +133,7 @@ class Scheduler:
         found = await self.store.events.find_one({"_id": cause_id})
         if found is None:
             return False
-        event = EVENT_ADAPTER.validate_python(
-            {k: found[k] for k in ("job_id", "tenant", "type", "attempt", "occurred_at", "producer", "data")}
-            | {"event_id": found["_id"]}
-        )
+        event = event_from_document(found)
         key, value, headers = encode(event)
         record = ConsumerRecord(
             self.settings.topics.events, found["partition"], found["offset"], 0, 0, key, value, None, len(key), len(value), headers

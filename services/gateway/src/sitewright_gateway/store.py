@@ -1,4 +1,11 @@
-"""The read model's collections and indexes (MongoDB, via PyMongo's native async client)."""
+"""The read model's collections and indexes (MongoDB, via PyMongo's native async client).
+
+The collections derived from the log (`jobs`, `job_events`, `results`) live in
+the *model* database, which a rebuild can replace: `meta.read_model` names
+the active one, and every gateway follows it (`follow_active_model`). What
+the log does not hold (API keys, idempotency keys, dead letters, leases)
+stays in the base database.
+"""
 
 from __future__ import annotations
 
@@ -13,21 +20,41 @@ from pymongo.errors import OperationFailure
 INDEX_OPTIONS_CONFLICT = (85, 86)
 
 
+ACTIVE_MODEL = "read_model"
+
+
 @dataclass
 class Store:
     db: AsyncDatabase
+    model: AsyncDatabase | None = None  # the database of the log-derived collections; `db` unless rebuilt
+
+    def __post_init__(self) -> None:
+        self.model = self.model if self.model is not None else self.db
 
     @property
     def jobs(self) -> AsyncCollection:
-        return self.db["jobs"]
+        return self.model["jobs"]  # type: ignore[index]
 
     @property
     def events(self) -> AsyncCollection:
-        return self.db["job_events"]
+        return self.model["job_events"]  # type: ignore[index]
 
     @property
     def results(self) -> AsyncCollection:
-        return self.db["results"]
+        return self.model["results"]  # type: ignore[index]
+
+    @property
+    def meta(self) -> AsyncCollection:
+        return self.db["meta"]
+
+    async def follow_active_model(self) -> bool:
+        """Switch to the model database `meta` names (after a rebuild); True when it changed."""
+        doc = await self.meta.find_one({"_id": ACTIVE_MODEL})
+        name = doc["db"] if doc else self.db.name
+        if name == self.model.name:  # type: ignore[union-attr]
+            return False
+        self.model = self.db.client[name]
+        return True
 
     @property
     def idempotency(self) -> AsyncCollection:
