@@ -25,6 +25,9 @@ pytestmark = pytest.mark.e2e
 CHROMIUM = os.environ.get("SITEWRIGHT_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 WAIT_MS = 60_000
+# Bounded, but generous: with many agents on two cores one API round trip has taken several seconds.
+STEP_MS = 30_000
+expect.set_options(timeout=STEP_MS)
 
 # Every input has a label; returns the ones that do not.
 UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
@@ -142,6 +145,7 @@ async def test_dashboard_submits_a_job_watches_it_live_and_shows_its_result(stac
 
 async def desktop(browser: Browser, stack: Stack, site: StaticSite, api: httpx.AsyncClient) -> str:
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(STEP_MS)
     await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.gateway_url)
     page = await context.new_page()
     problems = watch_problems(page)
@@ -219,6 +223,7 @@ async def desktop(browser: Browser, stack: Stack, site: StaticSite, api: httpx.A
 
 async def phone(browser: Browser, stack: Stack, job_id: str) -> None:
     context = await browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    context.set_default_timeout(STEP_MS)
     page = await context.new_page()
     problems = watch_problems(page)
     try:
