@@ -185,6 +185,13 @@ async def test_debug_tells_the_whole_story_of_one_job(kafka_bootstrap, mongo_url
         assert d["diagnosis"] == ["Completed."]
 
         assert (await api.get("/api/debug/no-such-job")).status_code == 404
+
+        # The dashboard itself needs no key (it asks for one), and its modules are served as JavaScript.
+        page = await api.get("/", headers={"Authorization": ""})
+        assert page.status_code == 200 and '<script type="module" src="/static/app.js"></script>' in page.text
+        for name in ("app.js", "stream.js", "app.css"):
+            asset = await api.get(f"/static/{name}", headers={"Authorization": ""})
+            assert asset.status_code == 200 and ("javascript" in asset.headers["content-type"] or name.endswith(".css")), name
         other = (await api.post("/api/admin/keys", json={"tenant": f"other-{unique}", "name": "t"})).json()["key"]
         foreign = await api.get(f"/api/debug/{h.job_id}", headers={"Authorization": f"Bearer {other}"})
         assert foreign.status_code == 404 and h.job_id in foreign.json()["detail"]
