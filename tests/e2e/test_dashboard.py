@@ -130,6 +130,8 @@ async def check_page(page: Page, name: str, problems: list[str]) -> None:
     print(f"screenshot: {path}")
 
 
+# About 30 s of stack start and 45 s of browser on a quiet machine; the bound leaves room for a crowded one.
+@pytest.mark.timeout(540)
 async def test_dashboard_submits_a_job_watches_it_live_and_shows_its_result(stack: Stack, site: StaticSite):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     async with httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.headers, timeout=10) as api:
