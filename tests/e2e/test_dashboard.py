@@ -224,7 +224,7 @@ async def desktop(browser: Browser, stack: Stack, site: StaticSite, api: httpx.A
 
 
 async def phone(browser: Browser, stack: Stack, job_id: str) -> None:
-    context = await browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True, has_touch=True)
     context.set_default_timeout(STEP_MS)
     page = await context.new_page()
     problems = watch_problems(page)
