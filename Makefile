@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: setup system up demo test kcat clean bench bench-crawl bench-sitewright bench-peers
+.PHONY: setup system up demo test kcat clean bench bench-crawl bench-sitewright bench-peers bench-streams
 
 setup: .venv/.synced system
 
@@ -34,9 +34,10 @@ test: setup
 	$(UV) run pytest $(PYTEST_ARGS)
 
 # Benchmarks (bench/README.md). BENCH_RUNS=1 BENCH_QUICK=1 for a quick check while developing.
-# `bench` also runs the crawler-vs-Scrapy benchmark (`bench-crawl`).
+# `bench` also runs the crawler-vs-Scrapy benchmark (`bench-crawl`) and the stream fan-out (`bench-streams`).
 bench: setup
 	$(MAKE) --no-print-directory bench-crawl
+	$(MAKE) --no-print-directory bench-streams
 	$(MAKE) --no-print-directory bench-sitewright
 
 bench-sitewright: setup
@@ -50,6 +51,10 @@ bench-peers: setup
 bench-crawl: setup
 	$(UV) sync --all-packages --frozen --group bench
 	$(UV) run --frozen --group bench python bench/crawl_bench.py $(BENCH_ARGS)
+
+# Job stream fan-out: event produced -> received by 1, 100 and 1,000 clients (p50/p99), JSON under bench/results/.
+bench-streams: setup
+	$(UV) run python bench/stream_fanout.py
 
 clean:
 	rm -rf .sitewright .venv

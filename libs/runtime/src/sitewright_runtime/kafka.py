@@ -106,6 +106,16 @@ class Publisher:
             await self._producer.stop()
             self._producer = None
 
+    async def ping(self, timeout_s: float = 2.0) -> bool:
+        """Whether a broker answers a metadata request now (for status pages; never raises)."""
+        if self._producer is None:
+            return False
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout_s)
+            return True
+        except Exception:
+            return False
+
     async def publish(
         self, events: Sequence[Event], *, traceparent: str | None = None, topic: str | None = None,
         priority: int | None = None,

@@ -33,6 +33,14 @@ class GatewaySettings(ServiceSettings, LinkSettings):
     )
     scheduler_interval_s: float = Field(default=1.0, gt=0)
     lease_ttl_s: float = Field(default=10, gt=0)
+    stream_heartbeat_s: float = Field(default=15, gt=0, description="A job stream idle this long gets a heartbeat.")
+    stream_max_per_key: int = Field(default=20, ge=1, description="Open job streams per API key (per gateway instance).")
+    stream_queue_size: int = Field(
+        default=1000, ge=1, description="Messages a job stream may have waiting; a client further behind is dropped.",
+    )
+    stream_allowed_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to open a WebSocket besides the gateway's own.",
+    )
 
     @property
     def retention(self) -> timedelta:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sitewright_runtime.worker import metrics_endpoint
 
@@ -86,8 +86,3 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 router.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
-
-
-@router.get("/", include_in_schema=False)
-async def root() -> RedirectResponse:
-    return RedirectResponse("/docs")

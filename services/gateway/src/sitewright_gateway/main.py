@@ -17,11 +17,12 @@ from sitewright_runtime.mongo import connect
 from sitewright_runtime.netguard import AddressGuard
 from sitewright_runtime.settings import load_settings
 
-from . import admin_api, api, commands, dlq, http, links, webhooks_api
+from . import admin_api, api, commands, dashboard, dlq, http, links, status, streams, webhooks_api
 from .auth import KeyStore
 from .http_metrics import HttpMetrics
 from .config import GatewaySettings
 from .outbox import PublishedMarks
+from .hub import Hub
 from .projection import Projection
 from .scheduler import Scheduler
 from .state import GatewayState
@@ -56,16 +57,19 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         )
         scheduler = Scheduler(settings, store, publisher)
         published = PublishedMarks(store)
+        hub = Hub(store.events, store.jobs, max_per_key=settings.stream_max_per_key, queue_size=settings.stream_queue_size)
+        await hub.start()
         app.state.gateway = GatewayState(
             settings=settings, client=client, store=store, keys=keys, publisher=publisher,
             guard=AddressGuard(settings.allow_cidrs), projection=projection, projector=projector, scheduler=scheduler,
-            published=published,
+            published=published, hub=hub,
         )
         tasks = [asyncio.create_task(c.run()) for c in (projector, dead_letters, scheduler, published)]
         log.info("gateway_started", env=settings.env)
         try:
             yield
         finally:
+            await hub.stop()
             for c in (projector, dead_letters, scheduler, published):
                 c.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -81,6 +85,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(http.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetrics)  # added last, so outermost: it also counts the 413s BodyLimit answers
     app.add_exception_handler(RequestValidationError, http.validation_error)  # type: ignore[arg-type]
+    app.include_router(streams.router)  # before api.router: /api/jobs/stream is not a job id
     app.include_router(api.router)
     app.include_router(commands.router)
     app.include_router(dlq.router)
@@ -88,6 +93,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(http.router)
     app.include_router(webhooks_api.router)
     app.include_router(links.router)
+    app.include_router(status.router)
+    dashboard.mount(app)
     return app
 
 
@@ -97,4 +104,5 @@ def run() -> None:
     uvicorn.run(
         create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
         log_level="warning", access_log=False, timeout_graceful_shutdown=10, loop=UVICORN_LOOP,
+        ws="websockets-sansio",  # the websockets "legacy" implementation uvicorn picks by default is deprecated
     )

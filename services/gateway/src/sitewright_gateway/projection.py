@@ -60,12 +60,16 @@ class Projection:
                 await self.publisher.dead_letter(record, group=self.group, reason=exc.reason, error=exc.detail, attempts=1)
         if not decoded:
             return
-        # Two collections, no order between them: both writes in flight at once.
-        await asyncio.gather(self._apply_jobs(decoded), self._record_events(decoded))
+        # The audit trail records each event with the job's state right after it (what streams send),
+        # so the jobs are folded first.
+        after = await self._apply_jobs(decoded)
+        await self._record_events(decoded, after)
         self.applied += len(decoded)
         PROJECTION_LAG.set(max(0.0, time.time() - decoded[-1][0].occurred_at.timestamp()))
 
-    async def _apply_jobs(self, decoded: list[tuple[Event, tuple[int, int]]]) -> None:
+    async def _apply_jobs(self, decoded: list[tuple[Event, tuple[int, int]]]) -> dict[str, dict]:
+        """Fold the events into their jobs; return the job document right after each event, by event id."""
+        after: dict[str, dict] = {}
         by_job: dict[str, list[tuple[Event, tuple[int, int]]]] = {}
         for item in decoded:
             by_job.setdefault(item[0].job_id, []).append(item)
@@ -84,6 +88,8 @@ class Projection:
                 new = old
                 for event, position in by_job[job_id]:
                     new = project(new, event, position, self.policy) or new
+                    if new is not None:
+                        after[event.event_id] = new
                 if new is None:
                     continue
                 written[job_id] = new
@@ -109,6 +115,7 @@ class Projection:
                         log.info("job_finished", status=doc["status"], duration_s=round(duration, 3))
             # Another writer changed a document between our read and write: read it again and re-fold.
             pending = conflicts
+        return after
 
     def _remember(self, written: dict[str, dict], conflicts: set[str]) -> None:
         """Keep what the database now holds; forget jobs whose write lost a race, and finished ones."""
@@ -144,8 +151,8 @@ class Projection:
                     conflicts.add(d["_id"])
         return conflicts
 
-    async def _record_events(self, decoded: list[tuple[Event, tuple[int, int]]]) -> None:
-        docs = [event_document(e, p) for e, p in decoded]
+    async def _record_events(self, decoded: list[tuple[Event, tuple[int, int]]], after: dict[str, dict]) -> None:
+        docs = [event_document(e, p, after.get(e.event_id)) for e, p in decoded]
         try:
             await self.store.events.insert_many(docs, ordered=False)
         except BulkWriteError as exc:

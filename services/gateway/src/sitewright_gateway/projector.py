@@ -244,8 +244,17 @@ def changed_fields(old: Doc, new: Doc) -> Doc:
     return {k: v for k, v in new.items() if k != "_id" and old.get(k) != v}
 
 
-def event_document(event: ev.Event, position: tuple[int, int]) -> Doc:
-    """The audit-trail document of one event (`job_events`)."""
+def job_state(doc: Doc) -> Doc:
+    """What a job stream reports of a job: its state right after an event (stored with the event)."""
+    return {k: doc.get(k) for k in ("status", "stage", "progress", "attempt", "error", "url")}
+
+
+def event_document(event: ev.Event, position: tuple[int, int], after: Doc | None = None) -> Doc:
+    """The audit-trail document of one event (`job_events`).
+
+    `after` is the job document right after the event: its `version` and
+    `job_state` let job streams replay a job's versions from the audit trail.
+    """
     return {
         "_id": event.event_id,
         "job_id": event.job_id,
@@ -257,6 +266,8 @@ def event_document(event: ev.Event, position: tuple[int, int]) -> Doc:
         "partition": position[0],
         "offset": position[1],
         "data": event.data.model_dump(mode="json", by_alias=True),
+        "version": after["version"] if after else None,
+        "job": job_state(after) if after else None,
     }
 
 

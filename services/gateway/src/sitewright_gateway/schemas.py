@@ -107,6 +107,7 @@ class EventView(BaseModel):
     partition: int
     offset: int
     data: dict[str, Any]
+    version: int | None = Field(default=None, description="The job's version right after this event.")
 
 
 def links(job_id: str) -> JobLinks:

@@ -76,9 +76,11 @@ class Store:
         await self.jobs.create_index([("tenant", ASCENDING), ("_id", DESCENDING)])
         await self.jobs.create_index([("tenant", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)])
         await self.jobs.create_index([("status", ASCENDING), ("updated_at", ASCENDING)])
+        await self.jobs.create_index([("tenant", ASCENDING), ("updated_at", ASCENDING)])  # /api/status's window
         await self.jobs.create_index([("published", ASCENDING)])
         await self.jobs.create_index([("action.due_at", ASCENDING)])
         await self.events.create_index([("job_id", ASCENDING), ("occurred_at", ASCENDING)])
+        await self.events.create_index([("job_id", ASCENDING), ("version", ASCENDING)])  # job stream resume
         await self.dlq.create_index([("tenant", ASCENDING), ("created_at", DESCENDING)])
         # Retention: finished jobs carry `expire_at`; events, results and dead letters expire by age.
         seconds = int(retention.total_seconds())

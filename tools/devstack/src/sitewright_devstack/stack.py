@@ -40,6 +40,7 @@ class StackConfig:
     prometheus_dir: Path = prometheus_server.DEPLOY_PROMETHEUS
     prometheus_interval: str | None = None  # overrides scrape and evaluation interval (tests use 1s)
     api_key: str = ""  # empty: the key saved under `home`, created on first start
+    services: tuple[str, ...] = SERVICES  # fewer for a benchmark that drives jobs with synthetic events
 
 
 class Stack:
@@ -118,7 +119,7 @@ class Stack:
             infra.start_mongo, self.config.home / "mongo", self.logs, self.mongo_port, self.config.host
         )
         await ensure_topics(self.bootstrap, Topics(self.config.topic_prefix).all, self.config.partitions)
-        for name in SERVICES:
+        for name in self.config.services:
             self.start_service(name)
         await asyncio.to_thread(
             infra.wait_for_port, self.config.host, self.gateway_port, timeout_s=120, proc=self.children["gateway"].proc, name="gateway"

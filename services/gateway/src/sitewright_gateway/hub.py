@@ -1,0 +1,447 @@
+"""Fans job updates out to stream connections (the WebSocket and SSE routes in `streams.py`).
+
+Every gateway instance runs one hub. It tails inserts into `job_events` with a
+MongoDB change stream: the projector stores in each event document the job's
+version and state right after that event, and whichever instance projected an
+event, every instance's hub sees it. One update per job version goes to every
+connection following that job, encoded once.
+
+No gap, no duplicate: a subscription is registered (live updates for the job
+start being held) before the job's backlog or current state is read, then the
+backlog is sent, then what was held, dropping any version at or below the last
+one sent. A live version that skips one (an out-of-order insert) makes the
+connection read the missing versions from the audit trail before going on.
+
+A connection never blocks the hub: updates go into its bounded outbox, and a
+client whose outbox overflows is dropped (it resumes with `since`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+from pymongo.asynchronous.collection import AsyncCollection
+from sitewright_contracts.models import ACTIVE_STATUSES
+from sitewright_runtime.logs import get_logger
+
+from .auth import Principal
+
+log = get_logger(__name__)
+
+MAX_JOBS_PER_CONNECTION = 1000
+SNAPSHOT_LIMIT = 1000  # `all`: the current version of at most this many active jobs, newest first
+BACKLOG_LIMIT = 10_000
+RESTART_BACKOFF_S = 1.0
+
+STREAM_CONNECTIONS = Gauge("sitewright_stream_connections", "Open job stream connections on this gateway.")
+STREAM_DROPPED = Counter("sitewright_stream_dropped_total", "Job stream connections the server closed.", ["reason"])
+STREAM_UPDATES = Counter("sitewright_stream_updates_total", "Job versions the hub received from the change stream.")
+
+# Close codes of the protocol (docs: briefs/stream-protocol.md, README).
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_ORIGIN = 4403
+CLOSE_TOO_SLOW = 4408
+CLOSE_TOO_MANY = 4429
+CLOSE_BAD_MESSAGE = 1008
+CLOSE_RESTART = 1012
+
+_EVENT_FIELDS = {"job_id": 1, "tenant": 1, "type": 1, "occurred_at": 1, "version": 1, "job": 1, "offset": 1}
+_JOB_FIELDS = {"tenant": 1, "version": 1, "status": 1, "stage": 1, "progress": 1, "attempt": 1, "error": 1, "url": 1, "updated_at": 1}
+_ERROR_FIELDS = ("code", "message", "retryable", "stage")
+
+
+def rfc3339(at: datetime | None = None) -> str:
+    return (at or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def control(kind: str, **fields: Any) -> dict[str, Any]:
+    """A non-job message: `ready`, `heartbeat` or `error`."""
+    return {"type": kind, **fields}
+
+
+class Update:
+    """One version of one job, encoded at most once per transport whatever the number of receivers."""
+
+    __slots__ = ("job_id", "tenant", "version", "payload", "_text", "_sse")
+
+    def __init__(self, tenant: str, payload: dict[str, Any]):
+        self.job_id: str = payload["job_id"]
+        self.tenant = tenant
+        self.version: int = payload["version"]
+        self.payload = payload
+        self._text: str | None = None
+        self._sse: bytes | None = None
+
+    @classmethod
+    def from_event(cls, doc: dict[str, Any]) -> Update:
+        """From a `job_events` document (the state it stores is the job's right after the event)."""
+        job = doc.get("job") or {}
+        return cls(doc["tenant"], _payload(doc["job_id"], doc["version"], job, doc.get("type"), doc["_id"], doc.get("occurred_at")))
+
+    @classmethod
+    def from_job(cls, job: dict[str, Any], event: dict[str, Any] | None) -> Update:
+        """From a job document: its current version (with the event that made it, once recorded)."""
+        return cls(job["tenant"], _payload(
+            job["_id"], job["version"], job,
+            event.get("type") if event else None, event["_id"] if event else None,
+            event.get("occurred_at") if event else job.get("updated_at"),
+        ))
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = json.dumps(self.payload, separators=(",", ":"))
+        return self._text
+
+    @property
+    def sse(self) -> bytes:
+        if self._sse is None:
+            self._sse = f"id: {self.job_id}:{self.version}\nevent: job\ndata: {self.text}\n\n".encode()
+        return self._sse
+
+
+def _payload(job_id: str, version: int, job: dict[str, Any], event_type: str | None, event_id: str | None, at: Any) -> dict[str, Any]:
+    error = job.get("error")
+    return {
+        "type": "job",
+        "job_id": job_id,
+        "version": version,
+        "status": job.get("status"),
+        "stage": job.get("stage"),
+        "progress": job.get("progress"),
+        "attempt": job.get("attempt"),
+        "event_type": event_type,
+        "event_id": event_id,
+        "occurred_at": rfc3339(at) if isinstance(at, datetime) else at,
+        "url": job.get("url"),
+        "error": {k: error.get(k) for k in _ERROR_FIELDS} if error else None,
+    }
+
+
+class Connection:
+    """One client's stream: what it follows, the last version it got of each job, and its bounded outbox."""
+
+    def __init__(self, hub: Hub, principal: Principal, limit: int):
+        self.hub = hub
+        self.principal = principal
+        self.tenant = principal.tenant
+        self.limit = limit
+        self.all = False
+        self.jobs: set[str] = set()
+        self.closed: tuple[int, str, str] | None = None  # (close code, error code, message)
+        self.done = asyncio.Event()
+        self._last: dict[str, int] = {}
+        self._held: dict[str, list[Update]] = {}  # jobs whose backlog is being read: live updates wait here
+        self._held_all: list[Update] | None = None
+        self._out: deque[Update | dict[str, Any]] = deque()
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- called by the hub ------------------------------------------------------------------------
+
+    def offer(self, update: Update) -> None:
+        """A live update from the change stream (never blocks)."""
+        if self.closed is not None:
+            return
+        held = self._held.get(update.job_id)
+        if held is not None:
+            held.append(update)
+        elif self._held_all is not None:
+            self._held_all.append(update)
+        else:
+            self._deliver(update, live=True)
+
+    def hold(self, job_id: str) -> None:
+        self._held.setdefault(job_id, [])
+
+    def release(self, job_id: str, backlog: Iterable[Update], *, resumed_from: int | None = None) -> None:
+        """Send `backlog` (versions in order), then the live updates held meanwhile."""
+        held = self._held.pop(job_id, [])
+        if resumed_from is not None:
+            self._last[job_id] = max(self._last.get(job_id, 0), resumed_from)
+        for update in backlog:
+            self._deliver(update)
+        for update in sorted(held, key=lambda u: u.version):
+            self._deliver(update, live=True)
+
+    def hold_all(self) -> None:
+        if self._held_all is None:
+            self._held_all = []
+
+    def release_all(self, snapshot: Iterable[Update]) -> None:
+        held, self._held_all = self._held_all or [], None
+        for update in snapshot:
+            self._deliver(update)
+        for update in held:
+            self.offer(update)
+
+    def stop_all(self) -> None:
+        self._held_all = None
+
+    def forget(self, job_id: str) -> None:
+        self._held.pop(job_id, None)
+        self._last.pop(job_id, None)
+
+    def _deliver(self, update: Update, *, live: bool = False) -> None:
+        last = self._last.get(update.job_id)
+        if last is not None and update.version <= last:
+            return  # sent already (backlog and live tail overlap by design)
+        if live and last is not None and update.version > last + 1:
+            # A version is missing: read it from the audit trail before going on.
+            self._held[update.job_id] = [update]
+            self._spawn(self.hub.backfill(self, update.job_id, last))
+            return
+        self._last[update.job_id] = update.version
+        self.put(update)
+
+    # -- the outbox -------------------------------------------------------------------------------
+
+    def put(self, item: Update | dict[str, Any]) -> None:
+        """Queue a message; a client this far behind is dropped, so it cannot hold memory or the hub."""
+        if self.closed is not None:
+            return
+        if len(self._out) >= self.limit:
+            self.drop(CLOSE_TOO_SLOW, "too_slow", f"the client fell more than {self.limit} messages behind; reconnect with `since`")
+            return
+        self._out.append(item)
+        self._wake.set()
+
+    async def take(self, timeout: float) -> list[Update | dict[str, Any]]:
+        """Everything queued, waiting up to `timeout` for something; [] when idle that long (time for a heartbeat)."""
+        if not self._out and self.closed is None:
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            except TimeoutError:
+                return []
+        items = list(self._out)
+        self._out.clear()
+        return items
+
+    def drop(self, close_code: int, code: str, message: str) -> None:
+        if self.closed is None:
+            self.closed = (close_code, code, message)
+            STREAM_DROPPED.labels(code).inc()
+            log.info("stream_dropped", key_id=self.principal.key_id, reason=code)
+        self.done.set()
+        self._wake.set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+
+class TooManyStreams(Exception):
+    pass
+
+
+class BadSubscription(ValueError):
+    pass
+
+
+class Hub:
+    """The per-gateway fan-out: one change stream in, many connections out."""
+
+    def __init__(self, events: AsyncCollection, jobs: AsyncCollection, *, max_per_key: int, queue_size: int):
+        self.events = events
+        self.jobs_collection = jobs
+        self.max_per_key = max_per_key
+        self.queue_size = queue_size
+        self.connections: set[Connection] = set()
+        self._per_key: dict[str, int] = {}
+        self._by_job: dict[str, set[Connection]] = {}
+        self._by_tenant: dict[str, set[Connection]] = {}
+        self._stream: Any = None
+        self._task: asyncio.Task | None = None
+        self.received = 0
+
+    async def start(self) -> None:
+        """Open the change stream now, so every insert after start is seen, then tail it in the background."""
+        self._stream = await self._watch(None)
+        self._task = asyncio.create_task(self._tail())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for conn in list(self.connections):
+            conn.drop(CLOSE_RESTART, "shutting_down", "the gateway is shutting down; reconnect with `since`")
+        if self._stream is not None:
+            await self._stream.close()
+
+    async def _watch(self, resume_after: Any) -> Any:
+        pipeline = [
+            {"$match": {"operationType": "insert"}},
+            {"$project": {"operationType": 1, **{f"fullDocument.{k}": 1 for k in ("_id", *_EVENT_FIELDS)}}},
+        ]
+        return await self.events.watch(pipeline, resume_after=resume_after)
+
+    async def _tail(self) -> None:
+        while True:
+            try:
+                async for change in self._stream:
+                    doc = change.get("fullDocument")
+                    if doc and doc.get("version") is not None:
+                        self.received += 1
+                        STREAM_UPDATES.inc()
+                        self._dispatch(Update.from_event(doc))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("stream_tail_failed", error=repr(exc))
+                await asyncio.sleep(RESTART_BACKOFF_S)  # the database is restarting: do not spin
+                await self._reopen()
+
+    async def _reopen(self) -> None:
+        token = self._stream.resume_token if self._stream is not None else None
+        try:
+            self._stream = await self._watch(token)
+        except Exception as exc:
+            # The position is gone: updates may have been missed, so every client must resume from its last version.
+            log.warning("stream_resume_failed", error=repr(exc))
+            self._stream = await self._watch(None)
+            for conn in list(self.connections):
+                conn.drop(CLOSE_RESTART, "stream_restarted", "the update feed restarted; reconnect with `since`")
+
+    def _dispatch(self, update: Update) -> None:
+        for conn in self._by_tenant.get(update.tenant, ()):
+            conn.offer(update)
+        for conn in self._by_job.get(update.job_id, ()):
+            if not conn.all and conn.tenant == update.tenant:
+                conn.offer(update)
+
+    # -- connections ------------------------------------------------------------------------------
+
+    def open(self, principal: Principal) -> Connection:
+        """A new connection for `principal`; TooManyStreams when its key has `max_per_key` open here."""
+        if self._per_key.get(principal.key_id, 0) >= self.max_per_key:
+            raise TooManyStreams(
+                f"this API key already has {self.max_per_key} job streams open on this gateway; "
+                "close one, or follow several jobs on one stream"
+            )
+        conn = Connection(self, principal, self.queue_size)
+        self._per_key[principal.key_id] = self._per_key.get(principal.key_id, 0) + 1
+        self.connections.add(conn)
+        STREAM_CONNECTIONS.set(len(self.connections))
+        return conn
+
+    def close(self, conn: Connection) -> None:
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        STREAM_CONNECTIONS.set(len(self.connections))
+        left = self._per_key.get(conn.principal.key_id, 1) - 1
+        if left:
+            self._per_key[conn.principal.key_id] = left
+        else:
+            self._per_key.pop(conn.principal.key_id, None)
+        self.unsubscribe(conn, list(conn.jobs), all_=True)
+        conn.cancel_tasks()
+
+    async def subscribe(
+        self, conn: Connection, jobs: Iterable[str] = (), *, all_: bool = False, since: dict[str, int] | None = None
+    ) -> list[str]:
+        """Follow `jobs` (and with `all_`, every job of the tenant); returns the ids that are not the tenant's jobs.
+
+        Each job listed in `since` gets every version after the one given; each
+        other job its current version; `all_` the current version of the
+        tenant's active jobs. Then live updates.
+        """
+        since = dict(since or {})
+        wanted = (set(jobs) | set(since)) - conn.jobs
+        if len(conn.jobs) + len(wanted) > MAX_JOBS_PER_CONNECTION:
+            raise BadSubscription(f"a stream follows at most {MAX_JOBS_PER_CONNECTION} jobs; subscribe with `all` instead")
+        # Register first: from here on, live updates of these jobs are held, not lost.
+        for job_id in wanted:
+            conn.hold(job_id)
+            conn.jobs.add(job_id)
+            self._by_job.setdefault(job_id, set()).add(conn)
+        newly_all = all_ and not conn.all
+        if newly_all:
+            conn.all = True
+            conn.hold_all()
+            self._by_tenant.setdefault(conn.tenant, set()).add(conn)
+        try:
+            docs = {}
+            if wanted:
+                docs = {d["_id"]: d async for d in self.jobs_collection.find({"_id": {"$in": list(wanted)}, "tenant": conn.tenant}, _JOB_FIELDS)}
+            unknown = sorted(wanted - set(docs))
+            self.unsubscribe(conn, unknown)
+            current = [d for j, d in docs.items() if j not in since]
+            if newly_all:
+                active = self.jobs_collection.find({"tenant": conn.tenant, "status": {"$in": list(ACTIVE_STATUSES)}}, _JOB_FIELDS)
+                current += [d async for d in active.sort("_id", -1).limit(SNAPSHOT_LIMIT) if d["_id"] not in conn.jobs]
+            snapshot = await self._current(current)
+            for job_id in docs:
+                if job_id in since:
+                    conn.release(job_id, await self.backlog(job_id, since[job_id]), resumed_from=since[job_id])
+                else:
+                    conn.release(job_id, [snapshot.pop(job_id)])
+            if newly_all:
+                conn.release_all(snapshot.values())
+        except BaseException:
+            self.unsubscribe(conn, list(wanted), all_=newly_all)
+            raise
+        return unknown
+
+    def unsubscribe(self, conn: Connection, jobs: Iterable[str], *, all_: bool = False) -> None:
+        for job_id in jobs:
+            conn.jobs.discard(job_id)
+            conn.forget(job_id)
+            followers = self._by_job.get(job_id)
+            if followers is not None:
+                followers.discard(conn)
+                if not followers:
+                    del self._by_job[job_id]
+        if all_ and conn.all:
+            conn.all = False
+            conn.stop_all()
+            followers = self._by_tenant.get(conn.tenant)
+            if followers is not None:
+                followers.discard(conn)
+                if not followers:
+                    del self._by_tenant[conn.tenant]
+
+    async def _current(self, jobs: list[dict[str, Any]]) -> dict[str, Update]:
+        """The current version of each job document, with the event that made it when it is recorded yet."""
+        if not jobs:
+            return {}
+        wanted = {(d["_id"], d["version"]) for d in jobs}
+        query = {"job_id": {"$in": [j for j, _ in wanted]}, "version": {"$in": sorted({v for _, v in wanted})}}
+        made: dict[tuple[str, int], dict[str, Any]] = {}
+        async for e in self.events.find(query, _EVENT_FIELDS).sort([("version", 1), ("offset", 1)]):
+            made.setdefault((e["job_id"], e["version"]), e)
+        return {d["_id"]: Update.from_job(d, made.get((d["_id"], d["version"]))) for d in jobs}
+
+    async def backlog(self, job_id: str, after: int) -> list[Update]:
+        """Every version of the job after `after`, from the audit trail, one update per version."""
+        cursor = self.events.find({"job_id": job_id, "version": {"$gt": after}}, _EVENT_FIELDS)
+        updates: list[Update] = []
+        async for doc in cursor.sort([("version", 1), ("offset", 1)]).limit(BACKLOG_LIMIT):
+            if not updates or updates[-1].version != doc["version"]:
+                updates.append(Update.from_event(doc))
+        return updates
+
+    async def backfill(self, conn: Connection, job_id: str, after: int) -> None:
+        """Fill a gap in a live sequence from the audit trail, then release what was held."""
+        try:
+            updates = await self.backlog(job_id, after)
+        except Exception as exc:
+            log.warning("stream_backfill_failed", job_id=job_id, error=repr(exc))
+            updates = []
+        if job_id in conn.jobs or conn.all:
+            conn.release(job_id, updates)
+        else:
+            conn.forget(job_id)  # unsubscribed meanwhile

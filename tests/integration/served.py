@@ -1,0 +1,35 @@
+"""The gateway served over real HTTP and WebSocket in this process (uvicorn on a free port)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import uvicorn
+from sitewright_devstack.infra import free_port
+from sitewright_gateway.config import GatewaySettings
+from sitewright_gateway.main import create_app
+
+from tests.helpers import eventually
+
+
+@contextlib.asynccontextmanager
+async def served(settings: GatewaySettings) -> AsyncIterator[str]:
+    """Yield the gateway's base URL (http://127.0.0.1:<port>) while it serves."""
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+
+    async def started() -> bool:
+        if task.done():
+            task.result()  # raise why it stopped
+        return server.started
+
+    try:
+        await eventually(started, timeout=60, what="the gateway to serve")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
