@@ -3,9 +3,35 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
+
+# What an API key (`sw_…`) or a webhook secret (`whsec_…`) looks like; never written to a log, whatever logs it.
+_SECRET = re.compile(r"\b(sw|whsec)_[A-Za-z0-9_\-+/=]{8,}")
+
+
+def redact(text: str) -> str:
+    """`text` with anything shaped like an API key or webhook secret replaced by its kind and `…redacted`."""
+    return _SECRET.sub(lambda m: f"{m.group(1)}_…redacted", text)
+
+
+def _redact_record(record: logging.LogRecord) -> bool:
+    """The same for lines from libraries (stdlib logging), as a handler filter."""
+    message = record.getMessage()
+    if "sw_" in message or "whsec_" in message:
+        record.msg, record.args = redact(message), None
+    return True
+
+
+def _redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for name, value in event.items():
+        if isinstance(value, str) and ("sw_" in value or "whsec_" in value):
+            event[name] = redact(value)
+    return event
 
 
 def configure_logging(service: str, *, fmt: str = "auto", level: str = "INFO") -> None:
@@ -16,17 +42,24 @@ def configure_logging(service: str, *, fmt: str = "auto", level: str = "INFO") -
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer = structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
-    structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer]
+    # Tracebacks without local variables: a local may hold a key or a secret.
+    renderer = (
+        structlog.processors.JSONRenderer()
         if json_output
-        else [*shared, renderer],
+        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False))
+    )
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, _redact_secrets, renderer]
+        if json_output
+        else [*shared, _redact_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_redact_record)
     # aiokafka logs every rebalance and retriable error at INFO/ERROR; keep what operators need.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import uvicorn
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.exceptions import RequestValidationError
 from sitewright_runtime.consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher, ensure_topics
@@ -17,6 +18,8 @@ from sitewright_runtime.netguard import AddressGuard
 from sitewright_runtime.settings import load_settings
 
 from . import admin_api, api, http
+from .openapi_errors import document_errors
+from .security_headers import SecurityHeaders
 from .auth import KeyStore
 from .config import GatewaySettings
 from .projection import Projection
@@ -69,10 +72,23 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(http.BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        # Keys travel in headers, never cookies: no credentials mode, and only the headers the API reads.
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            expose_headers=["Location", "Retry-After"], max_age=600,
+        )
+    app.add_middleware(
+        SecurityHeaders, https=settings.public_url.lower().startswith("https://"),
+        docs_paths=(app.docs_url or "", app.redoc_url or "", app.swagger_ui_oauth2_redirect_url or ""),
+    )
     app.add_exception_handler(RequestValidationError, http.validation_error)  # type: ignore[arg-type]
     app.include_router(api.router)
     app.include_router(admin_api.router)
     app.include_router(http.router)
+    document_errors(app)
     return app
 
 
@@ -82,4 +98,5 @@ def run() -> None:
     uvicorn.run(
         create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
         log_level="warning", access_log=False, timeout_graceful_shutdown=10,
+        ws_max_size=settings.max_body_bytes,  # a stream message is small; the same cap as a request body
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, SecretStr
 from sitewright_runtime.settings import ServiceSettings
 
@@ -16,3 +18,6 @@ class NotifierSettings(ServiceSettings):
     )
     webhook_timeout_s: float = Field(default=10, gt=0, le=60)
     webhook_attempts: int = Field(default=3, ge=1, le=10)
+
+    # Refused at start in production when left empty or at a known default (see ServiceSettings).
+    secret_fields: ClassVar[tuple[str, ...]] = ("webhook_secret",)
