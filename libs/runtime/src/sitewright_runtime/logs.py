@@ -42,16 +42,11 @@ def configure_logging(service: str, *, fmt: str = "auto", level: str = "INFO") -
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    # Tracebacks without local variables: a local may hold a key or a secret.
-    renderer = (
-        structlog.processors.JSONRenderer()
-        if json_output
-        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False))
-    )
+    # Tracebacks become text before redaction (an exception's message may hold a key), in both
+    # formats: that also keeps rich's tracebacks, which show local variables, out of the log.
+    renderer = structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, _redact_secrets, renderer]
-        if json_output
-        else [*shared, _redact_secrets, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, _redact_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,

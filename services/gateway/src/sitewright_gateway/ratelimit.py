@@ -40,8 +40,9 @@ class TokenBucket:
     def take(self, now: float | None = None) -> float:
         """Take a token: 0.0 when allowed, else the seconds until one is available (nothing taken)."""
         now = time.monotonic() if now is None else now
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
+        if now > self.stamp:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return 0.0
