@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from sitewright_runtime.logs import configure_logging, get_logger, redact
+from sitewright_runtime.logs import get_logger, redact
+
+from tests.helpers import service_logging
 
 KEY = "sw_Xq3v9QvY0m3o7b5hA1wS8kZrT2eN6cUd"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -18,13 +20,13 @@ def test_redact_replaces_keys_and_secrets_and_leaves_the_rest():
 
 def test_structlog_and_library_lines_are_redacted_in_both_formats(capfd, caplog):
     for fmt in ("json", "console"):
-        configure_logging("test", fmt=fmt, level="DEBUG")
-        get_logger("t").warning("auth_failed", header=f"Bearer {KEY}", note=f"secret {SECRET}")
-        logging.getLogger("library").warning("got key %s", KEY)
-        try:
-            raise ValueError(f"bad key {KEY}")
-        except ValueError:
-            get_logger("t").exception("boom")
+        with service_logging("test", fmt):
+            get_logger("t").warning("auth_failed", header=f"Bearer {KEY}", note=f"secret {SECRET}")
+            logging.getLogger("library").warning("got key %s", KEY)
+            try:
+                raise ValueError(f"bad key {KEY}")
+            except ValueError:
+                get_logger("t").exception("boom")
     err = capfd.readouterr().err + caplog.text  # under pytest, library lines go to its log handler
     assert err.count("auth_failed") == 2 and err.count("got key") == 2 and err.count("bad key") >= 2, err
     assert "sw_…redacted" in err

@@ -66,7 +66,7 @@ def _too_large(max_bytes: int) -> str:
 
 class BodyTooLarge(HTTPException):
     def __init__(self, max_bytes: int):
-        super().__init__(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, _too_large(max_bytes))
+        super().__init__(413, _too_large(max_bytes))
 
 
 async def _no_body() -> Message:
