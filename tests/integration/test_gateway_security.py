@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from sitewright_contracts.events import utcnow
 from sitewright_gateway.main import create_app
 from fastapi.routing import APIWebSocketRoute, iter_route_contexts
 from starlette.routing import BaseRoute, WebSocketRoute
@@ -21,6 +22,7 @@ from tests.helpers import AUTH, TEST_API_KEY, eventually, service_logging
 from tests.integration.test_gateway_api import gateway, gateway_settings
 
 JOB = {"url": "https://example.com/"}
+B_DEAD_LETTER = "b0dead0letter0of0tenant0b"
 
 
 @dataclass
@@ -62,6 +64,12 @@ async def world(kafka_bootstrap, mongo_url) -> AsyncIterator[World]:
         await state.store.results.insert_one(
             {"_id": b_job, "tenant": "beta", "meta": {"title": "B secret", "description": "d"}, "content": [], "faq": [], "schema": {}}
         )
+        # ... and a dead letter, as the DLQ reader stores one.
+        await state.store.dlq.insert_one({
+            "_id": B_DEAD_LETTER, "job_id": b_job, "tenant": "beta", "event_type": "crawl.failed", "event_id": "e1",
+            "reason": "handler_failed", "error": "B secret", "attempts": 3, "groups": ["crawler"],
+            "source": {"topic": settings.topics.events, "partition": 0, "offset": 1}, "created_at": utcnow(), "replays": [],
+        })
 
         async def b_events_projected():
             return (await api.get(f"/api/jobs/{b_job}/events", headers=b)).json()
@@ -78,14 +86,25 @@ def _fill(path: str, value: str) -> str:
     return re.sub(r"\{[^}]+\}", value, path)
 
 
-async def _job_scoped(w: World, method: str, path: str) -> None:
-    """A names B's job: 404 as if it did not exist, and nothing of it in the answer; B itself gets through."""
-    url = _fill(path, w.b_job)
-    as_a = await w.api.request(method, url, headers=w.a)
-    assert as_a.status_code == 404, f"{method} {path}: tenant A got {as_a.status_code} for B's job: {as_a.text}"
-    assert "B secret" not in as_a.text
-    as_b = await w.api.request(method, url, headers=w.b)
-    assert as_b.status_code not in (401, 403, 404), f"{method} {path}: the owner got {as_b.status_code}: {as_b.text}"
+def _owned_by_b(value: str | None = None, **params: str) -> Case:
+    """A names B's thing (B's job unless `value`): 404 as if it did not exist, nothing of it in the answer; B gets through."""
+    async def case(w: World, method: str, path: str) -> None:
+        url = _fill(path, value or w.b_job)
+        as_a = await w.api.request(method, url, headers=w.a, params=params)
+        assert as_a.status_code == 404, f"{method} {path}: tenant A got {as_a.status_code} for B's: {as_a.text}"
+        assert "B secret" not in as_a.text
+        as_b = await w.api.request(method, url, headers=w.b, params=params)
+        assert as_b.status_code not in (401, 403, 404, 422), f"{method} {path}: the owner got {as_b.status_code}: {as_b.text}"
+    return case
+
+
+_job_scoped = _owned_by_b()
+
+
+async def _dead_letters(w: World, method: str, path: str) -> None:
+    seen_by_a = [e["id"] for e in (await w.api.get(path, headers=w.a, params={"limit": 100})).json()["items"]]
+    seen_by_b = [e["id"] for e in (await w.api.get(path, headers=w.b, params={"limit": 100})).json()["items"]]
+    assert B_DEAD_LETTER in seen_by_b and B_DEAD_LETTER not in seen_by_a, (seen_by_a, seen_by_b)
 
 
 async def _job_list(w: World, method: str, path: str) -> None:
@@ -111,12 +130,13 @@ async def _job_create(w: World, method: str, path: str) -> None:
     assert other.status_code == 202 and other.json()["id"] != made.json()["id"], other.text
 
 
-def _admin_only(body: dict | None = None, *, fill: str = "nope") -> Case:
+def _admin_only(body: dict | None = None, *, url: str | None = None) -> Case:
+    """Tenant A's (non-admin) key gets 403; the admin's gets through. `url` when the path needs real values."""
     async def case(w: World, method: str, path: str) -> None:
-        url = _fill(path, fill)
-        as_a = await w.api.request(method, url, headers=w.a, json=body)
+        url_ = url or _fill(path, "nope")
+        as_a = await w.api.request(method, url_, headers=w.a, json=body)
         assert as_a.status_code == 403 and "admin" in as_a.json()["detail"], f"{method} {path}: {as_a.status_code} {as_a.text}"
-        as_admin = await w.api.request(method, url, headers=w.admin, json=body)
+        as_admin = await w.api.request(method, url_, headers=w.admin, json=body)
         assert as_admin.status_code not in (401, 403), f"{method} {path}: admin got {as_admin.status_code}"
     return case
 
@@ -127,9 +147,13 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/jobs/{job_id}"): _job_scoped,
     ("GET", "/api/jobs/{job_id}/events"): _job_scoped,
     ("GET", "/api/jobs/{job_id}/result"): _job_scoped,
+    ("GET", "/api/jobs/{job_id}/history"): _owned_by_b(at="2030-01-01T00:00:00Z"),
     ("POST", "/api/jobs/{job_id}/cancel"): _job_scoped,
     ("POST", "/api/jobs/{job_id}/retry"): _job_scoped,
     ("GET", "/api/debug/{job_id}"): _job_scoped,
+    ("GET", "/api/dlq"): _dead_letters,
+    ("POST", "/api/dlq/{entry_id}/replay"): _owned_by_b(B_DEAD_LETTER),
+    ("POST", "/api/admin/stages/{stage}/{action}"): _admin_only(url="/api/admin/stages/crawl/resume"),
     ("POST", "/api/admin/keys"): _admin_only({"tenant": "gamma"}),
     ("GET", "/api/admin/keys"): _admin_only(),
     ("DELETE", "/api/admin/keys/{key_id}"): _admin_only(),

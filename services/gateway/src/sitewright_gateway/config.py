@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
@@ -41,6 +42,9 @@ class GatewaySettings(ServiceSettings):
     retry_backoff_s: list[float] = Field(default_factory=lambda: [60.0, 300.0, 900.0], min_length=1)
     stuck_after_s: float = Field(default=600, gt=0, description="An active job with no event this long is re-driven.")
     outbox_grace_s: float = Field(default=5, gt=0, description="Republish a request left unpublished this long.")
+    retention_days: float = Field(
+        default=7, gt=0, description="Finished jobs, their events, results and dead letters expire after this."
+    )
     scheduler_interval_s: float = Field(default=1.0, gt=0)
     lease_ttl_s: float = Field(default=10, gt=0)
 
@@ -60,6 +64,10 @@ class GatewaySettings(ServiceSettings):
         from .origin import normalize_origin
 
         return [normalize_origin(o) if o != "*" else o for o in v]
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self.retention_days)
 
     @property
     def retry_policy(self) -> RetryPolicy:
