@@ -46,7 +46,7 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_sche
                     return (await client.get("/readyz")).status_code == 200
                 except httpx.TransportError:
                     return False
-            await eventually(ready, timeout=60, what="the gateway process ready")
+            await eventually(ready, timeout=180, what="the gateway process ready")
 
         run = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json",
