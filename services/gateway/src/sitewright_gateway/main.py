@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from sitewright_runtime.consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher, ensure_topics
 from sitewright_runtime.logs import configure_logging, get_logger
+from sitewright_runtime.loop import UVICORN_LOOP
 from sitewright_runtime.mongo import connect
 from sitewright_runtime.netguard import AddressGuard
 from sitewright_runtime.settings import load_settings
@@ -22,6 +23,7 @@ from .openapi_errors import document_errors
 from .security_headers import SecurityHeaders
 from .auth import KeyStore
 from .config import GatewaySettings
+from .outbox import PublishedMarks
 from .projection import Projection
 from .scheduler import Scheduler
 from .state import GatewayState
@@ -55,16 +57,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             name="gateway-dlq", on_batch=dlq.DeadLetters(store),
         )
         scheduler = Scheduler(settings, store, publisher)
+        published = PublishedMarks(store)
         app.state.gateway = GatewayState(
             settings=settings, client=client, store=store, keys=keys, publisher=publisher,
             guard=AddressGuard(settings.allow_cidrs), projection=projection, projector=projector, scheduler=scheduler,
+            published=published,
         )
-        tasks = [asyncio.create_task(c.run()) for c in (projector, dead_letters, scheduler)]
+        tasks = [asyncio.create_task(c.run()) for c in (projector, dead_letters, scheduler, published)]
         log.info("gateway_started", env=settings.env)
         try:
             yield
         finally:
-            for c in (projector, dead_letters, scheduler):
+            for c in (projector, dead_letters, scheduler, published):
                 c.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
             await publisher.stop()
@@ -104,6 +108,6 @@ def run() -> None:
     configure_logging("gateway", fmt=settings.log_format, level=settings.log_level)
     uvicorn.run(
         create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-        log_level="warning", access_log=False, timeout_graceful_shutdown=10,
+        log_level="warning", access_log=False, timeout_graceful_shutdown=10, loop=UVICORN_LOOP,
         ws_max_size=settings.max_body_bytes,  # a stream message is small; the same cap as a request body
     )

@@ -11,6 +11,7 @@ from sitewright_runtime.netguard import AddressGuard
 
 from .auth import KeyStore
 from .config import GatewaySettings
+from .outbox import PublishedMarks
 from .projection import Projection
 from .scheduler import Scheduler
 from .store import Store
@@ -27,3 +28,4 @@ class GatewayState:
     projection: Projection
     projector: BatchConsumer
     scheduler: Scheduler
+    published: PublishedMarks
