@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -52,3 +53,22 @@ async def read_topic(
         raise AssertionError(f"timed out after {timeout}s reading {topic}; got {len(records)} records")
     finally:
         await consumer.stop()
+
+
+@contextlib.contextmanager
+def service_logging(service: str, fmt: str = "json") -> Iterator[None]:
+    """Log as a service does (to the sys.stderr of the moment, e.g. pytest's capture), then put structlog back.
+
+    Loggers are not cached meanwhile: a cached one would keep writing to the
+    capture's file after the test has closed it.
+    """
+    import structlog
+    from sitewright_runtime.logs import configure_logging
+
+    configure_logging(service, fmt=fmt, level="DEBUG")
+    structlog.configure(cache_logger_on_first_use=False)
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
+        structlog.contextvars.clear_contextvars()

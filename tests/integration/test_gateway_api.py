@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from sitewright_gateway.config import GatewaySettings
 from sitewright_gateway.main import create_app
 
@@ -23,9 +24,11 @@ def gateway_settings(kafka: str, mongo: str, unique: str, **extra: object) -> Ga
 
 
 @contextlib.asynccontextmanager
-async def gateway(settings: GatewaySettings, headers: dict[str, str] | None = None) -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway in this process; the client sends the test admin key unless `headers` says otherwise."""
-    app = create_app(settings)
+async def gateway(
+    settings: GatewaySettings, headers: dict[str, str] | None = None, app: FastAPI | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway in this process (or `app`, made by the caller to reach its state); the client sends the test admin key unless `headers` says otherwise."""
+    app = app or create_app(settings)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway", headers=AUTH if headers is None else headers) as client:

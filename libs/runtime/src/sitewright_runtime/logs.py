@@ -9,11 +9,37 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sys
 from collections.abc import Iterator
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 from sitewright_contracts.wire import trace_id
+
+# What an API key (`sw_…`) or a webhook secret (`whsec_…`) looks like; never written to a log, whatever logs it.
+_SECRET = re.compile(r"\b(sw|whsec)_[A-Za-z0-9_\-+/=]{8,}")
+
+
+def redact(text: str) -> str:
+    """`text` with anything shaped like an API key or webhook secret replaced by its kind and `…redacted`."""
+    return _SECRET.sub(lambda m: f"{m.group(1)}_…redacted", text)
+
+
+def _redact_record(record: logging.LogRecord) -> bool:
+    """The same for lines from libraries (stdlib logging), as a handler filter."""
+    message = record.getMessage()
+    if "sw_" in message or "whsec_" in message:
+        record.msg, record.args = redact(message), None
+    return True
+
+
+def _redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for name, value in event.items():
+        if isinstance(value, str) and ("sw_" in value or "whsec_" in value):
+            event[name] = redact(value)
+    return event
 
 
 def configure_logging(service: str, *, fmt: str = "auto", level: str = "INFO") -> None:
@@ -24,11 +50,11 @@ def configure_logging(service: str, *, fmt: str = "auto", level: str = "INFO") -
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # Tracebacks become text before redaction (an exception's message may hold a key), in both
+    # formats: that also keeps rich's tracebacks, which show local variables, out of the log.
     renderer = structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer]
-        if json_output
-        else [*shared, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, _redact_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
@@ -47,6 +73,7 @@ def configure_logging(service: str, *, fmt: str = "auto", level: str = "INFO") -
         )
     )
     root = logging.getLogger()
+    handler.addFilter(_redact_record)
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     # aiokafka logs every rebalance and retriable error at INFO/ERROR; keep what operators need.

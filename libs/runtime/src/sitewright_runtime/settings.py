@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from collections.abc import Iterable
+from typing import ClassVar, Literal, TypeVar
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sitewright_contracts import Topics
 
@@ -12,6 +13,50 @@ ENV_PREFIX = "SITEWRIGHT_"
 
 # Loopback ranges the local embedded stack may crawl and call back (sites and webhooks on this machine).
 LOCAL_ALLOW_CIDRS = ["127.0.0.0/8", "::1/128"]
+
+# Secrets that protect nothing: placeholders and examples, compared case-insensitively and
+# without a scheme prefix (`sw_`, `whsec_`), so `sw_changeme` counts as `changeme`.
+KNOWN_DEFAULT_SECRETS = frozenset({
+    "changeme", "change-me", "change_me", "changeit", "secret", "password", "passw0rd", "default", "admin",
+    "test", "testing", "dev", "local", "example", "sample", "demo", "todo", "xxx", "none", "null", "insecure",
+})
+SECRET_PREFIXES = ("sw_", "whsec_")
+MIN_SECRET_LENGTH = 16
+
+
+def insecure_secrets(settings: BaseSettings, fields: Iterable[str]) -> list[str]:
+    """One message per secret among `fields` that is set but empty, short, a placeholder or its field's default.
+
+    A secret left unset (None) is not reported: that turns its feature off
+    (no bootstrap key, unsigned webhooks); a required one is refused by its
+    field already.
+    """
+    problems = []
+    prefix = settings.model_config.get("env_prefix", "")
+    for name in fields:
+        value = _plain(getattr(settings, name))
+        if value is None:
+            continue
+        variable = f"{prefix}{name}".upper()
+        default = _plain(type(settings).model_fields[name].default)
+        bare = value.strip().lower()
+        for p in SECRET_PREFIXES:
+            bare = bare.removeprefix(p)
+        if not value.strip():
+            problems.append(f"{variable} is empty")
+        elif value == default:
+            problems.append(f"{variable} is left at its default, which anyone can read in the source")
+        elif bare in KNOWN_DEFAULT_SECRETS or len(set(bare)) <= 2:
+            problems.append(f"{variable} is a placeholder ({bare!r}), not a secret")
+        elif len(value) < MIN_SECRET_LENGTH:
+            problems.append(f"{variable} is shorter than {MIN_SECRET_LENGTH} characters")
+    return problems
+
+
+def _plain(value: object) -> str | None:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return value if isinstance(value, str) else None
 
 
 class ServiceSettings(BaseSettings):
@@ -37,6 +82,10 @@ class ServiceSettings(BaseSettings):
     handler_attempts: int = Field(default=3, ge=1, le=20, description="Tries of a failing handler before DLQ.")
     max_in_flight: int = Field(default=256, ge=1, le=10_000, description="Messages a worker handles at once.")
 
+    # Names of this service's secret settings: in production, start is refused when one is
+    # empty or at a known default (see `insecure_secrets`). Each service lists its own.
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
@@ -45,6 +94,15 @@ class ServiceSettings(BaseSettings):
     def _local_allows_loopback(self) -> "ServiceSettings":
         if self.env == "local" and not self.allow_cidrs:
             object.__setattr__(self, "allow_cidrs", list(LOCAL_ALLOW_CIDRS))
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets_in_production(self) -> "ServiceSettings":
+        if self.env == "production" and (problems := insecure_secrets(self, self.secret_fields)):
+            raise ValueError(
+                "refusing to start in production with an unsafe secret: " + "; ".join(problems)
+                + ". Set each to a long random value (e.g. `openssl rand -base64 32`), or SITEWRIGHT_ENV=local for a local run"
+            )
         return self
 
 

@@ -19,6 +19,7 @@ from sitewright_runtime.netguard import BlockedAddress
 
 from .projector import new_job, state_as_of
 from .deps import State, Tenant
+from .ratelimit import RATE_LIMITED_RESPONSE, JobCreationLimit
 from .schemas import EventView, JobAccepted, JobCreate, JobPage, JobView, links
 from .state import GatewayState
 
@@ -34,12 +35,20 @@ async def own_job(state: GatewayState, tenant: str, job_id: str) -> dict[str, An
     return doc
 
 
-@router.post("/jobs", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+@router.post(
+    "/jobs", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted,
+    responses={
+        200: {"model": JobAccepted, "description": "The job an earlier request with this Idempotency-Key created."},
+        409: {"description": "A request with this Idempotency-Key is still being accepted."},
+        **RATE_LIMITED_RESPONSE,
+    },
+)
 async def create_job(
     body: JobCreate,
     state: State,
     tenant: Tenant,
     response: Response,
+    _: JobCreationLimit,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JobAccepted:
     """Accept a job: write it to the read model, then publish its request on the log.
@@ -156,7 +165,7 @@ async def get_job_as_of(
     return JobView.from_doc(doc)
 
 
-@router.get("/jobs/{job_id}/result")
+@router.get("/jobs/{job_id}/result", responses={409: {"description": "The job has not completed (yet)."}})
 async def get_job_result(job_id: str, state: State, tenant: Tenant) -> dict[str, Any]:
     """The generated content: meta tags, content sections, FAQ and JSON-LD."""
     job = await own_job(state, tenant, job_id)

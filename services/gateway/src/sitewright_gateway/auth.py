@@ -5,6 +5,13 @@ SHA-256 is stored (a key is high-entropy, so a slow hash would buy nothing and
 cost a hash per request). Keys are cached for a few seconds per gateway
 process, so a revoked key stops working on every instance within
 `KEY_CACHE_S`; the instance that revokes it forgets it at once.
+
+Lookups go by the SHA-256 of the presented key, so neither the database
+index nor the cache compares secret material: timing reveals at most
+something about a hash, which does not help to find a key. Unknown keys are
+cached apart from known ones, so a client spraying random keys can fill and
+flush only that cache, never push valid keys out (and so not turn each valid
+request into a database read). The key is never logged nor echoed in an error.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from sitewright_contracts.events import utcnow
 
 KEY_PREFIX = "sw_"
 KEY_CACHE_S = 5.0
+MAX_KEY_LENGTH = 200
+_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,8 @@ class KeyStore:
 
     def __init__(self, keys: AsyncCollection):
         self.keys = keys
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._known: dict[str, tuple[float, Principal]] = {}
+        self._unknown: dict[str, float] = {}
 
     async def create(self, tenant: str, *, name: str = "", admin: bool = False, key: str | None = None) -> tuple[str, dict[str, Any]]:
         """Store a new key (or the given one) for `tenant`; returns the key and its stored record."""
@@ -65,6 +75,7 @@ class KeyStore:
             "revoked_at": None,
         }
         await self.keys.insert_one(record)
+        self._unknown.pop(record["_id"], None)
         return key, record
 
     async def ensure(self, key: str, tenant: str, *, name: str, admin: bool) -> None:
@@ -79,7 +90,7 @@ class KeyStore:
         if tenant is not None:
             query["tenant"] = tenant
         result = await self.keys.update_one(query, {"$set": {"revoked_at": utcnow()}})
-        self._cache.clear()
+        self._known.clear()
         return bool(result.modified_count)
 
     async def list(self, tenant: str | None = None) -> list[dict[str, Any]]:
@@ -88,20 +99,26 @@ class KeyStore:
 
     async def authenticate(self, key: str) -> Principal | None:
         """The principal for `key`, or None when it is unknown or revoked."""
-        if not key.startswith(KEY_PREFIX) or len(key) > 200:
+        if not key.startswith(KEY_PREFIX) or len(key) > MAX_KEY_LENGTH:
             return None
         digest = key_hash(key)
         now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        known = self._known.get(digest)
+        if known is not None and known[0] > now:
+            return known[1]
+        if self._unknown.get(digest, 0.0) > now:
+            return None
         doc = await self.keys.find_one({"_id": digest})
-        principal = None
-        if doc is not None and doc.get("revoked_at") is None:
-            principal = Principal(key_id=doc["key_id"], tenant=doc["tenant"], admin=bool(doc.get("admin")))
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[digest] = (now + KEY_CACHE_S, principal)
+        if doc is None or doc.get("revoked_at") is not None:
+            if len(self._unknown) >= _CACHE_SIZE:
+                self._unknown.clear()
+            self._unknown[digest] = now + KEY_CACHE_S
+            self._known.pop(digest, None)
+            return None
+        principal = Principal(key_id=doc["key_id"], tenant=doc["tenant"], admin=bool(doc.get("admin")))
+        if len(self._known) >= _CACHE_SIZE:
+            self._known.clear()
+        self._known[digest] = (now + KEY_CACHE_S, principal)
         return principal
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from sitewright_runtime.links import LinkSettings
 from sitewright_runtime.settings import ServiceSettings
 
@@ -17,12 +18,26 @@ class GatewaySettings(ServiceSettings, LinkSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8000, ge=0, le=65535)
     public_url: str = Field(default="", description="Base URL clients use to reach this gateway (for links).")
-    default_tenant: str = Field(default="default", description="The tenant the bootstrap key belongs to.")
+    default_tenant: str = Field(
+        default="default", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="The tenant the bootstrap key belongs to."
+    )
     bootstrap_api_key: SecretStr | None = Field(
         default=None,
         description="An admin API key of the default tenant, created at start if missing (for scripts and tests).",
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    rate_jobs_per_s: float = Field(
+        default=10, ge=0, description="Jobs one API key may create per second, per gateway instance (0: no limit)."
+    )
+    rate_jobs_burst: float = Field(default=50, ge=1, description="Jobs one API key may create at once before the rate applies.")
+    rate_stream_msgs_per_s: float = Field(
+        default=20, ge=0, description="Messages one stream connection may send per second (0: no limit)."
+    )
+    rate_stream_burst: float = Field(default=100, ge=1)
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Browser origins allowed to call the API and open streams (JSON list, e.g. ["https://app.example"]).',
+    )
     projector_group: str = "sitewright-projector"
     retry_max_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff_s: list[float] = Field(default_factory=lambda: [60.0, 300.0, 900.0], min_length=1)
@@ -41,6 +56,23 @@ class GatewaySettings(ServiceSettings, LinkSettings):
     stream_allowed_origins: list[str] = Field(
         default_factory=list, description="Browser origins allowed to open a WebSocket besides the gateway's own.",
     )
+
+    # Refused at start in production when left empty or at a known default (see ServiceSettings).
+    secret_fields: ClassVar[tuple[str, ...]] = ("bootstrap_api_key",)
+
+    @field_validator("bootstrap_api_key")
+    @classmethod
+    def _key_shape(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and v.get_secret_value() and not v.get_secret_value().startswith("sw_"):
+            raise ValueError("an API key starts with `sw_`; make one with `python -c \"import secrets; print('sw_' + secrets.token_urlsafe(32))\"`")
+        return v
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        from .origin import normalize_origin
+
+        return [normalize_origin(o) if o != "*" else o for o in v]
 
     @property
     def retention(self) -> timedelta:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, HTTPException, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
-from .auth import Principal, key_from_headers
+from .auth import Principal
 from .state import GatewayState
 
 _MISSING_KEY = (
@@ -15,10 +17,17 @@ _MISSING_KEY = (
 )
 
 
+# Declared as OpenAPI security schemes, so /docs has an "Authorize" button and clients see what to send.
+# auto_error=False: a missing key gets our 401 below, which says how to get one.
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key, as an alternative header.")
+
+
 # Every dependency is `async def`: FastAPI runs plain `def` ones in a thread pool, two thread
 # hops per dependency per request, which showed up in the gateway's profile under load.
-async def get_state(request: Request) -> GatewayState:
-    return request.app.state.gateway
+async def get_state(conn: HTTPConnection) -> GatewayState:
+    """The gateway's state; an HTTPConnection so WebSocket routes can depend on it too."""
+    return conn.app.state.gateway
 
 
 State = Annotated[GatewayState, Depends(get_state)]
@@ -26,11 +35,11 @@ State = Annotated[GatewayState, Depends(get_state)]
 
 async def get_principal(
     state: State,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    x_api_key: Annotated[str | None, Depends(_api_key_header)],
 ) -> Principal:
-    """The caller, from its API key; 401 without a valid one."""
-    key = key_from_headers(authorization, x_api_key)
+    """The caller, from its API key; 401 without a valid one. The key itself never appears in an answer or a log."""
+    key = (bearer.credentials.strip() if bearer else None) or (x_api_key.strip() if x_api_key else None)
     if not key:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, _MISSING_KEY, headers={"WWW-Authenticate": "Bearer"})
     principal = await state.keys.authenticate(key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -14,7 +14,13 @@ router = APIRouter()
 
 
 class BodyLimit:
-    """Refuse request bodies over `max_bytes` with 413, whether or not they declare a length."""
+    """Refuse request bodies over `max_bytes` with 413, whether or not they declare a length.
+
+    A declared length is checked before the app runs. A chunked body is
+    counted as it is read; going over raises `BodyTooLarge`, an HTTPException,
+    because FastAPI turns any other error raised while it reads a body into
+    a 400 ("error parsing the body") and the client would not learn why.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
@@ -27,30 +33,40 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._refuse(send)
         seen = 0
+        started = False
 
         async def limited() -> Message:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise _TooLarge
+                raise BodyTooLarge(self.max_bytes)
             return message
 
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
+            await self.app(scope, limited, tracking)
+        except BodyTooLarge:  # read outside a FastAPI route (no exception middleware turned it into a 413)
+            if started:
+                raise
             await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        response = JSONResponse(
-            {"detail": f"request body is larger than {self.max_bytes} bytes; send a smaller body"},
-            status_code=413,
-        )
+        response = JSONResponse({"detail": _too_large(self.max_bytes)}, status_code=413)
         await response({"type": "http"}, _no_body, send)
 
 
-class _TooLarge(Exception):
-    pass
+def _too_large(max_bytes: int) -> str:
+    return f"request body is larger than {max_bytes} bytes; send a smaller body"
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, max_bytes: int):
+        super().__init__(413, _too_large(max_bytes))
 
 
 async def _no_body() -> Message:

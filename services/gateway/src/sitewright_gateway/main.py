@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import uvicorn
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.exceptions import RequestValidationError
 from sitewright_runtime.consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher, ensure_topics
@@ -18,6 +19,8 @@ from sitewright_runtime.netguard import AddressGuard
 from sitewright_runtime.settings import load_settings
 
 from . import admin_api, api, commands, dashboard, dlq, http, links, status, streams, webhooks_api
+from .openapi_errors import document_errors
+from .security_headers import SecurityHeaders
 from .auth import KeyStore
 from .http_metrics import HttpMetrics
 from .config import GatewaySettings
@@ -84,6 +87,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     app.add_middleware(http.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetrics)  # added last, so outermost: it also counts the 413s BodyLimit answers
+    if settings.cors_origins:
+        # Keys travel in headers, never cookies: no credentials mode, and only the headers the API reads.
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            expose_headers=["Location", "Retry-After"], max_age=600,
+        )
+    app.add_middleware(
+        SecurityHeaders, https=settings.public_url.lower().startswith("https://"),
+        docs_paths=(app.docs_url or "", app.redoc_url or "", app.swagger_ui_oauth2_redirect_url or ""),
+    )
     app.add_exception_handler(RequestValidationError, http.validation_error)  # type: ignore[arg-type]
     app.include_router(streams.router)  # before api.router: /api/jobs/stream is not a job id
     app.include_router(api.router)
@@ -95,6 +110,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(links.router)
     app.include_router(status.router)
     dashboard.mount(app)
+    document_errors(app)
     return app
 
 
@@ -105,4 +121,5 @@ def run() -> None:
         create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
         log_level="warning", access_log=False, timeout_graceful_shutdown=10, loop=UVICORN_LOOP,
         ws="websockets-sansio",  # the websockets "legacy" implementation uvicorn picks by default is deprecated
+        ws_max_size=settings.max_body_bytes,  # a stream message is small; the same cap as a request body
     )

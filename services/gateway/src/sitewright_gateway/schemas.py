@@ -16,7 +16,11 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=MAX_URL_LENGTH, description="The site's start page, http:// or https://.")
+    url: str = Field(
+        max_length=MAX_URL_LENGTH, description="The site's start page, http:// or https://.",
+        # Documentation only (the validator below gives the clear message): lets clients and fuzzers make valid URLs.
+        json_schema_extra={"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\\s]+"},
+    )
     options: JobOptions = Field(default_factory=JobOptions)
     notify: list[NotifyTarget] = Field(default_factory=list, max_length=10)
     priority: int = Field(default=5, ge=0, le=9, description="0 is lowest, 9 highest.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, SecretStr
 from sitewright_runtime.links import LinkSettings
 from sitewright_runtime.settings import ServiceSettings
@@ -51,3 +53,7 @@ class NotifierSettings(ServiceSettings, LinkSettings):
     @property
     def retry_schedule(self) -> RetrySchedule:
         return RetrySchedule(delays_s=tuple(self.retry_delays_s), jitter=self.retry_jitter)
+
+    # Refused at start in production when left empty or at a known default (see ServiceSettings);
+    # the link secret is checked by LinkSettings.
+    secret_fields: ClassVar[tuple[str, ...]] = ("smtp_password", "sms_auth_token")
