@@ -276,10 +276,14 @@ class Hub:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for conn in list(self.connections):
-            conn.drop(CLOSE_RESTART, "shutting_down", "the gateway is shutting down; reconnect with `since`")
+        self.end_streams()
         if self._stream is not None:
             await self._stream.close()
+
+    def end_streams(self) -> None:
+        """Tell every client the gateway is going away (they reconnect elsewhere with `since`)."""
+        for conn in list(self.connections):
+            conn.drop(CLOSE_RESTART, "shutting_down", "the gateway is shutting down; reconnect with `since`")
 
     async def _watch(self, resume_after: Any) -> Any:
         pipeline = [

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import uvicorn
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from sitewright_runtime.consumer import BatchConsumer
@@ -22,6 +21,7 @@ from .config import GatewaySettings
 from .hub import Hub
 from .projection import Projection
 from .scheduler import Scheduler
+from .server import GatewayServer, uvicorn_config
 from .state import GatewayState
 from .store import Store
 
@@ -85,8 +85,4 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 def run() -> None:
     settings = load_settings(GatewaySettings)
     configure_logging("gateway", fmt=settings.log_format, level=settings.log_level)
-    uvicorn.run(
-        create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-        log_level="warning", access_log=False, timeout_graceful_shutdown=10,
-        ws="websockets-sansio",  # the websockets "legacy" implementation uvicorn picks by default is deprecated
-    )
+    GatewayServer(uvicorn_config(create_app(settings), settings.gateway_host, settings.gateway_port)).run()
