@@ -16,7 +16,8 @@ def test_every_event_round_trips_with_the_documented_headers():
     event = ev.JobRequested(job_id=uuid7(), data=ev.JobRequestedData(url="https://example.com/", options=JobOptions(max_pages=3)))
     key, value, headers = encode(event)
     assert key == event.job_id.encode()
-    assert {k for k, _ in headers} == {"event-type", "event-id", "content-type", "traceparent"}
+    assert {k for k, _ in headers} == {"event-type", "event-id", "content-type", "traceparent", "priority"}
+    assert header(headers, "priority") == str(event.data.priority), "a request carries its own priority"
     assert header(headers, "event-type") == "job.requested" and header(headers, "event-id") == event.event_id
     body = json.loads(value)
     assert set(body) == {"event_id", "type", "version", "job_id", "tenant", "attempt", "occurred_at", "producer", "data"}

@@ -9,6 +9,8 @@ H_EVENT_TYPE = "event-type"
 H_EVENT_ID = "event-id"
 H_CONTENT_TYPE = "content-type"
 H_TRACEPARENT = "traceparent"
+# The job's priority (0-9, higher first), copied onto every event of the job so workers can order waiting work.
+H_PRIORITY = "priority"
 
 # Dead-letter headers: where the message came from and why it could not be handled.
 H_DLQ_SOURCE_TOPIC = "dlq-source-topic"

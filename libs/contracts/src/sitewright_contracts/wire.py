@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .events import EVENT_ADAPTER, Event
-from .topics import H_CONTENT_TYPE, H_EVENT_ID, H_EVENT_TYPE, H_TRACEPARENT
+from .topics import H_CONTENT_TYPE, H_EVENT_ID, H_EVENT_TYPE, H_PRIORITY, H_TRACEPARENT
 
 Headers = list[tuple[str, bytes]]
 CONTENT_TYPE = b"application/json"
@@ -41,15 +41,23 @@ def child_traceparent(parent: str | None) -> str:
     return new_traceparent()
 
 
-def encode(event: Event, traceparent: str | None = None) -> tuple[bytes, bytes, Headers]:
-    """(key, value, headers) for producing `event` onto a topic."""
+def encode(event: Event, traceparent: str | None = None, priority: int | None = None) -> tuple[bytes, bytes, Headers]:
+    """(key, value, headers) for producing `event` onto a topic.
+
+    `priority` defaults to the request's own priority for `job.requested`; other events get their job's
+    priority from whoever emits them (the worker copies it from the message it handles).
+    """
     value = event.model_dump_json(by_alias=True).encode()
+    if priority is None:
+        priority = getattr(event.data, "priority", None)
     headers: Headers = [
         (H_EVENT_TYPE, event.type.encode()),
         (H_EVENT_ID, event.event_id.encode()),
         (H_CONTENT_TYPE, CONTENT_TYPE),
         (H_TRACEPARENT, (traceparent or new_traceparent()).encode()),
     ]
+    if priority is not None:
+        headers.append((H_PRIORITY, str(priority).encode()))
     return event.job_id.encode(), value, headers
 
 

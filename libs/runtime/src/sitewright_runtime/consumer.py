@@ -4,7 +4,10 @@
 concurrently, messages with the same key (one job) run in order, and the
 committed offset of a partition is the lowest offset not yet finished, so a
 slow job never holds up the others behind it and a crash redelivers exactly
-the unfinished work (at least once, never at most once).
+the unfinished work (at least once, never at most once). It reads ahead of
+what it can run, and when every slot is busy the waiting message with the
+highest `priority` header starts next. `pause()` stops fetching (the group
+membership and in-flight work go on); `resume()` starts again.
 
 `BatchConsumer` (the projector): in-order batches per partition, committed
 after the whole batch is applied.
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +26,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from sitewright_contracts import Event, UndecodableEvent, decode, header
-from sitewright_contracts.topics import H_EVENT_TYPE, H_TRACEPARENT
+from sitewright_contracts.topics import H_EVENT_TYPE, H_PRIORITY, H_TRACEPARENT
 from sitewright_contracts.wire import child_traceparent
 
 from .kafka import Publisher, new_consumer
@@ -42,9 +47,21 @@ class Delivery:
     producer_name: str
     traceparent: str
 
+    @property
+    def priority(self) -> int:
+        return record_priority(self.record)
+
     async def emit(self, *events: Event) -> None:
-        """Publish follow-up events in the same trace; returns once the broker has them."""
-        await self.publisher.publish(events, traceparent=self.traceparent)
+        """Publish follow-up events in the same trace and priority; returns once the broker has them."""
+        await self.publisher.publish(events, traceparent=self.traceparent, priority=self.priority)
+
+
+def record_priority(record: ConsumerRecord) -> int:
+    """The job priority a message carries in its header (5 when it has none)."""
+    try:
+        return int(header(record.headers, H_PRIORITY) or 5)
+    except ValueError:
+        return 5
 
 
 Handler = Callable[[Event, Delivery], Awaitable[None]]
@@ -80,6 +97,9 @@ class _Listener(ConsumerRebalanceListener):
         await self.owner.commit(only=set(revoked))
         for tp in revoked:
             self.owner.trackers.pop(tp, None)
+        gone = set(revoked)
+        self.owner._waiting = [w for w in self.owner._waiting if w[2] not in gone]
+        heapq.heapify(self.owner._waiting)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         for tp in assigned:
@@ -112,7 +132,13 @@ class KeyedConsumer:
         self.trackers: dict[TopicPartition, OffsetTracker] = {}
         self.bootstrap = bootstrap
         self._tails: dict[bytes | None, asyncio.Task[None]] = {}
+        # Fetched, not yet started: (-priority, arrival, partition, record). Reading ahead of the free slots
+        # is what lets a high-priority message overtake the ones that arrived before it.
+        self.read_ahead = max(64, 2 * max_in_flight)
+        self._waiting: list[tuple[int, int, TopicPartition, ConsumerRecord]] = []
+        self._arrival = itertools.count()
         self._in_flight = 0
+        self.paused = False
         self._slot_free = asyncio.Event()
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer
@@ -120,6 +146,13 @@ class KeyedConsumer:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def pause(self) -> None:
+        """Stop starting new work (a paused stage); what is in flight finishes."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
 
     async def run(self, *, drain_timeout_s: float = 10) -> None:
         """Consume until `stop()`; then finish in-flight work (bounded) and commit it."""
@@ -130,8 +163,15 @@ class KeyedConsumer:
         last_commit = time.monotonic()
         try:
             while not self._stopping.is_set():
-                room = self.max_in_flight - self._in_flight
-                if room <= 0:
+                self._start_waiting()
+                room = self.read_ahead - len(self._waiting)
+                assignment = self._consumer.assignment()
+                if self.paused:
+                    # Paused partitions keep the group membership alive (getmany still polls) but fetch nothing.
+                    self._consumer.pause(*assignment)
+                elif self._consumer.paused():
+                    self._consumer.resume(*self._consumer.paused())
+                if room <= 0 or (self.paused and self._waiting):
                     self._slot_free.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._slot_free.wait(), COMMIT_INTERVAL_S)
@@ -140,7 +180,7 @@ class KeyedConsumer:
                     for tp, records in batches.items():
                         tracker = self.trackers.setdefault(tp, OffsetTracker())
                         for record in records:
-                            self._dispatch(tracker, record)
+                            self._accept(tp, tracker, record)
                 if time.monotonic() - last_commit >= COMMIT_INTERVAL_S:
                     await self.commit()
                     last_commit = time.monotonic()
@@ -172,13 +212,25 @@ class KeyedConsumer:
             if tp in self.trackers:
                 self.trackers[tp].committed = point
 
-    def _dispatch(self, tracker: OffsetTracker, record: ConsumerRecord) -> None:
+    def _accept(self, tp: TopicPartition, tracker: OffsetTracker, record: ConsumerRecord) -> None:
+        """Take a fetched record: skip it if it is not ours, else queue it by priority."""
         tracker.started(record.offset)
-        event_type = header(record.headers, H_EVENT_TYPE)
-        if event_type not in self.handlers:
+        if header(record.headers, H_EVENT_TYPE) not in self.handlers:
             # Not ours: filtered on the header, without decoding the body.
             tracker.finished(record.offset)
             return
+        heapq.heappush(self._waiting, (-record_priority(record), next(self._arrival), tp, record))
+
+    def _start_waiting(self) -> None:
+        """Start queued messages, highest priority first, while slots are free and the stage is not paused."""
+        while self._waiting and self._in_flight < self.max_in_flight and not self.paused:
+            _, _, tp, record = heapq.heappop(self._waiting)
+            tracker = self.trackers.get(tp)
+            if tracker is None:  # the partition was revoked meanwhile: its new owner gets the message
+                continue
+            self._dispatch(tracker, record)
+
+    def _dispatch(self, tracker: OffsetTracker, record: ConsumerRecord) -> None:
         self._in_flight += 1
         key = record.key
         previous = self._tails.get(key)

@@ -107,13 +107,14 @@ class Publisher:
             self._producer = None
 
     async def publish(
-        self, events: Sequence[Event], *, traceparent: str | None = None, topic: str | None = None
+        self, events: Sequence[Event], *, traceparent: str | None = None, topic: str | None = None,
+        priority: int | None = None,
     ) -> None:
         """Publish `events` (to the events topic unless told) once the broker has acknowledged all of them."""
         topic = topic or self.topics.events
         futures = []
         for event in events:
-            key, value, headers = encode(event, traceparent)
+            key, value, headers = encode(event, traceparent, priority)
             assert self._producer is not None, "Publisher.start() first"
             futures.append(await self._producer.send(topic, value=value, key=key, headers=headers))
         await asyncio.gather(*futures)

@@ -33,3 +33,4 @@ EVENTS_HANDLED = Counter(
     "sitewright_events_handled_total", "Events a consumer handled, by group and outcome.", ["group", "outcome"]
 )
 EVENTS_PUBLISHED = Counter("sitewright_events_published_total", "Events published, by type.", ["type"])
+STAGE_PAUSED = Gauge("sitewright_stage_paused", "1 while a stage is paused through jobs.control.", ["stage"])

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .consumer import BatchConsumer, KeyedConsumer
+from .control import ControlListener
 from .kafka import Publisher, ensure_topics
 from .logs import configure_logging, get_logger
 from .settings import ServiceSettings
@@ -40,11 +41,21 @@ class Worker:
         consumers: Sequence[KeyedConsumer | BatchConsumer],
         on_start: Sequence[Hook] = (),
         on_stop: Sequence[Hook] = (),
+        stage: str | None = None,
     ):
         self.name = name
         self.settings = settings
         self.publisher = publisher
-        self.consumers = list(consumers)
+        self.consumers: list[KeyedConsumer | BatchConsumer | ControlListener] = list(consumers)
+        if stage is not None:
+            # Pause and resume of this worker's stage arrive on the control topic.
+            keyed = [c for c in consumers if isinstance(c, KeyedConsumer)]
+            self.consumers.append(
+                ControlListener(
+                    bootstrap=settings.kafka_bootstrap, topic=settings.topics.control, stage=stage,
+                    consumers=keyed, client_id=f"{name}-control",
+                )
+            )
         self.on_start = list(on_start)
         self.on_stop = list(on_stop)
         self.metrics_port: int | None = None
@@ -76,13 +87,13 @@ class Worker:
         )
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         http_task = asyncio.create_task(server.serve())
-        tasks = [asyncio.create_task(c.run(), name=f"{self.name}:{c.group}") for c in self.consumers]
+        tasks = [asyncio.create_task(c.run(), name=f"{self.name}:{type(c).__name__}:{i}") for i, c in enumerate(self.consumers)]
         try:
             while not server.started and not http_task.done():
                 await asyncio.sleep(0.01)
             if server.started:
                 self.metrics_port = server.servers[0].sockets[0].getsockname()[1]
-            log.info("worker_started", metrics_port=self.metrics_port, groups=[c.group for c in self.consumers])
+            log.info("worker_started", metrics_port=self.metrics_port, consumers=len(self.consumers))
             yield self
             for task in tasks:
                 if task.done() and task.exception():

@@ -25,7 +25,7 @@ def create_app(settings: CrawlerSettings) -> Worker:
         handlers={"job.requested": handlers.on_job_requested, "job.retry_requested": handlers.on_retry_requested},
         publisher=publisher, max_in_flight=settings.max_in_flight, handler_attempts=settings.handler_attempts,
     )
-    return Worker(name="crawler", settings=settings, publisher=publisher, consumers=[consumer], on_stop=[client.aclose])
+    return Worker(name="crawler", settings=settings, publisher=publisher, consumers=[consumer], on_stop=[client.aclose], stage="crawl")
 
 
 def run() -> None:

@@ -1,11 +1,13 @@
-"""Admin routes (an admin API key): API keys of any tenant."""
+"""Admin routes (an admin API key): API keys of any tenant, and pausing a stage."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
+from sitewright_contracts import events as ev
+from sitewright_contracts.models import Stage
 
 from .deps import Admin, State
 
@@ -40,3 +42,12 @@ async def list_keys(state: State, _: Admin, tenant: str | None = None) -> list[d
 async def revoke_key(key_id: str, state: State, _: Admin) -> None:
     if not await state.keys.revoke(key_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no active key with id {key_id!r}")
+
+
+@router.post("/stages/{stage}/{action}", status_code=status.HTTP_202_ACCEPTED)
+async def control_stage(stage: Stage, action: Literal["pause", "resume"], state: State, _: Admin) -> dict[str, str]:
+    """Pause or resume a stage on every instance: paused workers finish what they started and take nothing new."""
+    cls = ev.StagePaused if action == "pause" else ev.StageResumed
+    event = cls(job_id=f"stage:{stage}", producer="gateway", data=ev.StageControlData(stage=stage))
+    await state.publisher.publish([event], topic=state.settings.topics.control)
+    return {"stage": stage, "state": "paused" if action == "pause" else "running", "event_id": event.event_id}

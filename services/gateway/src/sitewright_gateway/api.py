@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response, status
@@ -15,7 +16,7 @@ from sitewright_runtime.logs import get_logger
 from sitewright_runtime.metrics import JOBS_CREATED
 from sitewright_runtime.netguard import BlockedAddress
 
-from .projector import new_job
+from .projector import new_job, state_as_of
 from .deps import State, Tenant
 from .schemas import EventView, JobAccepted, JobCreate, JobPage, JobView, links
 from .state import GatewayState
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/api")
 PUBLISH_TIMEOUT_S = 5.0
 
 
-async def _own_job(state: GatewayState, tenant: str, job_id: str) -> dict[str, Any]:
+async def own_job(state: GatewayState, tenant: str, job_id: str) -> dict[str, Any]:
     doc = await state.store.jobs.find_one({"_id": job_id, "tenant": tenant})
     if doc is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job with id {job_id!r}")
@@ -123,21 +124,37 @@ async def list_jobs(
 
 @router.get("/jobs/{job_id}", response_model=JobView)
 async def get_job(job_id: str, state: State, tenant: Tenant) -> JobView:
-    return JobView.from_doc(await _own_job(state, tenant, job_id))
+    return JobView.from_doc(await own_job(state, tenant, job_id))
 
 
 @router.get("/jobs/{job_id}/events", response_model=list[EventView])
 async def get_job_events(job_id: str, state: State, tenant: Tenant) -> list[EventView]:
     """The job's audit trail, in the order the events happened."""
-    await _own_job(state, tenant, job_id)
+    await own_job(state, tenant, job_id)
     cursor = state.store.events.find({"job_id": job_id}).sort([("occurred_at", 1), ("_id", 1)]).limit(1000)
     return [EventView(event_id=d["_id"], **{k: v for k, v in d.items() if k != "_id"}) async for d in cursor]
+
+
+@router.get("/jobs/{job_id}/history", response_model=JobView)
+async def get_job_as_of(
+    job_id: str,
+    state: State,
+    tenant: Tenant,
+    at: Annotated[datetime, Query(description="RFC 3339 time, e.g. 2026-11-23T10:00:00Z.")],
+) -> JobView:
+    """Time travel: the job as it was at `at`, rebuilt from its events."""
+    await own_job(state, tenant, job_id)
+    events = [d async for d in state.store.events.find({"job_id": job_id})]
+    doc = state_as_of(events, at if at.tzinfo else at.replace(tzinfo=UTC), state.settings.retry_policy)
+    if doc is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} had not been requested yet at {at.isoformat()}")
+    return JobView.from_doc(doc)
 
 
 @router.get("/jobs/{job_id}/result")
 async def get_job_result(job_id: str, state: State, tenant: Tenant) -> dict[str, Any]:
     """The generated content: meta tags, content sections, FAQ and JSON-LD."""
-    job = await _own_job(state, tenant, job_id)
+    job = await own_job(state, tenant, job_id)
     result = await state.store.results.find_one({"_id": job_id}, {"_id": 0, "tenant": 0, "event_id": 0})
     if result is None:
         raise HTTPException(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field, SecretStr
 from sitewright_runtime.settings import ServiceSettings
 
@@ -25,6 +27,9 @@ class GatewaySettings(ServiceSettings):
     retry_backoff_s: list[float] = Field(default_factory=lambda: [60.0, 300.0, 900.0], min_length=1)
     stuck_after_s: float = Field(default=600, gt=0, description="An active job with no event this long is re-driven.")
     outbox_grace_s: float = Field(default=5, gt=0, description="Republish a request left unpublished this long.")
+    retention_days: float = Field(
+        default=7, gt=0, description="Finished jobs, their events, results and dead letters expire after this."
+    )
     scheduler_interval_s: float = Field(default=1.0, gt=0)
     lease_ttl_s: float = Field(default=10, gt=0)
     stream_heartbeat_s: float = Field(default=15, gt=0, description="A job stream idle this long gets a heartbeat.")
@@ -35,6 +40,10 @@ class GatewaySettings(ServiceSettings):
     stream_allowed_origins: list[str] = Field(
         default_factory=list, description="Browser origins allowed to open a WebSocket besides the gateway's own.",
     )
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self.retention_days)
 
     @property
     def retry_policy(self) -> RetryPolicy:

@@ -15,7 +15,7 @@ from sitewright_runtime.mongo import connect
 from sitewright_runtime.netguard import AddressGuard
 from sitewright_runtime.settings import load_settings
 
-from . import admin_api, api, http, streams
+from . import admin_api, api, commands, dlq, http, streams
 from .auth import KeyStore
 from .config import GatewaySettings
 from .hub import Hub
@@ -35,34 +35,39 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = connect(settings.mongo_url)
         store = Store(client[settings.mongo_db])
-        await store.create_indexes()
+        await store.follow_active_model()
+        await store.create_indexes(settings.retention)
         keys = KeyStore(store.api_keys)
         if settings.bootstrap_api_key:
             await keys.ensure(settings.bootstrap_api_key.get_secret_value(), settings.default_tenant, name="bootstrap", admin=True)
         await ensure_topics(settings.kafka_bootstrap, settings.topics.all, settings.topic_partitions)
         publisher = Publisher(settings.kafka_bootstrap, client_id="gateway", topics=settings.topics)
         await publisher.start()
-        projection = Projection(store, publisher, settings.retry_policy, settings.projector_group)
+        projection = Projection(store, publisher, settings.retry_policy, settings.projector_group, settings.retention)
         projector = BatchConsumer(
             bootstrap=settings.kafka_bootstrap, topic=settings.topics.events, group=settings.projector_group,
             name="gateway-projector", on_batch=projection,
         )
+        dead_letters = BatchConsumer(
+            bootstrap=settings.kafka_bootstrap, topic=settings.topics.dlq, group=f"{settings.projector_group}-dlq",
+            name="gateway-dlq", on_batch=dlq.DeadLetters(store),
+        )
         scheduler = Scheduler(settings, store, publisher)
-        hub = Hub(store.events, store.jobs, max_per_key=settings.stream_max_per_key, queue_size=settings.stream_queue_size)
+        hub = Hub(store, max_per_key=settings.stream_max_per_key, queue_size=settings.stream_queue_size)
         await hub.start()
         app.state.gateway = GatewayState(
             settings=settings, client=client, store=store, keys=keys, publisher=publisher,
             guard=AddressGuard(settings.allow_cidrs), projection=projection, projector=projector, scheduler=scheduler,
             hub=hub,
         )
-        tasks = [asyncio.create_task(projector.run()), asyncio.create_task(scheduler.run())]
+        tasks = [asyncio.create_task(c.run()) for c in (projector, dead_letters, scheduler)]
         log.info("gateway_started", env=settings.env)
         try:
             yield
         finally:
             await hub.stop()
-            projector.stop()
-            scheduler.stop()
+            for c in (projector, dead_letters, scheduler):
+                c.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
             await publisher.stop()
             await client.close()
@@ -77,6 +82,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, http.validation_error)  # type: ignore[arg-type]
     app.include_router(streams.router)  # before api.router: /api/jobs/stream is not a job id
     app.include_router(api.router)
+    app.include_router(commands.router)
+    app.include_router(dlq.router)
     app.include_router(admin_api.router)
     app.include_router(http.router)
     return app

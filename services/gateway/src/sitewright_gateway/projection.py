@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 
 from aiokafka.structs import ConsumerRecord
 from pymongo import InsertOne, ReplaceOne, UpdateOne
@@ -29,8 +30,9 @@ DUPLICATE_KEY = 11000
 class Projection:
     """The projector group's batch handler."""
 
-    def __init__(self, store: Store, publisher: Publisher, policy: RetryPolicy, group: str):
+    def __init__(self, store: Store, publisher: Publisher, policy: RetryPolicy, group: str, retention: timedelta):
         self.store = store
+        self.retention = retention
         self.publisher = publisher
         self.policy = policy
         self.group = group
@@ -70,6 +72,8 @@ class Projection:
                         after[event.event_id] = new
                 if new is None or new is old:
                     continue
+                # A finished job expires (TTL index) one retention period after it finished; a revived one does not.
+                new["expire_at"] = new["finished_at"] + self.retention if new.get("finished_at") else None
                 if old is None:
                     writes.append(InsertOne(new))
                 else:

@@ -73,10 +73,15 @@ def new_job(event: ev.JobRequested) -> Doc:
 
 def project(doc: Doc | None, event: ev.Event, position: tuple[int, int], policy: RetryPolicy) -> Doc | None:
     """Apply `event` (read at `position` = (partition, offset)) to `doc`; None when nothing changes."""
+    at = {"partition": position[0], "offset": position[1]}
     if doc is None:
         # A job's first event on the log is its request; anything else has lost its job.
-        return _stamp(new_job(event), event, position, "") if isinstance(event, ev.JobRequested) else None
+        return new_job(event) | {"position": at} if isinstance(event, ev.JobRequested) else None
     if event.event_id in doc["seen"]:
+        if isinstance(event, ev.JobRequested) and doc["position"] is None:
+            # The gateway wrote the document before publishing; now it has its place in the log,
+            # exactly as a rebuild from the log would give it.
+            return doc | {"position": at}
         return None
     new = dict(doc)
     note = _apply(new, event, policy)
@@ -253,3 +258,19 @@ def event_document(event: ev.Event, position: tuple[int, int], after: Doc | None
         "version": after["version"] if after else None,
         "job": job_state(after) if after else None,
     }
+
+
+def event_from_document(doc: Doc) -> ev.Event:
+    """The event an audit-trail document records (the inverse of `event_document`)."""
+    fields = {k: doc[k] for k in ("job_id", "tenant", "type", "attempt", "occurred_at", "producer", "data")}
+    return ev.EVENT_ADAPTER.validate_python(fields | {"event_id": doc["_id"]})
+
+
+def state_as_of(events: list[Doc], at: datetime, policy: RetryPolicy) -> Doc | None:
+    """Time travel: the job document as it was at `at`, folded from its audit trail in log order."""
+    doc = None
+    for d in sorted(events, key=lambda d: (d["occurred_at"], d["_id"])):
+        if d["occurred_at"] > at:
+            break
+        doc = project(doc, event_from_document(d), (d["partition"], d["offset"]), policy) or doc
+    return doc

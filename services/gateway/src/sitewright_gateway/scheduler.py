@@ -16,8 +16,9 @@ import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiokafka.structs import ConsumerRecord
 from pymongo.errors import DuplicateKeyError
-from sitewright_contracts import derived_uuid7
+from sitewright_contracts import derived_uuid7, encode
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import ACTIVE_STATUSES, JOB_STATUSES, CrawlContext, ErrorInfo, JobOptions
 from sitewright_runtime.kafka import Publisher
@@ -25,6 +26,7 @@ from sitewright_runtime.logs import get_logger
 from sitewright_runtime.metrics import JOBS_BY_STATUS, JOBS_STUCK, RETRIES
 
 from .config import GatewaySettings
+from .projector import event_from_document
 from .store import Store
 
 log = get_logger(__name__)
@@ -52,6 +54,8 @@ class Scheduler:
     async def run(self) -> None:
         while not self._stop.is_set():
             try:
+                if await self.store.follow_active_model():
+                    log.info("read_model_switched", db=self.store.model.name)  # type: ignore[union-attr]
                 self.is_leader = await self.acquire_lease()
                 if self.is_leader:
                     await self.tick()
@@ -93,7 +97,7 @@ class Scheduler:
         cutoff = now - timedelta(seconds=self.settings.outbox_grace_s)
         async for doc in self.store.jobs.find({"published": False, "created_at": {"$lt": cutoff}}).limit(500):
             event = ev.JobRequested.model_validate(doc["outbox"])
-            await self.publisher.publish([event])
+            await self.publisher.publish([event], priority=doc.get("priority"))
             await self.store.jobs.update_one({"_id": doc["_id"]}, {"$set": {"published": True}, "$unset": {"outbox": ""}})
             log.info("outbox_republished", job_id=doc["_id"])
 
@@ -116,10 +120,29 @@ class Scheduler:
                     attempt=action["attempt"], producer="gateway.scheduler",
                     data=ev.JobFailedData(stage=action["stage"], error=error),
                 )
-            await self.publisher.publish([event])
+                # The failure's audit-trail copy lands just after the job document; give it a moment.
+                if not await self.dead_letter_cause(action["cause"], error) and now - action["due_at"] < ACTION_COOLDOWN:
+                    continue
+            await self.publisher.publish([event], priority=doc.get("priority"))
             await self.store.jobs.update_one(
                 {"_id": doc["_id"], "action.cause": action["cause"]}, {"$set": {"action.emitted_at": now}}
             )
+
+    async def dead_letter_cause(self, cause_id: str, error: ErrorInfo) -> bool:
+        """Copy the failure that ended a job (its last message) to the DLQ, where it can be replayed."""
+        found = await self.store.events.find_one({"_id": cause_id})
+        if found is None:
+            return False
+        event = event_from_document(found)
+        key, value, headers = encode(event)
+        record = ConsumerRecord(
+            self.settings.topics.events, found["partition"], found["offset"], 0, 0, key, value, None, len(key), len(value), headers
+        )
+        reason = "attempts_exhausted" if error.retryable else "not_retryable"
+        await self.publisher.dead_letter(
+            record, group="gateway.scheduler", reason=reason, error=f"{error.code}: {error.message}", attempts=event.attempt
+        )
+        return True
 
     async def redrive_stuck(self, now: datetime) -> None:
         """An active job with no event for the stuck threshold gets a new attempt of its stage."""
@@ -147,7 +170,7 @@ class Scheduler:
                 next_attempt = attempt + 1 if doc["status"] != "pending" else attempt
                 event = await self.retry_event(doc, stage, next_attempt, None, "stuck", cause=cause)
                 RETRIES.labels(stage, "stuck").inc()
-            await self.publisher.publish([event])
+            await self.publisher.publish([event], priority=doc.get("priority"))
             await self.store.jobs.update_one({"_id": doc["_id"]}, {"$set": {"redriven_at": now}})
             log.warning("stuck_job_redriven", job_id=doc["_id"], stage=stage, attempt=attempt, emitted=event.type)
 

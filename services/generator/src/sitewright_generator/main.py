@@ -22,7 +22,7 @@ def create_app(settings: GeneratorSettings) -> Worker:
         handlers={"crawl.succeeded": handlers.on_crawl_succeeded, "job.retry_requested": handlers.on_retry_requested},
         publisher=publisher, max_in_flight=settings.max_in_flight, handler_attempts=settings.handler_attempts,
     )
-    return Worker(name="generator", settings=settings, publisher=publisher, consumers=[consumer])
+    return Worker(name="generator", settings=settings, publisher=publisher, consumers=[consumer], stage="generate")
 
 
 def run() -> None:

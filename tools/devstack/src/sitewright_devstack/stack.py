@@ -108,7 +108,7 @@ class Stack:
         for name in self.config.services:
             self.start_service(name)
         await asyncio.to_thread(
-            infra.wait_for_port, self.config.host, self.gateway_port, timeout_s=60, proc=self.children["gateway"].proc, name="gateway"
+            infra.wait_for_port, self.config.host, self.gateway_port, timeout_s=120, proc=self.children["gateway"].proc, name="gateway"
         )
         (self.config.home / "stack.json").write_text(
             json.dumps({"gateway": self.gateway_url, "kafka": self.bootstrap, "mongo": self.env()["SITEWRIGHT_MONGO_URL"]})
@@ -118,11 +118,19 @@ class Stack:
         """Start (or restart) one service process; `instance` names a second copy of it."""
         label = f"{name}{instance}"
         env = self.env()
-        if instance and name == "gateway":
-            env["SITEWRIGHT_GATEWAY_PORT"] = str(infra.free_port())
-        child = infra.spawn(label, [sys.executable, "-m", f"sitewright_{name}"], self.logs, env=env)
+        port = None
+        if name == "gateway":
+            port = self.gateway_port if not instance else infra.free_port()
+            env["SITEWRIGHT_GATEWAY_PORT"] = str(port)
+        child = infra.spawn(label, [sys.executable, "-m", f"sitewright_{name}"], self.logs, env=env, port=port)
         self.children[label] = child
         return child
+
+    async def restart_broker(self) -> None:
+        """Kill the broker and start a new one on the same port; the embedded broker's log starts empty."""
+        self.children.pop("broker").kill()
+        self.children["broker"] = await asyncio.to_thread(infra.start_broker, self.logs, self.broker_port, self.config.host)
+        await ensure_topics(self.bootstrap, Topics(self.config.topic_prefix).all, self.config.partitions)
 
     def stop(self) -> None:
         """Services first (they drain and commit), then the database and the broker."""

@@ -1,0 +1,186 @@
+"""The dead-letter topic as people see it: stored, listed and replayed.
+
+The gateway reads `jobs.dlq` with its own group into the `dlq` collection.
+One message dead-lettered by several consumer groups (a poison message every
+group fails to decode) is one entry, listing the groups. Replaying an entry
+restarts its job: a failed job gets a new attempt of its failed stage; a job
+still active gets the original message again on its source topic (consumers
+drop what they have already done).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from aiokafka.structs import ConsumerRecord
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel
+from pymongo import UpdateOne
+from sitewright_contracts import UndecodableEvent, decode, header
+from sitewright_contracts import topics as t
+from sitewright_contracts.events import utcnow
+
+from .api import PUBLISH_TIMEOUT_S
+from .commands import retry_from_failure
+from .deps import Caller, State
+from .store import Store
+
+router = APIRouter(prefix="/api", tags=["dead letters"])
+MAX_STORED_BODY = 256 * 1024
+
+
+def entry_id(record: ConsumerRecord) -> str:
+    """One id per dead message, whichever group dead-lettered it."""
+    source = "|".join(
+        header(record.headers, h) or "" for h in (t.H_DLQ_SOURCE_TOPIC, t.H_DLQ_SOURCE_PARTITION, t.H_DLQ_SOURCE_OFFSET)
+    )
+    return hashlib.sha256(source.encode() + b"|" + (record.value or b"")).hexdigest()[:24]
+
+
+def entry_document(record: ConsumerRecord) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "reason": header(record.headers, t.H_DLQ_REASON),
+        "error": header(record.headers, t.H_DLQ_ERROR),
+        "attempts": int(header(record.headers, t.H_DLQ_ATTEMPTS) or 1),
+        "source": {
+            "topic": header(record.headers, t.H_DLQ_SOURCE_TOPIC),
+            "partition": int(header(record.headers, t.H_DLQ_SOURCE_PARTITION) or -1),
+            "offset": int(header(record.headers, t.H_DLQ_SOURCE_OFFSET) or -1),
+        },
+        "event_type": header(record.headers, t.H_EVENT_TYPE),
+        "event_id": header(record.headers, t.H_EVENT_ID),
+        "headers": [[k, (v or b"").decode(errors="replace")] for k, v in record.headers or ()],
+        "key": (record.key or b"").decode(errors="replace"),
+        "body": (record.value or b"")[:MAX_STORED_BODY].decode(errors="replace"),
+        "dlq_position": {"partition": record.partition, "offset": record.offset},
+        "job_id": None,
+        "tenant": None,
+    }
+    try:
+        event = decode(record.value)
+        doc.update(job_id=event.job_id, tenant=event.tenant, event_type=event.type, event_id=event.event_id)
+    except UndecodableEvent:
+        pass
+    return doc
+
+
+class DeadLetters:
+    """The DLQ group's batch handler: upsert one entry per dead message."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
+        writes = []
+        for record in records:
+            doc = entry_document(record)
+            group = header(record.headers, t.H_DLQ_GROUP)
+            writes.append(UpdateOne(
+                {"_id": entry_id(record)},
+                {"$setOnInsert": doc | {"created_at": utcnow(), "replays": []}, "$addToSet": {"groups": group}},
+                upsert=True,
+            ))
+        await self.store.dlq.bulk_write(writes, ordered=False)
+
+
+class DeadLetter(BaseModel):
+    id: str
+    job_id: str | None
+    tenant: str | None
+    event_type: str | None
+    event_id: str | None
+    reason: str | None
+    error: str | None
+    attempts: int
+    groups: list[str | None]
+    source: dict[str, Any]
+    created_at: datetime
+    replays: list[dict[str, Any]]
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> "DeadLetter":
+        return cls(id=doc["_id"], **{k: doc.get(k) for k in cls.model_fields if k != "id"})
+
+
+class DeadLetterPage(BaseModel):
+    items: list[DeadLetter]
+    next_cursor: str | None
+
+
+def _scope(caller: Caller) -> dict[str, Any]:
+    # An admin sees every entry, including poison messages that name no tenant.
+    return {} if caller.admin else {"tenant": caller.tenant}
+
+
+@router.get("/dlq", response_model=DeadLetterPage)
+async def list_dead_letters(
+    state: State,
+    caller: Caller,
+    job_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")] = None,
+) -> DeadLetterPage:
+    """Dead-lettered messages of the caller's jobs (an admin key sees all), newest first."""
+    query = _scope(caller)
+    if job_id:
+        query["job_id"] = job_id
+    if cursor:
+        try:
+            query["created_at"] = {"$lt": datetime.fromisoformat(cursor)}
+        except ValueError:
+            raise HTTPException(422, "cursor must be the `next_cursor` of a previous page") from None
+    docs = [d async for d in state.store.dlq.find(query).sort("created_at", -1).limit(limit + 1)]
+    more = len(docs) > limit
+    docs = docs[:limit]
+    return DeadLetterPage(
+        items=[DeadLetter.from_doc(d) for d in docs], next_cursor=docs[-1]["created_at"].isoformat() if more else None
+    )
+
+
+@router.post(
+    "/dlq/{entry_id}/replay",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"description": "No such entry."}, 409: {"description": "The job cannot be restarted."},
+               422: {"description": "The message cannot be replayed."}},
+)
+async def replay_dead_letter(entry_id: str, state: State, caller: Caller) -> dict[str, Any]:
+    """Start the entry's job again: a new attempt of the failed stage, or the original message once more."""
+    doc = await state.store.dlq.find_one({"_id": entry_id} | _scope(caller))
+    if doc is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dead letter with id {entry_id!r}")
+    if doc.get("job_id") is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            f"this message cannot be replayed: it could not be decoded ({doc.get('reason')}: {doc.get('error')}); "
+            "fix the producer and send a corrected message instead",
+        )
+    job = await state.store.jobs.find_one({"_id": doc["job_id"], "tenant": doc["tenant"]})
+    if job is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {doc['job_id']} no longer exists (expired or never projected)")
+    if job["status"] in ("completed", "cancelled"):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job['_id']} is {job['status']}; there is nothing to replay")
+    try:
+        if job["status"] == "failed":
+            event = await retry_from_failure(state, job, f"replayed from the dead-letter queue ({entry_id})")
+            await asyncio.wait_for(state.publisher.publish([event], priority=job.get("priority")), PUBLISH_TIMEOUT_S)
+            action = {"kind": "retry", "stage": event.data.stage, "attempt": event.attempt, "event_id": event.event_id}
+        else:
+            headers = [(k, v.encode()) for k, v in doc["headers"] if not k.startswith("dlq-")]
+            topic = doc["source"]["topic"] or state.settings.topics.events
+            await asyncio.wait_for(
+                state.publisher.send_raw(topic, key=doc["key"].encode(), value=doc["body"].encode(), headers=headers),
+                PUBLISH_TIMEOUT_S,
+            )
+            action = {"kind": "redeliver", "topic": topic, "event_id": doc.get("event_id")}
+    except HTTPException:
+        raise
+    except Exception as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"the event log is not reachable ({type(exc).__name__}); try again shortly"
+        ) from None
+    await state.store.dlq.update_one({"_id": entry_id}, {"$push": {"replays": action | {"at": utcnow()}}})
+    return {"id": entry_id, "job_id": job["_id"], "replayed": action}
