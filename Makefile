@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: setup system up demo test kcat clean bench-streams
+.PHONY: setup system up demo test kcat clean bench bench-sitewright bench-peers bench-streams
 
 setup: .venv/.synced system
 
@@ -32,6 +32,20 @@ demo: setup
 
 test: setup
 	$(UV) run pytest $(PYTEST_ARGS)
+
+# Benchmarks (bench/README.md). BENCH_RUNS=1 BENCH_QUICK=1 for a quick check while developing.
+# `bench` also runs the crawler-vs-Scrapy benchmark (`bench-crawl`) when that target exists.
+bench: setup
+	@if $(MAKE) -n bench-crawl >/dev/null 2>&1; then $(MAKE) --no-print-directory bench-crawl; \
+	else echo "bench: no bench-crawl target in this checkout; skipping the crawler benchmark"; fi
+	$(MAKE) --no-print-directory bench-sitewright
+
+bench-sitewright: setup
+	$(UV) run python -m bench.run
+
+# Sitewright's scenarios 1 and 2 and BullMQ, Celery and Dramatiq, interleaved, with the ratios.
+bench-peers: setup
+	$(UV) run python -m bench.run --peers
 
 # Job stream fan-out: event produced -> received by 1, 100 and 1,000 clients (p50/p99), JSON under bench/results/.
 bench-streams: setup

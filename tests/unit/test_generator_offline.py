@@ -15,6 +15,7 @@ from sitewright_contracts.models import CrawlContext, Heading, PageSummary
 from sitewright_generator.offline import OfflineProvider, build_result
 from sitewright_generator.output_format import FORMAT_INSTRUCTIONS, build_prompt
 from sitewright_generator.parse import parse_output
+from sitewright_generator.provider import Part
 
 SAMPLE_SITE = (
     Path(__file__).resolve().parents[2]
@@ -206,12 +207,12 @@ def test_output_is_deterministic_across_processes() -> None:
 async def test_stream_yields_several_chunks_of_one_valid_document() -> None:
     provider = OfflineProvider()
     assert (provider.name, provider.model) == ("offline", "extractive-v1")
-    chunks = [chunk async for chunk in provider.stream(bakery(), language="en")]
+    chunks = [chunk async for chunk in provider.stream(Part(bakery(), "en"))]
     assert len(chunks) >= 5
     text = "".join(chunks)
     assert json.loads(text) == build_result(bakery(), language="en")
     assert parse_output(text).meta.title.startswith("Crumb & Co")
-    again = "".join([chunk async for chunk in provider.stream(bakery(), language="en")])
+    again = "".join([chunk async for chunk in provider.stream(Part(bakery(), "en"))])
     assert again == text
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -220,3 +221,41 @@ def test_error_is_an_exception_with_code_and_message() -> None:
 )
 def test_clip(text: str, limit: int, expected: str) -> None:
     assert clip(text, limit) == expected
+
+
+CORPUS = sorted((Path(__file__).parent / "parse_corpus").glob("*.txt"))
+
+
+@pytest.mark.parametrize("path", [p for p in CORPUS if p.name.startswith("good-")], ids=lambda p: p.stem)
+def test_corpus_good_outputs_parse_to_valid_results(path: Path) -> None:
+    result = parse_output(path.read_text(encoding="utf-8"))
+    assert 0 < len(result.meta.title) <= 70 and 0 < len(result.meta.description) <= 170
+    assert result.content and all(s.heading and s.body for s in result.content)
+    assert all(f.question and f.answer for f in result.faq)
+    schema = result.model_dump()["schema"]
+    assert schema["@context"] == "https://schema.org"
+    nodes = schema.get("@graph", [schema])
+    for node in nodes:
+        types = node["@type"] if isinstance(node["@type"], list) else [node["@type"]]
+        assert all(t[0].isupper() and t.isalnum() for t in types), node
+    assert json.loads(json.dumps(schema)) == schema
+
+
+@pytest.mark.parametrize("path", [p for p in CORPUS if p.name.startswith("bad-")], ids=lambda p: p.stem)
+def test_corpus_broken_outputs_are_refused_with_their_code(path: Path) -> None:
+    expected = path.stem.split("-")[1]
+    with pytest.raises(OutputInvalid) as caught:
+        parse_output(path.read_text(encoding="utf-8"))
+    assert caught.value.code == expected, caught.value
+    assert len(caught.value.message) > 10
+
+
+def test_trailing_commas_are_dropped_only_outside_strings() -> None:
+    text = json.dumps(good(content=[{"heading": "Lists, ]", "body": "a, }"}])).replace("]}", "],}")
+    result = parse_output(text.replace('"body": "a, }"}', '"body": "a, }",}'))
+    assert (result.content[0].heading, result.content[0].body) == ("Lists, ]", "a, }")
+
+
+def test_type_given_as_a_url_is_shortened_and_lists_are_kept() -> None:
+    schema = {"@context": "https://schema.org", "@type": ["schema:Bakery", "https://schema.org/Cafe"]}
+    assert parse_output(json.dumps(good(schema=schema))).model_dump()["schema"]["@type"] == ["Bakery", "Cafe"]

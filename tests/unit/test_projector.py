@@ -100,3 +100,32 @@ def test_events_without_their_request_create_nothing_and_changed_fields_is_minim
     changed = changed_fields(first, second)
     assert "_id" not in changed and "url" not in changed and changed["status"] == "crawling"
     assert derived_uuid7(job_id, "a") == derived_uuid7(job_id, "a")
+
+
+def test_retry_after_from_a_provider_is_a_floor_under_the_backoff():
+    doc, _ = fold(story(uuid7())[:5])  # generating, attempt 1
+    at = T0 + timedelta(seconds=20)
+
+    def fail(retry_after_s):
+        error = ErrorInfo(code="rate_limited", message="429", retryable=True, retry_after_s=retry_after_s)
+        return ev.GenerationFailed(job_id=doc["_id"], occurred_at=at, data=ev.StageFailedData(error=error))
+
+    assert project(doc, fail(30), (0, 9), POLICY)["next_attempt_at"] == at + timedelta(seconds=30)
+    # A Retry-After shorter than the backoff does not bring the retry forward.
+    assert project(doc, fail(0.5), (0, 9), POLICY)["next_attempt_at"] == at + timedelta(seconds=1)
+    assert project(doc, fail(None), (0, 9), POLICY)["action"]["due_at"] == at + timedelta(seconds=1)
+
+
+def test_tokens_of_every_attempt_add_up_on_the_job():
+    events = story(uuid7())
+    doc, _ = fold(events[:5])
+    error = ErrorInfo(code="stream_truncated", message="cut", retryable=True)
+    failed = ev.GenerationFailed(job_id=doc["_id"], data=ev.StageFailedData(error=error, tokens_in=1000, tokens_out=200))
+    doc = project(doc, failed, (0, 9), POLICY)
+    assert doc["tokens"] == {"in": 1000, "out": 200}
+    assert project(doc, failed, (0, 9), POLICY) is None  # a redelivery is not counted twice
+    retry = ev.JobRetryRequested(job_id=doc["_id"], attempt=2, data=ev.JobRetryRequestedData(stage="generate", crawl=CRAWL))
+    doc = project(doc, retry, (0, 10), POLICY)
+    done = ev.JobCompleted(job_id=doc["_id"], attempt=2, data=ev.JobCompletedData(result=RESULT, tokens_in=1100, tokens_out=900))
+    doc = project(doc, done, (0, 11), POLICY)
+    assert doc["status"] == "completed" and doc["tokens"] == {"in": 2100, "out": 1100}

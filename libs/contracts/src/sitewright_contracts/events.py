@@ -77,6 +77,8 @@ class JobRetryRequestedData(Payload):
     crawl: CrawlContext | None = None
     url: str | None = None
     options: JobOptions | None = None
+    # LLM tokens the job has spent in earlier attempts, so the generator keeps to the per-job cap.
+    tokens_spent: int = Field(default=0, ge=0)
 
 
 class JobRetryRequested(Event):
@@ -121,6 +123,9 @@ class CrawlSucceeded(Event):
 
 class StageFailedData(Payload):
     error: ErrorInfo
+    # LLM tokens the failed attempt consumed (generate stage only): failures cost money too.
+    tokens_in: int = Field(default=0, ge=0)
+    tokens_out: int = Field(default=0, ge=0)
 
 
 class CrawlFailed(Event):
@@ -172,6 +177,8 @@ class JobCompletedData(Payload):
     result: SeoResult
     pages_crawled: int = 0
     provider: str = ""
+    tokens_in: int = Field(default=0, ge=0)
+    tokens_out: int = Field(default=0, ge=0)
 
 
 class JobCompleted(Event):

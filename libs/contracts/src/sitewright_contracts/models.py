@@ -64,6 +64,8 @@ class ErrorInfo(Value):
     code: str
     message: str
     retryable: bool = False
+    # A provider that asked us to wait (HTTP 429 Retry-After): the retry must not come sooner.
+    retry_after_s: float | None = Field(default=None, ge=0)
 
 
 class Heading(Value):

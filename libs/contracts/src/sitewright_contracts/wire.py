@@ -72,6 +72,13 @@ def decode(value: bytes | None) -> Event:
     """Parse a message body into its event model, upcasting old versions first."""
     if not value:
         raise UndecodableEvent("empty", "the message has no body")
+    if not UPCASTERS:
+        # Fast path: pydantic parses and validates the bytes in one pass, about twice as fast as
+        # json.loads and then validation; the path below explains what is wrong with a bad body.
+        try:
+            return EVENT_ADAPTER.validate_json(value)
+        except ValidationError:
+            pass
     try:
         raw = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

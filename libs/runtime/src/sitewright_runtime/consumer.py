@@ -36,6 +36,27 @@ from .metrics import EVENTS_HANDLED
 log = get_logger(__name__)
 
 COMMIT_INTERVAL_S = 0.2
+LOG_CHECK_INTERVAL_S = 2.0
+
+
+async def rewind_if_log_shrank(consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+    """Seek to the beginning of partitions whose log is now shorter than our position; return them.
+
+    A broker that lost its log (the embedded one keeps it in memory) answers a fetch past its new end
+    with nothing at all, so without this a consumer would wait until the new log grew past its old
+    position. The high watermark of the last fetch is exact (unlike `end_offsets` on the embedded
+    broker), and a healthy consumer is never past it. Re-reading from the start is safe: every
+    consumer drops what it has already done.
+    """
+    shrank = []
+    for tp in consumer.assignment():
+        end = consumer.highwater(tp)
+        if end is not None and await consumer.position(tp) > end:
+            shrank.append(tp)
+    if shrank:
+        await consumer.seek_to_beginning(*shrank)
+        log.warning("log_shrank_rewound", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in shrank))
+    return shrank
 
 
 @dataclass
@@ -160,7 +181,7 @@ class KeyedConsumer:
         self._consumer.subscribe([self.topic], listener=_Listener(self))
         await self._consumer.start()
         self.running = True
-        last_commit = time.monotonic()
+        last_commit = last_check = time.monotonic()
         try:
             while not self._stopping.is_set():
                 self._start_waiting()
@@ -184,6 +205,10 @@ class KeyedConsumer:
                 if time.monotonic() - last_commit >= COMMIT_INTERVAL_S:
                     await self.commit()
                     last_commit = time.monotonic()
+                if time.monotonic() - last_check >= LOG_CHECK_INTERVAL_S:
+                    for tp in await rewind_if_log_shrank(self._consumer):
+                        self.trackers[tp] = OffsetTracker()
+                    last_check = time.monotonic()
         finally:
             tails = list(self._tails.values())
             if tails:
@@ -313,10 +338,14 @@ class BatchConsumer:
         self._consumer.subscribe([self.topic])
         await self._consumer.start()
         self.running = True
+        last_check = time.monotonic()
         try:
             while not self._stopping.is_set():
                 batches = await self._consumer.getmany(timeout_ms=100, max_records=self.max_records)
                 records = [r for recs in batches.values() for r in recs]
+                if time.monotonic() - last_check >= LOG_CHECK_INTERVAL_S:
+                    await rewind_if_log_shrank(self._consumer)
+                    last_check = time.monotonic()
                 if not records:
                     continue
                 await self._apply(records)

@@ -34,3 +34,6 @@ EVENTS_HANDLED = Counter(
 )
 EVENTS_PUBLISHED = Counter("sitewright_events_published_total", "Events published, by type.", ["type"])
 STAGE_PAUSED = Gauge("sitewright_stage_paused", "1 while a stage is paused through jobs.control.", ["stage"])
+LLM_TOKENS = Counter(
+    "sitewright_llm_tokens_total", "LLM tokens consumed, by provider and direction (in, out).", ["provider", "direction"]
+)

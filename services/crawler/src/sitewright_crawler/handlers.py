@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
 from sitewright_contracts import derived_uuid7
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import JobOptions
@@ -13,6 +12,7 @@ from sitewright_runtime.logs import get_logger
 from sitewright_runtime.metrics import STAGE_DURATION
 from sitewright_runtime.netguard import AddressGuard
 
+from .clients import ClientFactory
 from .config import CrawlerSettings
 from .crawl import CrawlError, CrawlLimits, crawl
 
@@ -21,9 +21,9 @@ PRODUCER = "crawler"
 
 
 class CrawlHandlers:
-    def __init__(self, settings: CrawlerSettings, client: httpx.AsyncClient, guard: AddressGuard):
+    def __init__(self, settings: CrawlerSettings, new_client: ClientFactory, guard: AddressGuard):
         self.settings = settings
-        self.client = client
+        self.new_client = new_client
         self.guard = guard
 
     async def on_job_requested(self, event: ev.Event, delivery: Delivery) -> None:
@@ -66,9 +66,10 @@ class CrawlHandlers:
 
         started = time.monotonic()
         try:
-            context = await crawl(
-                url, limits, client=self.client, guard=self.guard, user_agent=self.settings.user_agent, on_progress=on_progress
-            )
+            async with self.new_client() as client:
+                context = await crawl(
+                    url, limits, client=client, guard=self.guard, user_agent=self.settings.user_agent, on_progress=on_progress
+                )
         except CrawlError as exc:
             STAGE_DURATION.labels("crawl", "failed").observe(time.monotonic() - started)
             log.info("crawl_failed", job_id=cause.job_id, code=exc.code, error=exc.message)

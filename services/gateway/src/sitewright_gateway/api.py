@@ -72,7 +72,7 @@ async def create_job(
     JOBS_CREATED.inc()
     try:
         await asyncio.wait_for(state.publisher.publish([event]), PUBLISH_TIMEOUT_S)
-        await state.store.jobs.update_one({"_id": event.job_id}, {"$set": {"published": True}, "$unset": {"outbox": ""}})
+        state.published.add(event.job_id)
     except Exception as exc:  # accepted all the same: the scheduler's outbox sweep publishes it
         log.warning("publish_deferred", job_id=event.job_id, error=repr(exc))
     response.headers["Location"] = links(event.job_id).self

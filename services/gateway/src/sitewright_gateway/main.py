@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from sitewright_runtime.consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher, ensure_topics
 from sitewright_runtime.logs import configure_logging, get_logger
+from sitewright_runtime.loop import UVICORN_LOOP
 from sitewright_runtime.mongo import connect
 from sitewright_runtime.netguard import AddressGuard
 from sitewright_runtime.settings import load_settings
@@ -19,6 +20,7 @@ from . import admin_api, api, commands, dlq, http, streams
 from .auth import KeyStore
 from .config import GatewaySettings
 from .hub import Hub
+from .outbox import PublishedMarks
 from .projection import Projection
 from .scheduler import Scheduler
 from .server import GatewayServer, uvicorn_config
@@ -53,20 +55,21 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             name="gateway-dlq", on_batch=dlq.DeadLetters(store),
         )
         scheduler = Scheduler(settings, store, publisher)
+        published = PublishedMarks(store)
         hub = Hub(store, max_per_key=settings.stream_max_per_key, queue_size=settings.stream_queue_size)
         await hub.start()
         app.state.gateway = GatewayState(
             settings=settings, client=client, store=store, keys=keys, publisher=publisher,
             guard=AddressGuard(settings.allow_cidrs), projection=projection, projector=projector, scheduler=scheduler,
-            hub=hub,
+            hub=hub, published=published,
         )
-        tasks = [asyncio.create_task(c.run()) for c in (projector, dead_letters, scheduler)]
+        tasks = [asyncio.create_task(c.run()) for c in (projector, dead_letters, scheduler, published)]
         log.info("gateway_started", env=settings.env)
         try:
             yield
         finally:
             await hub.stop()
-            for c in (projector, dead_letters, scheduler):
+            for c in (projector, dead_letters, scheduler, published):
                 c.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
             await publisher.stop()

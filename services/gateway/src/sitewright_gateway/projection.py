@@ -1,13 +1,20 @@
 """Applies batches of `jobs.events` to the read model, using the pure rules of `projector.py`.
 
-One batch costs one read of the jobs it touches, one bulk write of the
-documents that changed, and one unordered insert into the audit trail,
-whatever the number of events in it.
+One batch costs one bulk write of the job documents that changed (all the
+events of one job in the batch folded into one update), one unordered insert
+into the audit trail, and a read of only those jobs the projector has not
+written recently: the documents it wrote last are kept (a bounded cache),
+because on the embedded database that read cost about as much as the write.
+A cached document can be stale only if another writer changed the job's
+`version` meanwhile; the write's version filter then misses, and the job is
+read again and re-folded, as any lost race is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -25,6 +32,9 @@ from .store import Store
 
 log = get_logger(__name__)
 DUPLICATE_KEY = 11000
+# Job documents kept after writing them (about 2-3 KB each); a job's events arrive within
+# seconds of each other, so a few thousand cover every job in flight at full speed.
+CACHE_JOBS = 4000
 
 
 class Projection:
@@ -37,6 +47,8 @@ class Projection:
         self.policy = policy
         self.group = group
         self.applied = 0
+        self._cache: OrderedDict[str, dict] = OrderedDict()
+        self._cache_model = ""
 
     async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
         decoded: list[tuple[Event, tuple[int, int]]] = []
@@ -48,20 +60,39 @@ class Projection:
                 await self.publisher.dead_letter(record, group=self.group, reason=exc.reason, error=exc.detail, attempts=1)
         if not decoded:
             return
-        after = await self._apply_jobs(decoded)
-        await self._record_events(decoded, after)
+        # Two collections, no order between them: both writes in flight at once. The audit trail
+        # records each event's resulting job state (for job streams), known once the events are folded.
+        folded: asyncio.Future[dict[str, dict]] = asyncio.get_running_loop().create_future()
+
+        async def record() -> None:
+            await self._record_events(decoded, await folded)
+
+        await asyncio.gather(self._apply_jobs(decoded, folded), record())
         self.applied += len(decoded)
         PROJECTION_LAG.set(max(0.0, time.time() - decoded[-1][0].occurred_at.timestamp()))
 
-    async def _apply_jobs(self, decoded: list[tuple[Event, tuple[int, int]]]) -> dict[str, dict]:
-        """Fold the events into their jobs; return the job document right after each event, by event id."""
+    async def _apply_jobs(self, decoded: list[tuple[Event, tuple[int, int]]], folded: asyncio.Future[dict[str, dict]]) -> None:
+        """Fold the events into their jobs and write them; `folded` gets the job document right after each event."""
+        try:
+            await self._fold_and_write(decoded, folded)
+        finally:
+            if not folded.done():
+                folded.cancel()  # failed before folding: record nothing, the batch is redelivered
+
+    async def _fold_and_write(self, decoded: list[tuple[Event, tuple[int, int]]], folded: asyncio.Future[dict[str, dict]]) -> None:
         after: dict[str, dict] = {}
         by_job: dict[str, list[tuple[Event, tuple[int, int]]]] = {}
         for item in decoded:
             by_job.setdefault(item[0].job_id, []).append(item)
         pending = set(by_job)
+        if self._cache_model != self.store.jobs.database.name:  # switched to a rebuilt read model
+            self._cache.clear()
+            self._cache_model = self.store.jobs.database.name
         while pending:
-            docs = {d["_id"]: d async for d in self.store.jobs.find({"_id": {"$in": list(pending)}})}
+            docs = {job_id: self._cache[job_id] for job_id in pending if job_id in self._cache}
+            if missing := [job_id for job_id in pending if job_id not in docs]:
+                docs.update({d["_id"]: d async for d in self.store.jobs.find({"_id": {"$in": missing}})})
+            written: dict[str, dict] = {}
             writes, versions, finished = [], {}, []
             for job_id in pending:
                 old = docs.get(job_id)
@@ -70,7 +101,10 @@ class Projection:
                     new = project(new, event, position, self.policy) or new
                     if new is not None:
                         after[event.event_id] = new
-                if new is None or new is old:
+                if new is None:
+                    continue
+                written[job_id] = new
+                if new is old:
                     continue
                 # A finished job expires (TTL index) one retention period after it finished; a revived one does not.
                 new["expire_at"] = new["finished_at"] + self.retention if new.get("finished_at") else None
@@ -81,14 +115,27 @@ class Projection:
                     versions[job_id] = new["version"]
                 if new["status"] != (old or {}).get("status") and new.get("finished_at") is not None:
                     finished.append(new)
+            if not folded.done():
+                folded.set_result(after)  # the audit trail's write starts now, beside the jobs' write
             conflicts = await self._write(writes, versions)
+            self._remember(written, conflicts)
             for doc in finished:
                 if doc["_id"] not in conflicts:
                     JOBS_FINISHED.labels(doc["status"]).inc()
                     JOB_DURATION.observe((doc["finished_at"] - doc["created_at"]).total_seconds())
             # Another writer changed a document between our read and write: read it again and re-fold.
             pending = conflicts
-        return after
+
+    def _remember(self, written: dict[str, dict], conflicts: set[str]) -> None:
+        """Keep what the database now holds; forget jobs whose write lost a race, and finished ones."""
+        for job_id, doc in written.items():
+            if job_id in conflicts or doc["finished_at"] is not None:
+                self._cache.pop(job_id, None)
+            else:
+                self._cache[job_id] = doc
+                self._cache.move_to_end(job_id)
+        while len(self._cache) > CACHE_JOBS:
+            self._cache.popitem(last=False)
 
     async def _write(self, writes: list, versions: dict[str, int]) -> set[str]:
         """Bulk-write; return the ids whose write lost a race (version moved, or inserted meanwhile).

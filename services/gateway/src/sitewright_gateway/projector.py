@@ -176,6 +176,7 @@ def _apply(doc: Doc, event: ev.Event, policy: RetryPolicy) -> str | None:
             return f"retrying {stage} as attempt {event.attempt}: {event.data.reason}"
         case ev.JobCompleted() if doc["status"] not in TERMINAL_STATUSES:
             _finish_stage(doc, "generate", at)
+            _add_tokens(doc, event.data.tokens_in, event.data.tokens_out)
             result = event.data.result
             doc.update(
                 status="completed", progress=100, finished_at=at, error=None, action=None, next_attempt_at=None,
@@ -217,8 +218,11 @@ def _stage_failed(doc: Doc, event: ev.CrawlFailed | ev.GenerationFailed, policy:
     assert stage is not None
     doc["error"] = error.model_dump() | {"stage": stage}
     _finish_stage(doc, stage, event.occurred_at)
+    _add_tokens(doc, event.data.tokens_in, event.data.tokens_out)
     if error.retryable and event.attempt < policy.max_attempts:
-        due = event.occurred_at + policy.delay(event.attempt)
+        # A provider's Retry-After is a floor: retrying sooner only earns another 429.
+        delay = max(policy.delay(event.attempt), timedelta(seconds=error.retry_after_s or 0))
+        due = event.occurred_at + delay
         doc["next_attempt_at"] = due
         doc["action"] = {"kind": "retry", "stage": stage, "attempt": event.attempt + 1, "due_at": due, "cause": event.event_id}
         return f"{error.code}: {error.message} (retry {event.attempt + 1} of {policy.max_attempts} at {due.isoformat(timespec='seconds')})"
@@ -226,6 +230,13 @@ def _stage_failed(doc: Doc, event: ev.CrawlFailed | ev.GenerationFailed, policy:
     doc["action"] = {"kind": "fail", "stage": stage, "attempt": event.attempt, "due_at": event.occurred_at, "cause": event.event_id}
     why = "not retryable" if not error.retryable else f"{policy.max_attempts} attempts spent"
     return f"{error.code}: {error.message} ({why})"
+
+
+def _add_tokens(doc: Doc, tokens_in: int, tokens_out: int) -> None:
+    """Sum the LLM tokens of every attempt: the job's cost, and what its token cap counts."""
+    if tokens_in or tokens_out:
+        tokens = doc.get("tokens") or {"in": 0, "out": 0}
+        doc["tokens"] = {"in": tokens["in"] + tokens_in, "out": tokens["out"] + tokens_out}
 
 
 def changed_fields(old: Doc, new: Doc) -> Doc:

@@ -115,6 +115,6 @@ async def _replay(consumer: AIOKafkaConsumer, projection: Projection, tps: list[
             quiet_since = time.monotonic()
             continue
         ends = await consumer.end_offsets(tps)
-        caught_up = all(await consumer.position(tp) >= ends[tp] for tp in tps)
+        caught_up = all([await consumer.position(tp) >= ends[tp] for tp in tps])
         if caught_up and time.monotonic() - quiet_since >= idle_s:
             return

@@ -191,7 +191,8 @@ class Scheduler:
             event_id=derived_uuid7(cause_event or doc["_id"], "retry", stage, attempt, cause),
             job_id=doc["_id"], tenant=doc["tenant"], attempt=attempt, producer="gateway.scheduler",
             data=ev.JobRetryRequestedData(
-                stage=stage, reason=reason, crawl=crawl, url=doc["url"], options=JobOptions.model_validate(doc["options"])
+                stage=stage, reason=reason, crawl=crawl, url=doc["url"], options=JobOptions.model_validate(doc["options"]),
+                tokens_spent=sum((doc.get("tokens") or {}).values()),
             ),
         )
 

@@ -57,6 +57,7 @@ class JobError(BaseModel):
     code: str
     message: str
     retryable: bool = False
+    retry_after_s: float | None = None
     stage: Stage | None = None
 
 
@@ -79,6 +80,7 @@ class JobView(BaseModel):
     next_attempt_at: datetime | None = None
     error: JobError | None = None
     pages_crawled: int | None = None
+    tokens: dict[str, int] | None = Field(default=None, description="LLM tokens spent over all attempts: in, out.")
     result_summary: dict[str, Any] | None = None
     timings: dict[str, float] = Field(default_factory=dict)
     notifications: list[dict[str, Any]] = Field(default_factory=list)

@@ -12,11 +12,12 @@ import socket
 
 import uvicorn
 from fastapi import FastAPI
+from sitewright_runtime.loop import UVICORN_LOOP
 
 
 def uvicorn_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10,
+        app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10, loop=UVICORN_LOOP,
         ws="websockets-sansio",  # the "legacy" websockets implementation uvicorn picks by default is deprecated
     )
 

@@ -12,6 +12,7 @@ from sitewright_runtime.netguard import AddressGuard
 from .auth import KeyStore
 from .config import GatewaySettings
 from .hub import Hub
+from .outbox import PublishedMarks
 from .projection import Projection
 from .scheduler import Scheduler
 from .store import Store
@@ -29,3 +30,4 @@ class GatewayState:
     projector: BatchConsumer
     scheduler: Scheduler
     hub: Hub
+    published: PublishedMarks

@@ -6,35 +6,36 @@ import time
 
 from sitewright_contracts import derived_uuid7
 from sitewright_contracts import events as ev
-from sitewright_contracts.models import CrawlContext, ErrorInfo
+from sitewright_contracts.models import CrawlContext
 from sitewright_runtime.consumer import Delivery
 from sitewright_runtime.logs import get_logger
-from sitewright_runtime.metrics import STAGE_DURATION
+from sitewright_runtime.metrics import LLM_TOKENS, STAGE_DURATION
 
 from .config import GeneratorSettings
-from .offline import OfflineProvider
-from .parse import OutputInvalid, parse_output
+from .generate import Attempt, Generator
+from .provider import GenerationError
 
 log = get_logger(__name__)
 PRODUCER = "generator"
 
 
 class GenerateHandlers:
-    def __init__(self, settings: GeneratorSettings, provider: OfflineProvider):
+    def __init__(self, settings: GeneratorSettings, generator: Generator):
         self.settings = settings
-        self.provider = provider
+        self.generator = generator
+        self.provider = generator.provider
 
     async def on_crawl_succeeded(self, event: ev.Event, delivery: Delivery) -> None:
         assert isinstance(event, ev.CrawlSucceeded)
         # The generate stage numbers its own attempts: the first is 1, whatever the crawl's was.
-        await self.run(event, event.data.crawl, 1, delivery)
+        await self.run(event, event.data.crawl, 1, 0, delivery)
 
     async def on_retry_requested(self, event: ev.Event, delivery: Delivery) -> None:
         assert isinstance(event, ev.JobRetryRequested)
         if event.data.stage == "generate" and event.data.crawl is not None:
-            await self.run(event, event.data.crawl, event.attempt, delivery)
+            await self.run(event, event.data.crawl, event.attempt, event.data.tokens_spent, delivery)
 
-    async def run(self, cause: ev.Event, crawl: CrawlContext, attempt: int, delivery: Delivery) -> None:
+    async def run(self, cause: ev.Event, crawl: CrawlContext, attempt: int, tokens_spent: int, delivery: Delivery) -> None:
         common = dict(job_id=cause.job_id, tenant=cause.tenant, attempt=attempt, producer=PRODUCER)
 
         def eid(*parts: object) -> str:
@@ -48,44 +49,64 @@ class GenerateHandlers:
                 data=ev.GenerationStartedData(provider=self.provider.name, model=self.provider.model), **common,
             )
         )
-        chunks: list[str] = []
-        size, sent, last = 0, 0, time.monotonic()
-        async for chunk in self.provider.stream(crawl, language=language):
-            chunks.append(chunk)
-            size += len(chunk)
-            if time.monotonic() - last >= self.settings.progress_interval_s:
-                sent, last = sent + 1, time.monotonic()
-                progress = 40 + min(39, int(40 * size / self.settings.expected_output_chars))
-                await delivery.emit(
-                    ev.GenerationProgress(
-                        event_id=eid("generation.progress", sent),
-                        data=ev.GenerationProgressData(progress=progress, detail=f"{size} characters written"), **common,
-                    )
+        sent, last = 0, time.monotonic()
+
+        async def report(progress_of: Attempt) -> None:
+            # Throttled: a token stream would otherwise mean an event per token.
+            nonlocal sent, last
+            if time.monotonic() - last < self.settings.progress_interval_s:
+                return
+            sent, last = sent + 1, time.monotonic()
+            expected = self.settings.expected_output_chars * len(progress_of.calls)
+            size = progress_of.chars
+            await delivery.emit(
+                ev.GenerationProgress(
+                    event_id=eid("generation.progress", sent),
+                    data=ev.GenerationProgressData(progress=40 + min(39, int(40 * size / expected)), detail=f"{size} characters written"),
+                    **common,
                 )
-        await delivery.emit(
-            ev.GenerationProgress(
-                event_id=eid("generation.progress", "done"),
-                data=ev.GenerationProgressData(progress=80, detail=f"{size} characters written"), **common,
-            ),
-            ev.ParsingStarted(event_id=eid("parsing.started"), **common),
-        )
+            )
+
+        attempt_run = Attempt()
         try:
-            result = parse_output("".join(chunks))
-        except OutputInvalid as exc:
+            attempt_run = await self.generator.plan(crawl, language=language, tokens_spent=tokens_spent)
+            await self.generator.write(attempt_run, report)
+            await delivery.emit(
+                ev.GenerationProgress(
+                    event_id=eid("generation.progress", "done"),
+                    data=ev.GenerationProgressData(progress=80, detail=f"{attempt_run.chars} characters written"), **common,
+                ),
+                ev.ParsingStarted(event_id=eid("parsing.started"), **common),
+            )
+            result = self.generator.finish(attempt_run)
+        except GenerationError as exc:
+            tokens = self._count(attempt_run)
             STAGE_DURATION.labels("generate", "failed").observe(time.monotonic() - started)
-            log.warning("output_invalid", job_id=cause.job_id, code=exc.code, error=exc.message)
+            log.warning("generation_failed", job_id=cause.job_id, attempt=attempt, code=exc.code, error=exc.message,
+                        retryable=exc.retryable, tokens_in=tokens[0], tokens_out=tokens[1])
             await delivery.emit(
                 ev.GenerationFailed(
                     event_id=eid("generation.failed"),
-                    data=ev.StageFailedData(error=ErrorInfo(code=exc.code, message=exc.message, retryable=True)), **common,
+                    data=ev.StageFailedData(error=exc.info(), tokens_in=tokens[0], tokens_out=tokens[1]), **common,
                 )
             )
             return
+        tokens = self._count(attempt_run)
         STAGE_DURATION.labels("generate", "succeeded").observe(time.monotonic() - started)
         await delivery.emit(
             ev.JobCompleted(
                 event_id=eid("job.completed"),
-                data=ev.JobCompletedData(result=result, pages_crawled=len(crawl.pages), provider=self.provider.name),
+                data=ev.JobCompletedData(
+                    result=result, pages_crawled=len(crawl.pages), provider=self.provider.name,
+                    tokens_in=tokens[0], tokens_out=tokens[1],
+                ),
                 **common,
             )
         )
+
+    def _count(self, attempt: Attempt) -> tuple[int, int]:
+        tokens = attempt.tokens_in, attempt.tokens_out
+        for direction, n in zip(("in", "out"), tokens):
+            if n:
+                LLM_TOKENS.labels(self.provider.name, direction).inc(n)
+        return tokens

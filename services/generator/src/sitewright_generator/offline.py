@@ -31,6 +31,7 @@ from .output_format import (
     clip,
     pages_by_usefulness,
 )
+from .provider import CallStats, Part
 
 SCHEMA_CONTEXT = "https://schema.org"
 SECTION_TARGET = 6
@@ -228,16 +229,18 @@ class OfflineProvider:
 
     name = "offline"
     model = "extractive-v1"
+    reads_prompt = False
 
-    async def stream(
-        self, crawl: CrawlContext, *, language: str | None = None
-    ) -> AsyncIterator[str]:
+    async def stream(self, part: Part, stats: CallStats | None = None) -> AsyncIterator[str]:
         """Yield the JSON document in chunks: meta, each section, each FAQ pair, then the schema."""
         # A large crawl takes a second or two of CPU: keep the event loop (and the consumer's
         # heartbeats and other jobs) running meanwhile.
-        result = await asyncio.to_thread(build_result, crawl, language=language)
+        result = await asyncio.to_thread(build_result, part.crawl, language=part.language)
         for chunk in render_chunks(result):
             yield chunk
+
+    async def aclose(self) -> None:
+        pass
 
 
 def render_chunks(result: dict[str, Any]) -> Iterable[str]:

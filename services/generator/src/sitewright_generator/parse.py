@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,6 +15,16 @@ SCHEMA_CONTEXT = "https://schema.org"
 # Outputs far beyond what the format asks for are a runaway model, not content worth scanning.
 MAX_OUTPUT_CHARS = 500_000
 _TOP_KEYS = ("meta", "content", "faq", "schema")
+_TYPE_PREFIX = re.compile(r"^(?:https?://schema\.org/|schema:)", re.I)
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z0-9]{1,60}")
+# schema.org types that are values inside a description (data types, parts of a page, details of
+# a business), never what a site's JSON-LD is about on their own.
+_NOT_A_SUBJECT = frozenset(
+    """Text URL Number Integer Float Boolean Date DateTime Time DataType Question Answer ListItem
+    ItemList BreadcrumbList SiteNavigationElement WPHeader WPFooter WPSideBar ImageObject SearchAction
+    EntryPoint PropertyValue PostalAddress GeoCoordinates OpeningHoursSpecification ContactPoint Rating
+    AggregateRating Offer AggregateOffer""".split()
+)
 # Each failed attempt to decode from a "{" can scan to the end of the text; bound the total work.
 _MAX_DECODE_ATTEMPTS = 200
 
@@ -36,7 +47,19 @@ def parse_output(text: str) -> SeoResult:
             "output_invalid",
             f"the output is {len(text)} characters, over the {MAX_OUTPUT_CHARS} limit",
         )
-    data = _repair(_find_object(text))
+    try:
+        found = _find_object(text)
+    except OutputInvalid as first:
+        # Trailing commas are the commonest slip in hand-written JSON, and dropping them cannot
+        # change what the rest means; anything else stays refused.
+        repaired = _drop_trailing_commas(text)
+        if repaired == text:
+            raise
+        try:
+            found = _find_object(repaired)
+        except OutputInvalid:
+            raise first from None
+    data = _repair(found)
     try:
         return SeoResult.model_validate(data)
     except ValidationError as exc:
@@ -162,7 +185,78 @@ def _schema(value: Any) -> dict[str, Any]:
         raise OutputInvalid("output_invalid", "schema has no @type (nor an @graph of typed nodes)")
     if "@context" not in value:
         value = {"@context": SCHEMA_CONTEXT, **value}
-    return value
+    return _check_types(value)
+
+
+def _check_types(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every node typed with schema.org type names, and at least one that can describe a site."""
+    graph = schema.get("@graph")
+    if graph is not None and not (isinstance(graph, list) and graph and all(isinstance(n, dict) for n in graph)):
+        raise OutputInvalid("output_invalid", "schema @graph must be a non-empty list of objects")
+    nodes = [dict(node) for node in graph] if graph is not None else [schema]
+    if graph is not None and "@type" in schema:
+        nodes.insert(0, schema)
+    subjects = 0
+    for i, node in enumerate(nodes):
+        types = _type_names(node.get("@type"), where=f"@graph[{i}]" if node is not schema else "")
+        node["@type"] = types[0] if len(types) == 1 else types
+        subjects += any(t not in _NOT_A_SUBJECT for t in types)
+    if not subjects:
+        raise OutputInvalid(
+            "output_invalid",
+            "schema @type names only parts of a page (e.g. Question, ListItem, Text); use a type for the "
+            "site or business such as WebSite, Organization, LocalBusiness, Product or Article",
+        )
+    if graph is None:
+        return {**schema, "@type": nodes[0]["@type"]}
+    head = nodes.pop(0) if "@type" in schema else {}
+    return {**schema, **({"@type": head["@type"]} if head else {}), "@graph": nodes}
+
+
+def _type_names(value: Any, *, where: str) -> list[str]:
+    at = f"schema{'.' + where if where else ''}.@type"
+    if isinstance(value, str):
+        value = [value]
+    if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+        raise OutputInvalid("output_invalid", f"{at} must be a schema.org type name or a list of them")
+    names = []
+    for name in value:
+        # "https://schema.org/Bakery" and "schema:Bakery" name the same type as "Bakery".
+        short = _TYPE_PREFIX.sub("", name.strip())
+        if not _TYPE_NAME.fullmatch(short):
+            raise OutputInvalid("output_invalid", f"{at} {name!r} is not a schema.org type name")
+        names.append(short)
+    return names
+
+
+def _drop_trailing_commas(text: str) -> str:
+    """Text with commas right before a closing bracket removed, outside JSON strings."""
+    out: list[str] = []
+    in_string = escaped = False
+    pending = ""  # a comma and the whitespace after it, held until we see what follows
+    for ch in text:
+        if in_string:
+            out.append(ch)
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if pending:
+            if ch.isspace():
+                pending += ch
+                continue
+            out.append(pending[1:] if ch in "}]" else pending)
+            pending = ""
+        if ch == ",":
+            pending = ","
+            continue
+        out.append(ch)
+        if ch == '"':
+            in_string = True
+    return "".join(out) + pending
 
 
 def _strip_fence(text: str) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 
 import httpx
 from sitewright_runtime.consumer import KeyedConsumer
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.mongo import connect
+from sitewright_runtime.loop import run as run_loop
 from sitewright_runtime.netguard import AddressGuard
 from sitewright_runtime.settings import load_settings
 from sitewright_runtime.worker import Worker
@@ -36,4 +36,4 @@ def create_app(settings: NotifierSettings) -> Worker:
 
 
 def run() -> None:
-    asyncio.run(create_app(load_settings(NotifierSettings)).serve())
+    run_loop(create_app(load_settings(NotifierSettings)).serve())

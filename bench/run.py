@@ -1,0 +1,211 @@
+"""Sitewright's benchmark: `make bench` (all scenarios) and `make bench-peers` (beside BullMQ, Celery, Dramatiq).
+
+    python -m bench.run [--runs K] [--quick] [--peers] [--out DIR]
+
+Each run starts a fresh embedded stack (free ports, data in a temporary folder), warms it up
+with 50 jobs, runs the scenarios in a fixed order and stops it. Cells are median (min-max)
+over the runs. BENCH_RUNS and BENCH_QUICK=1 set --runs and --quick from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .common import ROOT, start_bench, stop_bench
+from .peers import PEERS_DIR, peer_ratios, run_peers
+from .scenarios import api, head_of_line, latency, memory, projection, throughput
+
+# (flattened metric key, label, target as text) in the order the table shows them.
+ROWS = [
+    ("throughput.jobs_per_s", "1 end-to-end jobs/s", "> Dramatiq, Celery; >= BullMQ/2"),
+    ("throughput.submit_per_s", "1 POST accepted/s during the burst", ""),
+    *[(f"throughput.cpu_ms_per_job.{s}", f"1 CPU ms per job: {s}", "") for s in
+      ("total", "gateway", "crawler", "generator", "notifier", "broker", "mongodb")],
+    ("latency_50.p50_ms", "2 at 50 jobs/s: p50 ms", ""),
+    ("latency_50.p95_ms", "2 at 50 jobs/s: p95 ms", ""),
+    ("latency_50.p99_ms", "2 at 50 jobs/s: p99 ms", ""),
+    ("latency_200.p50_ms", "2 at 200 jobs/s: p50 ms", ""),
+    ("latency_200.p95_ms", "2 at 200 jobs/s: p95 ms", ""),
+    ("latency_200.p99_ms", "2 at 200 jobs/s: p99 ms", "< 250"),
+    ("latency_200.arrival_per_s", "2 at 200 jobs/s: achieved arrivals/s", ""),
+    ("api.post.p50_ms", "3 POST /api/jobs at 200/s: p50 ms", ""),
+    ("api.post.p99_ms", "3 POST /api/jobs at 200/s: p99 ms", "< 15"),
+    ("api.get.p50_ms", "3 GET /api/jobs/{id} at 500/s: p50 ms", ""),
+    ("api.get.p99_ms", "3 GET /api/jobs/{id} at 500/s: p99 ms", "< 5"),
+    ("projection.events_per_s", "4 projector events/s (pre-filled topic)", ">= 5000"),
+    ("latency_200.projection_lag_p99_ms", "4 projection lag p99 ms (during 2 at 200/s)", ""),
+    ("head_of_line.p99_ms", "5 head-of-line: 200 jobs behind a 20 s site, p99 ms", "<= 1.2 x scenario 2"),
+    ("head_of_line.p99_vs_latency_200", "5 head-of-line p99 / scenario 2 p99", "<= 1.2"),
+]
+SERVICES = ("gateway", "crawler", "generator", "notifier", "broker", "mongodb")
+ROWS += [(f"memory_idle.{s}", f"6 RSS MiB idle: {s}", "< 100" if s not in ("broker", "mongodb") else "") for s in SERVICES]
+ROWS += [(f"memory_after_1.{s}", f"6 RSS MiB after scenario 1: {s}", "") for s in SERVICES]
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        elif not isinstance(value, list):
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def summarize(runs: list[dict]) -> dict[str, dict]:
+    """median, min and max of every numeric metric over the runs."""
+    flats = [flatten(r) for r in runs]
+    keys = sorted({k for f in flats for k in f})
+    out = {}
+    for key in keys:
+        values = [f[key] for f in flats if isinstance(f.get(key), (int, float)) and not isinstance(f.get(key), bool)]
+        if values:
+            out[key] = {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+    return out
+
+
+def cell(stat: dict | None) -> str:
+    if not stat:
+        return "–"
+    f = (lambda v: f"{v:,.0f}") if abs(stat["median"]) >= 100 else (lambda v: f"{v:,.2f}".rstrip("0").rstrip("."))
+    if stat["n"] == 1:
+        return f"{f(stat['median'])}"
+    return f"{f(stat['median'])} ({f(stat['min'])}–{f(stat['max'])})"
+
+
+def table(summary: dict[str, dict], rows: list[tuple[str, str, str]]) -> str:
+    lines = ["| scenario / metric | median (min–max) | target |", "|---|---|---|"]
+    lines += [f"| {label} | {cell(summary.get(key))} | {target} |" for key, label, target in rows if key in summary]
+    return "\n".join(lines)
+
+
+class Plan:
+    """Sizes of the scenarios; quick mode shrinks them for development (the numbers are then only a check)."""
+
+    def __init__(self, quick: bool):
+        self.quick = quick
+        self.jobs = int(os.environ.get("BENCH_JOBS", 500 if quick else 2000))
+        self.rate_duration_s = float(os.environ.get("BENCH_RATE_S", 10 if quick else 30))
+        self.api_duration_s = float(os.environ.get("BENCH_API_S", 5 if quick else 15))
+
+
+async def one_run(plan: Plan, index: int) -> dict:
+    """All six scenarios on one fresh stack."""
+    bench = await start_bench()
+    result: dict = {"run": index, "started_at": datetime.now(UTC).isoformat()}
+    try:
+        await asyncio.sleep(2)  # idle: nothing submitted since the warm-up finished
+        result["memory_idle"] = memory.snapshot(bench)
+        print(f"run {index}: scenario 1 ({plan.jobs} jobs)", flush=True)
+        tp = await throughput.run(bench, plan.jobs)
+        result["memory_after_1"] = memory.snapshot(bench)
+        ids = tp.pop("ids")
+        result["throughput"] = tp
+        print(f"run {index}: scenario 4 (projector over the filled topic)", flush=True)
+        result["projection"] = await projection.run(bench)
+        for rate in (50, 200):
+            print(f"run {index}: scenario 2 ({rate} jobs/s for {plan.rate_duration_s:g} s)", flush=True)
+            result[f"latency_{rate}"] = await latency.run(bench, rate, plan.rate_duration_s)
+        print(f"run {index}: scenario 5 (head-of-line)", flush=True)
+        hol = await head_of_line.run(bench)
+        if hol["p99_ms"] and result["latency_200"]["p99_ms"]:
+            hol["p99_vs_latency_200"] = round(hol["p99_ms"] / result["latency_200"]["p99_ms"], 2)
+        result["head_of_line"] = hol
+        print(f"run {index}: scenario 3 (API)", flush=True)
+        result["api"] = await api.run(bench, ids, plan.api_duration_s)
+        result["failed_services"] = bench.stack.failed()
+    finally:
+        await stop_bench(bench)
+    return result
+
+
+async def peers_run(plan: Plan, index: int, peer_jobs: int, out: Path) -> dict:
+    """Scenarios 1 and 2 (200 jobs/s) on a fresh stack, sized as the peers are; then the peers' same two."""
+    bench = await start_bench()
+    result: dict = {"run": index, "started_at": datetime.now(UTC).isoformat()}
+    try:
+        print(f"peers run {index}: Sitewright throughput ({peer_jobs} jobs)", flush=True)
+        tp = await throughput.run(bench, peer_jobs)
+        tp.pop("ids")
+        result["throughput"] = tp
+        print(f"peers run {index}: Sitewright at 200 jobs/s for {plan.rate_duration_s:g} s", flush=True)
+        result["latency_200"] = await latency.run(bench, 200, plan.rate_duration_s)
+    finally:
+        await stop_bench(bench)
+    print(f"peers run {index}: BullMQ, Celery, Dramatiq", flush=True)
+    result["peers"] = await asyncio.to_thread(run_peers, out / f"peers-{index}", peer_jobs, 200, plan.rate_duration_s)
+    return result
+
+
+def meta(args: argparse.Namespace, plan: Plan) -> dict:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip())
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    return {
+        "commit": commit + ("-dirty" if dirty else ""), "runs": args.runs, "quick": plan.quick, "jobs": plan.jobs,
+        "rate_duration_s": plan.rate_duration_s, "api_duration_s": plan.api_duration_s,
+        "cores": os.cpu_count(), "python": platform.python_version(), "loadavg_at_start": load,
+        "started_at": datetime.now(UTC).isoformat(),
+    }
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", 3)))
+    parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1")
+    parser.add_argument("--peers", action="store_true", help="scenarios 1 and 2 beside the peers, interleaved")
+    parser.add_argument("--peer-jobs", type=int, default=None, help="jobs in the throughput scenario of both sides")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    plan = Plan(args.quick)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report: dict = {"meta": meta(args, plan)}
+    started = time.monotonic()
+    if args.peers:
+        peer_jobs = args.peer_jobs or int(os.environ.get("BENCH_PEER_JOBS", 2000 if plan.quick else 20000))
+        report["meta"].update(peer_jobs=peer_jobs, peers_dir=str(PEERS_DIR))
+        runs = [await peers_run(plan, i + 1, peer_jobs, args.out / f"peers-{stamp}") for i in range(args.runs)]
+        report["runs"] = [{k: v for k, v in r.items() if k != "peers"} for r in runs]
+        report["summary"] = summarize(report["runs"])
+        report["peers"] = [r["peers"] for r in runs]
+        report.update(peer_ratios(report["summary"], report["peers"]))
+        name = f"bench-peers-{stamp}.json"
+        rows = [r for r in ROWS if r[0].startswith(("throughput.", "latency_200."))]
+    else:
+        report["runs"] = [await one_run(plan, i + 1) for i in range(args.runs)]
+        report["summary"] = summarize(report["runs"])
+        name = f"bench-{stamp}.json"
+        rows = ROWS
+    report["meta"]["duration_s"] = round(time.monotonic() - started, 1)
+    path = args.out / name
+    path.write_text(json.dumps(report, indent=2, default=str))
+    print()
+    print(table(report["summary"], rows))
+    if args.peers:
+        print()
+        print(report["peers_table"])
+    print(f"\n{args.runs} run(s), {report['meta']['duration_s']:.0f} s; written to {path.relative_to(ROOT)}")
+    return 0
+
+
+async def _main() -> int:
+    # SIGTERM (a `timeout`, a CI cancel) stops like Ctrl-C: the stack is stopped, not orphaned.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await main()
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(_main()))
