@@ -89,11 +89,11 @@ async def run_level(stack: Stack, clients: int, jobs: int, rate: float, processe
     for w in workers:
         w.start()
     connected = 0
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 600
     while connected < clients:
         if time.monotonic() > deadline:
-            raise SystemExit(f"only {connected} of {clients} clients subscribed within 180 s")
-        connected += await asyncio.to_thread(ready.get, True, 180)
+            raise SystemExit(f"only {connected} of {clients} clients subscribed within 600 s")
+        connected += await asyncio.to_thread(ready.get, True, 600)
 
     produced: dict[str, float] = {}
     recorded: dict[str, float] = {}

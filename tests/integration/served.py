@@ -6,20 +6,19 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import uvicorn
 from sitewright_devstack.infra import free_port
 from sitewright_gateway.config import GatewaySettings
 from sitewright_gateway.main import create_app
+from sitewright_gateway.server import GatewayServer, uvicorn_config
 
 from tests.helpers import eventually
 
 
 @contextlib.asynccontextmanager
-async def served(settings: GatewaySettings) -> AsyncIterator[str]:
-    """Yield the gateway's base URL (http://127.0.0.1:<port>) while it serves."""
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio")
-    server = uvicorn.Server(config)
+async def served(settings: GatewaySettings, port: int = 0) -> AsyncIterator[str]:
+    """Yield the gateway's base URL (http://127.0.0.1:<port>) while it serves (on a free port unless given)."""
+    port = port or free_port()
+    server = GatewayServer(uvicorn_config(create_app(settings), "127.0.0.1", port))
     task = asyncio.create_task(server.serve())
 
     async def started() -> bool:

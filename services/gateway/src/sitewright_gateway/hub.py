@@ -31,6 +31,7 @@ from sitewright_contracts.models import ACTIVE_STATUSES
 from sitewright_runtime.logs import get_logger
 
 from .auth import Principal
+from .store import Store
 
 log = get_logger(__name__)
 
@@ -38,6 +39,7 @@ MAX_JOBS_PER_CONNECTION = 1000
 SNAPSHOT_LIMIT = 1000  # `all`: the current version of at most this many active jobs, newest first
 BACKLOG_LIMIT = 10_000
 RESTART_BACKOFF_S = 1.0
+IDLE_POLL_MS = 500  # an idle change stream returns this often, so a switch of read model is noticed
 
 STREAM_CONNECTIONS = Gauge("sitewright_stream_connections", "Open job stream connections on this gateway.")
 STREAM_DROPPED = Counter("sitewright_stream_dropped_total", "Job stream connections the server closed.", ["reason"])
@@ -254,9 +256,8 @@ class BadSubscription(ValueError):
 class Hub:
     """The per-gateway fan-out: one change stream in, many connections out."""
 
-    def __init__(self, events: AsyncCollection, jobs: AsyncCollection, *, max_per_key: int, queue_size: int):
-        self.events = events
-        self.jobs_collection = jobs
+    def __init__(self, store: Store, *, max_per_key: int, queue_size: int):
+        self.store = store
         self.max_per_key = max_per_key
         self.queue_size = queue_size
         self.connections: set[Connection] = set()
@@ -264,6 +265,7 @@ class Hub:
         self._by_job: dict[str, set[Connection]] = {}
         self._by_tenant: dict[str, set[Connection]] = {}
         self._stream: Any = None
+        self._watching = ""
         self._task: asyncio.Task | None = None
         self.received = 0
 
@@ -276,33 +278,58 @@ class Hub:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for conn in list(self.connections):
-            conn.drop(CLOSE_RESTART, "shutting_down", "the gateway is shutting down; reconnect with `since`")
+        self.end_streams()
         if self._stream is not None:
             await self._stream.close()
+
+    def end_streams(self) -> None:
+        """Tell every client the gateway is going away (they reconnect elsewhere with `since`)."""
+        for conn in list(self.connections):
+            conn.drop(CLOSE_RESTART, "shutting_down", "the gateway is shutting down; reconnect with `since`")
+
+    @property
+    def events(self) -> AsyncCollection:
+        return self.store.events
+
+    @property
+    def jobs_collection(self) -> AsyncCollection:
+        return self.store.jobs
 
     async def _watch(self, resume_after: Any) -> Any:
         pipeline = [
             {"$match": {"operationType": "insert"}},
             {"$project": {"operationType": 1, **{f"fullDocument.{k}": 1 for k in ("_id", *_EVENT_FIELDS)}}},
         ]
-        return await self.events.watch(pipeline, resume_after=resume_after)
+        self._watching = self.events.full_name
+        return await self.events.watch(pipeline, resume_after=resume_after, max_await_time_ms=IDLE_POLL_MS)
 
     async def _tail(self) -> None:
         while True:
             try:
-                async for change in self._stream:
-                    doc = change.get("fullDocument")
-                    if doc and doc.get("version") is not None:
-                        self.received += 1
-                        STREAM_UPDATES.inc()
-                        self._dispatch(Update.from_event(doc))
+                change = await self._stream.try_next()
+                if change is None:
+                    if self.events.full_name != self._watching:
+                        await self._switched()
+                    continue
+                doc = change.get("fullDocument")
+                if doc and doc.get("version") is not None:
+                    self.received += 1
+                    STREAM_UPDATES.inc()
+                    self._dispatch(Update.from_event(doc))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("stream_tail_failed", error=repr(exc))
                 await asyncio.sleep(RESTART_BACKOFF_S)  # the database is restarting: do not spin
                 await self._reopen()
+
+    async def _switched(self) -> None:
+        """A rebuild made another read model active: tail its audit trail; clients resume there."""
+        log.info("stream_model_switched", model=self.events.full_name)
+        await self._stream.close()
+        self._stream = await self._watch(None)
+        for conn in list(self.connections):
+            conn.drop(CLOSE_RESTART, "stream_restarted", "the read model was switched; reconnect with `since`")
 
     async def _reopen(self) -> None:
         token = self._stream.resume_token if self._stream is not None else None

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import uvicorn
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.exceptions import RequestValidationError
@@ -28,6 +27,7 @@ from .outbox import PublishedMarks
 from .hub import Hub
 from .projection import Projection
 from .scheduler import Scheduler
+from .server import GatewayServer, uvicorn_config
 from .state import GatewayState
 from .store import Store
 
@@ -60,7 +60,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         )
         scheduler = Scheduler(settings, store, publisher)
         published = PublishedMarks(store)
-        hub = Hub(store.events, store.jobs, max_per_key=settings.stream_max_per_key, queue_size=settings.stream_queue_size)
+        hub = Hub(store, max_per_key=settings.stream_max_per_key, queue_size=settings.stream_queue_size)
         await hub.start()
         app.state.gateway = GatewayState(
             settings=settings, client=client, store=store, keys=keys, publisher=publisher,
@@ -117,9 +117,4 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 def run() -> None:
     settings = load_settings(GatewaySettings)
     configure_logging("gateway", fmt=settings.log_format, level=settings.log_level)
-    uvicorn.run(
-        create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-        log_level="warning", access_log=False, timeout_graceful_shutdown=10, loop=UVICORN_LOOP,
-        ws="websockets-sansio",  # the websockets "legacy" implementation uvicorn picks by default is deprecated
-        ws_max_size=settings.max_body_bytes,  # a stream message is small; the same cap as a request body
-    )
+    GatewayServer(uvicorn_config(create_app(settings), settings.gateway_host, settings.gateway_port, settings.max_body_bytes)).run()

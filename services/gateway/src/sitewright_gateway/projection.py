@@ -60,15 +60,26 @@ class Projection:
                 await self.publisher.dead_letter(record, group=self.group, reason=exc.reason, error=exc.detail, attempts=1)
         if not decoded:
             return
-        # The audit trail records each event with the job's state right after it (what streams send),
-        # so the jobs are folded first.
-        after = await self._apply_jobs(decoded)
-        await self._record_events(decoded, after)
+        # Two collections, no order between them: both writes in flight at once. The audit trail
+        # records each event's resulting job state (for job streams), known once the events are folded.
+        folded: asyncio.Future[dict[str, dict]] = asyncio.get_running_loop().create_future()
+
+        async def record() -> None:
+            await self._record_events(decoded, await folded)
+
+        await asyncio.gather(self._apply_jobs(decoded, folded), record())
         self.applied += len(decoded)
         PROJECTION_LAG.set(max(0.0, time.time() - decoded[-1][0].occurred_at.timestamp()))
 
-    async def _apply_jobs(self, decoded: list[tuple[Event, tuple[int, int]]]) -> dict[str, dict]:
-        """Fold the events into their jobs; return the job document right after each event, by event id."""
+    async def _apply_jobs(self, decoded: list[tuple[Event, tuple[int, int]]], folded: asyncio.Future[dict[str, dict]]) -> None:
+        """Fold the events into their jobs and write them; `folded` gets the job document right after each event."""
+        try:
+            await self._fold_and_write(decoded, folded)
+        finally:
+            if not folded.done():
+                folded.cancel()  # failed before folding: record nothing, the batch is redelivered
+
+    async def _fold_and_write(self, decoded: list[tuple[Event, tuple[int, int]]], folded: asyncio.Future[dict[str, dict]]) -> None:
         after: dict[str, dict] = {}
         by_job: dict[str, list[tuple[Event, tuple[int, int]]]] = {}
         for item in decoded:
@@ -104,6 +115,8 @@ class Projection:
                     versions[job_id] = new["version"]
                 if new["status"] != (old or {}).get("status") and new.get("finished_at") is not None:
                     finished.append(new)
+            if not folded.done():
+                folded.set_result(after)  # the audit trail's write starts now, beside the jobs' write
             conflicts = await self._write(writes, versions)
             self._remember(written, conflicts)
             for doc in finished:
@@ -115,7 +128,6 @@ class Projection:
                         log.info("job_finished", status=doc["status"], duration_s=round(duration, 3))
             # Another writer changed a document between our read and write: read it again and re-fold.
             pending = conflicts
-        return after
 
     def _remember(self, written: dict[str, dict], conflicts: set[str]) -> None:
         """Keep what the database now holds; forget jobs whose write lost a race, and finished ones."""
