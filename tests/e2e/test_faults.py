@@ -290,13 +290,13 @@ class SlowSite(StaticSite):
         self.server.finish_request = slow  # type: ignore[method-assign]
 
 
-async def test_a_frozen_worker_past_the_stuck_threshold_is_redriven_and_finishes_once(stack, api, store):
+async def test_a_frozen_worker_past_the_stuck_threshold_is_redriven_and_finishes_once(stack, api, store, hooks):
     with SlowSite() as slow:
-        await _frozen_crawler_scenario(stack, api, store, slow.url)
+        await _frozen_crawler_scenario(stack, api, store, hooks, slow.url)
 
 
-async def _frozen_crawler_scenario(stack, api, store, url: str) -> None:
-    ids = await submit(api, url)
+async def _frozen_crawler_scenario(stack, api, store, hooks, url: str) -> None:
+    ids = await submit(api, url, hook=hooks.url)
     await eventually(lambda: some_active(store, ids, "crawling"), timeout=120, what="jobs crawling")
     crawler = stack.children["crawler"].proc
     crawler.send_signal(signal.SIGSTOP)
@@ -305,7 +305,7 @@ async def _frozen_crawler_scenario(stack, api, store, url: str) -> None:
         await asyncio.sleep(STUCK_AFTER_S + 5)
     finally:
         crawler.send_signal(signal.SIGCONT)
-    counts = await check(store, ids, max_attempts=3)
+    counts = await check(store, ids, max_attempts=3, hooks=hooks)
     results = await store.results.count_documents({"_id": {"$in": ids}})
     completed = await store.events.count_documents({"job_id": {"$in": ids}, "type": "job.completed"})
     redriven = await store.events.count_documents({"job_id": {"$in": ids}, "type": "job.retry_requested"})

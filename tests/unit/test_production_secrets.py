@@ -7,7 +7,10 @@ from sitewright_gateway.config import GatewaySettings
 from sitewright_notifier.config import NotifierSettings
 from sitewright_runtime.settings import SettingsError, load_settings
 
-REQUIRED = {"SITEWRIGHT_KAFKA_BOOTSTRAP": "k:9092", "SITEWRIGHT_MONGO_URL": "mongodb://m:27017"}
+REQUIRED = {
+    "SITEWRIGHT_KAFKA_BOOTSTRAP": "k:9092", "SITEWRIGHT_MONGO_URL": "mongodb://m:27017",
+    "SITEWRIGHT_LINK_SECRET": "Zt8q2Lw9VbX4mR7cN1yK5pD3",  # its own check is tested with the links
+}
 GOOD_KEY = "sw_Xq3v9QvY0m3o7b5hA1wS8kZrT2eN6cUd"
 
 
@@ -55,18 +58,20 @@ def test_a_bootstrap_key_without_the_key_prefix_is_refused_everywhere(env):
         load_settings(GatewaySettings)
 
 
-@pytest.mark.parametrize("value", ["whsec_changeme", "changeme", "secret"])
-def test_the_notifier_refuses_a_placeholder_webhook_secret(env, value):
-    env.setenv("SITEWRIGHT_WEBHOOK_SECRET", value)
-    with pytest.raises(SettingsError, match="SITEWRIGHT_WEBHOOK_SECRET is a placeholder"):
+@pytest.mark.parametrize("value", ["changeme", "secret", "password"])
+def test_the_notifier_refuses_a_placeholder_sms_token(env, value):
+    env.setenv("SITEWRIGHT_SMS_AUTH_TOKEN", value)
+    with pytest.raises(SettingsError, match="SITEWRIGHT_SMS_AUTH_TOKEN is a placeholder"):
         load_settings(NotifierSettings)
     env.setenv("SITEWRIGHT_ENV", "local")
     load_settings(NotifierSettings)
 
 
 def test_every_problem_is_named_at_once(env):
-    env.setenv("SITEWRIGHT_WEBHOOK_SECRET", "")
+    env.setenv("SITEWRIGHT_SMTP_PASSWORD", "")
+    env.setenv("SITEWRIGHT_SMS_AUTH_TOKEN", "changeme")
     with pytest.raises(SettingsError) as refused:
         load_settings(NotifierSettings)
-    assert "SITEWRIGHT_WEBHOOK_SECRET is empty" in str(refused.value)
+    assert "SITEWRIGHT_SMTP_PASSWORD is empty" in str(refused.value)
+    assert "SITEWRIGHT_SMS_AUTH_TOKEN is a placeholder" in str(refused.value)
     assert "openssl rand" in str(refused.value), "the message says how to fix it"

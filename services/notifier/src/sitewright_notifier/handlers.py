@@ -1,4 +1,4 @@
-"""Turn a job's outcome into one scheduled delivery per target, once per outcome event and target."""
+"""Turn a job's outcome into one scheduled delivery per target, once per outcome (and attempt) and target."""
 
 from __future__ import annotations
 
@@ -36,9 +36,13 @@ class NotifyHandlers:
         payload = self._payload(event, job)
         scheduled = 0
         for index, target in enumerate(job.get("notify") or []):
-            # The key is the dedupe record: a replayed or redelivered outcome finds it and sends nothing.
+            # The key is the dedupe record: a replayed or redelivered outcome finds it and sends nothing. It names
+            # the outcome, not the event, so the same outcome reported twice (a stage redone after a stuck job
+            # was re-driven yields a second `job.completed`) is still one notification; an outcome after a new
+            # attempt (failed, retried, failed again) is a new one.
+            outcome = event.type.removeprefix("job.")
             scheduled += await self.store.schedule({
-                "_id": f"{event.event_id}:{index}", "job_id": event.job_id, "tenant": job.get("tenant", event.tenant),
+                "_id": f"{event.job_id}:{outcome}:{event.attempt}:{index}", "job_id": event.job_id, "tenant": job.get("tenant", event.tenant),
                 "outcome_event_id": event.event_id, "outcome": event.type.removeprefix("job."), "index": index,
                 "event_attempt": event.attempt, "channel": target["channel"], "target": target["target"],
                 "payload": payload, "traceparent": delivery.traceparent,
