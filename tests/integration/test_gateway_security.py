@@ -30,6 +30,7 @@ class World:
     """Two tenants with a job each, an admin, and a client that sends no key unless told."""
 
     api: httpx.AsyncClient
+    app: object
     app_routes: list[BaseRoute]
     admin: dict[str, str]
     a: dict[str, str]
@@ -74,7 +75,7 @@ async def world(kafka_bootstrap, mongo_url) -> AsyncIterator[World]:
         async def b_events_projected():
             return (await api.get(f"/api/jobs/{b_job}/events", headers=b)).json()
         await eventually(b_events_projected, what="B's job.requested in its audit trail")
-        yield World(api, list(app.routes), AUTH, a, b, a_job, b_job, keys)
+        yield World(api, app, list(app.routes), AUTH, a, b, a_job, b_job, keys)
 
 
 # --- what each route must do --------------------------------------------------------------------
@@ -141,7 +142,66 @@ def _admin_only(body: dict | None = None, *, url: str | None = None) -> Case:
     return case
 
 
+async def _status(w: World, method: str, path: str) -> None:
+    """The status figures are the caller's tenant's: A's scan covers exactly A's jobs."""
+    mine = (await w.api.get("/api/jobs", headers=w.a, params={"limit": 100})).json()["items"]
+    seen = (await w.api.get(path, headers=w.a)).json()
+    assert seen["tenant"] == "alpha" and seen["scanned"] == len(mine), (seen["scanned"], len(mine))
+
+
+async def _sse_stream(w: World, method: str, path: str) -> None:
+    """Following B's job on A's stream is refused before the stream starts (an open stream never ends here)."""
+    refused = await w.api.get(path, headers=w.a, params={"jobs": w.b_job})
+    assert refused.status_code == 404 and w.b_job in refused.text, refused.text
+
+
+async def _ws_stream(w: World, method: str, path: str) -> None:
+    """Over a real WebSocket: subscribing to B's job as A gets `unknown_job`, B's own subscription is ready."""
+    import asyncio
+    import json
+
+    import uvicorn
+    import websockets
+
+    server = uvicorn.Server(uvicorn.Config(w.app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws="websockets-sansio"))
+    task = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: asyncio.sleep(0, server.started), what="a server for the WebSocket case")
+        url = f"ws://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}{path}"
+        for who, headers, expected in (("A", w.a, "error"), ("B", w.b, "job")):
+            async with websockets.connect(url, additional_headers=headers) as ws:
+                await ws.send(json.dumps({"type": "subscribe", "jobs": [w.b_job]}))
+                first = json.loads(await asyncio.wait_for(ws.recv(), 15))
+                assert first["type"] == expected, (who, first)
+                if expected == "error":
+                    assert first["code"] == "unknown_job" and "B secret" not in json.dumps(first)
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def _webhook_endpoints(w: World, method: str, path: str) -> None:
+    """A webhook endpoint (and its secret) belongs to the tenant that registered it."""
+    made = await w.api.post("/api/webhooks/endpoints", headers=w.b, json={"url": "https://hooks.example/b"})
+    assert made.status_code == 200, made.text
+    b_endpoint = made.json()
+    listed = (await w.api.get("/api/webhooks/endpoints", headers=w.a)).json()
+    assert b_endpoint["id"] not in [e["id"] for e in listed] and b_endpoint["secret"] not in str(listed)
+    if "{endpoint_id}" in path:
+        as_a = await w.api.request(method, _fill(path, b_endpoint["id"]), headers=w.a)
+        assert as_a.status_code == 404 and b_endpoint["secret"] not in as_a.text, as_a.text
+        as_b = await w.api.request(method, _fill(path, b_endpoint["id"]), headers=w.b)
+        assert as_b.status_code == 200, as_b.text
+
+
 CASES: dict[tuple[str, str], Case] = {
+    ("GET", "/api/status"): _status,
+    ("GET", "/api/jobs/stream"): _sse_stream,
+    ("WS", "/api/jobs/stream"): _ws_stream,
+    ("POST", "/api/webhooks/endpoints"): _webhook_endpoints,
+    ("GET", "/api/webhooks/endpoints"): _webhook_endpoints,
+    ("GET", "/api/webhooks/endpoints/{endpoint_id}"): _webhook_endpoints,
+    ("POST", "/api/webhooks/endpoints/{endpoint_id}/rotate"): _webhook_endpoints,
     ("POST", "/api/jobs"): _job_create,
     ("GET", "/api/jobs"): _job_list,
     ("GET", "/api/jobs/{job_id}"): _job_scoped,

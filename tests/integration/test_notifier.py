@@ -131,8 +131,14 @@ async def test_webhook_retries_5xx_and_429_with_one_id_and_a_replay_sends_nothin
                 await publish(settings, outcome, ev.JobCancelled(job_id=job_id, tenant=TENANT))
                 await eventually(lambda: at_least(receiver.requests, 4), what="the cancellation webhook")
             async with notifier_app(settings).running():  # and once more after a restart
-                await publish(settings, outcome, ev.JobCancelled(job_id=job_id, tenant=TENANT, event_id=uuid7()))
-                await eventually(lambda: at_least(receiver.requests, 5), what="the second cancellation webhook")
+                # The replay, the same outcome under a new event id (a redone stage reports it again), and a
+                # failure of a later attempt, which is a new outcome: only that one is sent.
+                await publish(
+                    settings, outcome, ev.JobCancelled(job_id=job_id, tenant=TENANT, event_id=uuid7()),
+                    ev.JobFailed(job_id=job_id, tenant=TENANT, attempt=2, data=ev.JobFailedData(
+                        stage="crawl", error=ErrorInfo(code="unreachable", message="down", retryable=True))),
+                )
+                await eventually(lambda: at_least(receiver.requests, 5), what="the failure webhook")
             events = await notifications(settings, job_id, 5)
 
     tries = [r for r in receiver.requests if r.json()["type"] == "job.completed"]
