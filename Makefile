@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: setup system up demo test kcat clean bench bench-crawl bench-sitewright bench-peers bench-streams
+.PHONY: setup system up demo test test-faults kcat clean bench bench-crawl bench-sitewright bench-peers bench-streams
 
 setup: .venv/.synced system
 
@@ -31,7 +31,11 @@ demo: setup
 	$(UV) run sitewright-stack demo
 
 test: setup
-	$(UV) run pytest $(PYTEST_ARGS)
+	$(UV) run pytest -m "not faults" $(PYTEST_ARGS)
+
+# The fault scenarios (tests/e2e/test_faults.py): kill -9, failover, DLQ replay, SIGSTOP, broker loss, replay.
+test-faults: setup
+	$(UV) run pytest -m faults -s $(PYTEST_ARGS)
 
 # Benchmarks (bench/README.md). BENCH_RUNS=1 BENCH_QUICK=1 for a quick check while developing.
 # `bench` also runs the crawler-vs-Scrapy benchmark (`bench-crawl`) and the stream fan-out (`bench-streams`).

@@ -35,7 +35,7 @@ from sitewright_runtime.mongo import connect
 
 from tests.helpers import eventually
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(900)]
 
 JOBS = int(os.environ.get("SITEWRIGHT_FAULT_JOBS", "100"))
 STUCK_AFTER_S = 60  # well above the time a killed worker takes to come back and be redelivered its work
