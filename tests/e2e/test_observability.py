@@ -142,13 +142,20 @@ async def test_metrics_alerts_dashboards_and_traces(stack: Stack):
             await producer.send_and_wait("jobs.events", b"{not json", key=b"garbage")
             await producer.stop()
 
+            seen: set[str] = set()
+
             async def alerts_firing() -> set[str] | None:
                 alerts = (await prom.get("/api/v1/alerts")).json()["data"]["alerts"]
                 firing = {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}
+                seen.clear()
+                seen.update(firing)
                 wanted = {"SitewrightJobsStuck", "SitewrightJobFailureRateHigh", "SitewrightDeadLetters"}
                 return firing if wanted <= firing else None
 
-            firing = await eventually(alerts_firing, timeout=60, interval=0.5, what="stuck, failure-rate and DLQ alerts")
+            try:
+                firing = await eventually(alerts_firing, timeout=180, interval=0.5, what="stuck, failure-rate and DLQ alerts")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; firing at the end: {sorted(seen)}") from None
             assert "SitewrightServiceDown" not in firing
             assert (await api.get(f"/api/jobs/{stuck}")).json()["status"] == "crawling"
 
