@@ -25,10 +25,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.logs import get_logger
+from sitewright_runtime.mongo import ACTIVE_MODEL
 
 from .config import GatewaySettings
 from .projection import Projection
-from .store import ACTIVE_MODEL, Store
+from .store import Store
 
 log = get_logger(__name__)
 

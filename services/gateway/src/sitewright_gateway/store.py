@@ -16,11 +16,9 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
+from sitewright_runtime.mongo import active_model
 
 INDEX_OPTIONS_CONFLICT = (85, 86)
-
-
-ACTIVE_MODEL = "read_model"
 
 
 @dataclass
@@ -49,11 +47,10 @@ class Store:
 
     async def follow_active_model(self) -> bool:
         """Switch to the model database `meta` names (after a rebuild); True when it changed."""
-        doc = await self.meta.find_one({"_id": ACTIVE_MODEL})
-        name = doc["db"] if doc else self.db.name
-        if name == self.model.name:  # type: ignore[union-attr]
+        active = await active_model(self.db)
+        if active.name == self.model.name:  # type: ignore[union-attr]
             return False
-        self.model = self.db.client[name]
+        self.model = active
         return True
 
     @property
