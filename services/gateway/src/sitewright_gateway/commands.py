@@ -8,6 +8,7 @@ event twice, which every consumer drops as a duplicate.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
@@ -61,8 +62,13 @@ async def retry_from_failure(state: GatewayState, job: dict[str, Any], reason: s
 
 
 async def _publish(state: GatewayState, job: dict[str, Any], events: list[ev.Event]) -> None:
+    await publish_or_503(state.publisher.publish(events, priority=job.get("priority")))
+
+
+async def publish_or_503(send: Awaitable[None]) -> None:
+    """Await a write to the log; a broker that is down or slow becomes a 503 the client may retry."""
     try:
-        await asyncio.wait_for(state.publisher.publish(events, priority=job.get("priority")), PUBLISH_TIMEOUT_S)
+        await asyncio.wait_for(send, PUBLISH_TIMEOUT_S)
     except Exception as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"the event log is not reachable ({type(exc).__name__}); try again shortly"

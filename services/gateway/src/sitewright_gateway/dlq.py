@@ -10,7 +10,6 @@ drop what they have already done).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
@@ -24,8 +23,7 @@ from sitewright_contracts import UndecodableEvent, decode, header
 from sitewright_contracts import topics as t
 from sitewright_contracts.events import utcnow
 
-from .api import PUBLISH_TIMEOUT_S
-from .commands import retry_from_failure
+from .commands import publish_or_503, retry_from_failure
 from .deps import Caller, State
 from .store import Store
 
@@ -163,24 +161,14 @@ async def replay_dead_letter(entry_id: str, state: State, caller: Caller) -> dic
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {doc['job_id']} no longer exists (expired or never projected)")
     if job["status"] in ("completed", "cancelled"):
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {job['_id']} is {job['status']}; there is nothing to replay")
-    try:
-        if job["status"] == "failed":
-            event = await retry_from_failure(state, job, f"replayed from the dead-letter queue ({entry_id})")
-            await asyncio.wait_for(state.publisher.publish([event], priority=job.get("priority")), PUBLISH_TIMEOUT_S)
-            action = {"kind": "retry", "stage": event.data.stage, "attempt": event.attempt, "event_id": event.event_id}
-        else:
-            headers = [(k, v.encode()) for k, v in doc["headers"] if not k.startswith("dlq-")]
-            topic = doc["source"]["topic"] or state.settings.topics.events
-            await asyncio.wait_for(
-                state.publisher.send_raw(topic, key=doc["key"].encode(), value=doc["body"].encode(), headers=headers),
-                PUBLISH_TIMEOUT_S,
-            )
-            action = {"kind": "redeliver", "topic": topic, "event_id": doc.get("event_id")}
-    except HTTPException:
-        raise
-    except Exception as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"the event log is not reachable ({type(exc).__name__}); try again shortly"
-        ) from None
+    if job["status"] == "failed":
+        event = await retry_from_failure(state, job, f"replayed from the dead-letter queue ({entry_id})")
+        await publish_or_503(state.publisher.publish([event], priority=job.get("priority")))
+        action = {"kind": "retry", "stage": event.data.stage, "attempt": event.attempt, "event_id": event.event_id}
+    else:
+        headers = [(k, v.encode()) for k, v in doc["headers"] if not k.startswith("dlq-")]
+        topic = doc["source"]["topic"] or state.settings.topics.events
+        await publish_or_503(state.publisher.send_raw(topic, key=doc["key"].encode(), value=doc["body"].encode(), headers=headers))
+        action = {"kind": "redeliver", "topic": topic, "event_id": doc.get("event_id")}
     await state.store.dlq.update_one({"_id": entry_id}, {"$push": {"replays": action | {"at": utcnow()}}})
     return {"id": entry_id, "job_id": job["_id"], "replayed": action}
