@@ -74,6 +74,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "SITEWRIGHT_STUCK_AFTER_S": str(STUCK_AFTER_S),
         "SITEWRIGHT_RETRY_BACKOFF_S": json.dumps(BACKOFF_S),
         "SITEWRIGHT_SCHEDULER_INTERVAL_S": "0.5",
+        # Batches of 100 jobs go in as fast as the gateway takes them; the per-key rate limit is tested elsewhere.
+        "SITEWRIGHT_RATE_JOBS_PER_S": "0",
     }
     s = Stack(StackConfig(home=tmp_path_factory.mktemp("faults"), gateway_port=0, partitions=4, extra_env=env))
     asyncio.run(s.start())
