@@ -63,6 +63,7 @@ class Hooks:
             def log_message(self, *args: object) -> None:
                 pass
 
+        ThreadingHTTPServer.request_queue_size = 1024
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
@@ -163,7 +164,14 @@ async def check(store: Store, ids: list[str], *, expect: set[str] = frozenset({"
         assert max(doc["attempts"].values()) <= max_attempts, (job_id, doc["attempts"])
     out = {"jobs": len(ids), "lost": len(ids) - len(jobs), **statuses}
     if hooks is not None:
-        await eventually(lambda: asyncio.sleep(0, all(hooks.deliveries[i] >= 1 for i in ids)), timeout=60, what="a webhook per job")
+        async def delivered() -> bool:
+            return all(hooks.deliveries[i] >= 1 for i in ids)
+        try:
+            await eventually(delivered, timeout=60, what="a webhook per job")
+        except AssertionError:
+            missing = [i for i in ids if hooks.deliveries[i] == 0]
+            notes = [d async for d in store.db["deliveries"].find({"job_id": {"$in": missing}})]
+            raise AssertionError(f"{len(missing)} jobs got no webhook: {missing[:5]}; their deliveries: {notes[:5]}") from None
         await asyncio.sleep(1)
         # One notification per job: one webhook-id. A delivery the receiver answered too slowly is retried
         # with the same id (Standard Webhooks receivers dedupe on it); those retries are counted, not failed.

@@ -74,3 +74,27 @@ async def test_projection_refolds_a_cached_job_that_another_writer_changed(kafka
     assert await store.results.count_documents({"_id": job_id}) == 1
     await client.drop_database(f"proj_{unique}")
     await client.close()
+
+
+async def test_a_duplicate_in_the_batch_does_not_change_the_state_recorded_for_the_original(kafka_bootstrap, mongo_url, unique):
+    """A stage that ran twice re-emits the same event ids; the audit trail keeps each event's own state.
+
+    Otherwise what a replay records would depend on where the batches happen to split the log.
+    """
+    client = connect(mongo_url)
+    stores = [Store(client[f"dup{n}_{unique}"]) for n in (1, 2)]
+    publisher = Publisher(kafka_bootstrap, client_id="test", topics=Topics(f"t{unique}."))
+    events = story(uuid7())
+    log = [*events, *events[2:]]  # everything after the crawl started, delivered twice
+    one_batch = Projection(stores[0], publisher, POLICY, f"g{unique}", timedelta(days=7))
+    await one_batch([record(e, i) for i, e in enumerate(log)])
+    one_by_one = Projection(stores[1], publisher, POLICY, f"g{unique}", timedelta(days=7))
+    for i, e in enumerate(log):
+        await one_by_one([record(e, i)])
+
+    recorded = [{d["_id"]: (d["version"], d["job"]) async for d in s.events.find({})} for s in stores]
+    assert recorded[0] == recorded[1]
+    assert [recorded[0][e.event_id][0] for e in events] == sorted(recorded[0][e.event_id][0] for e in events)
+    for name in (f"dup1_{unique}", f"dup2_{unique}"):
+        await client.drop_database(name)
+    await client.close()

@@ -100,7 +100,10 @@ class Projection:
                 for event, position in by_job[job_id]:
                     new = project(new, event, position, self.policy) or new
                     if new is not None:
-                        after[event.event_id] = new
+                        # The state the event itself produced: a duplicate later in the batch, or the
+                        # re-fold after a lost race (which finds the event already seen), must not
+                        # replace it with a later state; the audit trail would then differ between replays.
+                        after.setdefault(event.event_id, new)
                 if new is None:
                     continue
                 written[job_id] = new

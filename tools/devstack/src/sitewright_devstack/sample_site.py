@@ -15,13 +15,23 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default backlog is 5: a hundred crawls opening connections at once would see
+    # dropped SYNs, retransmitted a second or more later, and time out on a site that is only busy.
+    request_queue_size = 1024
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A crawler that has what it needs (or was killed) hangs up mid-response: not the site's error.
+        pass
+
+
 class StaticSite:
     """`with StaticSite() as site: site.url` serves `root` until the block ends."""
 
     def __init__(self, root: Path = SAMPLE_SITE, host: str = "127.0.0.1", port: int = 0):
         handler = functools.partial(_QuietHandler, directory=str(root))
-        self.server = ThreadingHTTPServer((host, port), handler)
-        self.server.daemon_threads = True
+        self.server = _QuietServer((host, port), handler)
         self.url = f"http://{host}:{self.server.server_address[1]}/"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
