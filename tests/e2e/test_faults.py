@@ -40,6 +40,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(900)]
 JOBS = int(os.environ.get("SITEWRIGHT_FAULT_JOBS", "100"))
 STUCK_AFTER_S = 60  # well above the time a killed worker takes to come back and be redelivered its work
 BACKOFF_S = [1, 12]
+DELIVERY_LEASE_S = 20
 TERMINAL = {"completed", "failed", "cancelled"}
 
 
@@ -77,6 +78,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "SITEWRIGHT_SCHEDULER_INTERVAL_S": "0.5",
         # Batches of 100 jobs go in as fast as the gateway takes them; the per-key rate limit is tested elsewhere.
         "SITEWRIGHT_RATE_JOBS_PER_S": "0",
+        # A notifier killed mid-try leaves its delivery leased; the lease (above the 10 s webhook
+        # timeout) decides when a new instance retries it.
+        "SITEWRIGHT_DELIVERY_LEASE_S": str(DELIVERY_LEASE_S),
     }
     s = Stack(StackConfig(home=tmp_path_factory.mktemp("faults"), gateway_port=0, partitions=4, extra_env=env))
     asyncio.run(s.start())
@@ -167,7 +171,7 @@ async def check(store: Store, ids: list[str], *, expect: set[str] = frozenset({"
         async def delivered() -> bool:
             return all(hooks.deliveries[i] >= 1 for i in ids)
         try:
-            await eventually(delivered, timeout=60, what="a webhook per job")
+            await eventually(delivered, timeout=DELIVERY_LEASE_S + 60, what="a webhook per job")
         except AssertionError:
             missing = [i for i in ids if hooks.deliveries[i] == 0]
             notes = [d async for d in store.db["deliveries"].find({"job_id": {"$in": missing}})]
@@ -205,27 +209,31 @@ async def test_kill_9_mid_run_loses_nothing_and_repeats_nothing(stack, site, hoo
 
 
 async def test_a_second_instance_takes_over_when_the_first_dies(stack, site, hooks, store):
-    for name in ("gateway", "crawler", "generator", "notifier"):
+    names = ("gateway", "crawler", "generator", "notifier")
+    for name in names:
         stack.start_service(name, "2")
     second = f"http://127.0.0.1:{stack.children['gateway2'].port}"
-    async with httpx.AsyncClient(base_url=second, headers=stack.headers, timeout=15) as api2:
-        await _ready(api2)
-        await asyncio.sleep(8)  # let the groups settle with two members each
-        ids = await submit(api2, site.url, hook=hooks.url)
-        await eventually(lambda: some_active(store, ids, "crawling"), timeout=120, what="jobs crawling")
-        done_before = await store.jobs.count_documents({"_id": {"$in": ids}, "status": "completed"})
-        for name in ("gateway", "crawler", "generator", "notifier"):
-            stack.children[name].kill()
-        killed = time.monotonic()
+    try:
+        async with httpx.AsyncClient(base_url=second, headers=stack.headers, timeout=15) as api2:
+            await _ready(api2)
+            await asyncio.sleep(8)  # let the groups settle with two members each
+            ids = await submit(api2, site.url, hook=hooks.url)
+            await eventually(lambda: some_active(store, ids, "crawling"), timeout=120, what="jobs crawling")
+            done_before = await store.jobs.count_documents({"_id": {"$in": ids}, "status": "completed"})
+            for name in names:
+                stack.children[name].kill()
+            killed = time.monotonic()
 
-        async def progress_after_kill():
-            return await store.jobs.count_documents({"_id": {"$in": ids}, "status": "completed"}) > done_before + 5
-        await eventually(progress_after_kill, timeout=60, what="the survivors completing jobs")
-        takeover = time.monotonic() - killed
-        counts = await check(store, ids, hooks=hooks)
-    for name in ("gateway", "crawler", "generator", "notifier"):
-        stack.children.pop(f"{name}2").stop()
-        stack.start_service(name)
+            async def progress_after_kill():
+                return await store.jobs.count_documents({"_id": {"$in": ids}, "status": "completed"}) > done_before + 5
+            await eventually(progress_after_kill, timeout=60, what="the survivors completing jobs")
+            takeover = time.monotonic() - killed
+            counts = await check(store, ids, hooks=hooks)
+    finally:  # back to one instance of each on the stack's own ports, whatever happened, for the next scenarios
+        for name in names:
+            stack.children.pop(f"{name}2").stop()
+            stack.children[name].stop()  # already dead unless the scenario failed before the kill
+            stack.start_service(name)
     report("two instances, one killed", takeover_s=round(takeover, 1), total_s=round(time.monotonic() - killed, 1), **counts)
     assert takeover < 45
 
