@@ -30,7 +30,7 @@ class History:
     """Builds one job's events at chosen offsets (seconds) from `start`."""
 
     def __init__(self, start: datetime, url: str = "https://example.com/"):
-        self.job_id = uuid7()
+        self.job_id = uuid7(int(start.timestamp() * 1000))  # job ids carry their creation time, as the gateway's do
         self.start = start
         self.url = url
         self.events: list[ev.Event] = []

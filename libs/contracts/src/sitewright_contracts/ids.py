@@ -19,9 +19,9 @@ def _uuid7(ms: int, rand: bytes) -> str:
     return str(uuid.UUID(int=value))
 
 
-def uuid7() -> str:
-    """A new random UUIDv7."""
-    return _uuid7(time.time_ns() // 1_000_000, os.urandom(10))
+def uuid7(ms: int | None = None) -> str:
+    """A new random UUIDv7 (of millisecond `ms` since the epoch, or of now)."""
+    return _uuid7(time.time_ns() // 1_000_000 if ms is None else ms, os.urandom(10))
 
 
 def derived_uuid7(cause_id: str, *parts: object) -> str:
@@ -41,3 +41,8 @@ def derived_uuid7(cause_id: str, *parts: object) -> str:
 def uuid7_time_ms(value: str) -> int:
     """Milliseconds since the epoch encoded in a UUIDv7."""
     return uuid.UUID(value).int >> 80
+
+
+def uuid7_floor(ms: int) -> str:
+    """The smallest UUIDv7 of millisecond `ms`: ids below it (as strings too) were made earlier."""
+    return _uuid7(ms, bytes(10))

@@ -21,7 +21,7 @@ STAGE_DURATION = Histogram(
     ["stage", "outcome"],
     buckets=_DURATION_BUCKETS,
 )
-JOBS_BY_STATUS = Gauge("sitewright_jobs", "Jobs in the read model by status.", ["status"])
+JOBS_BY_STATUS = Gauge("sitewright_jobs", "Active jobs in the read model by status (pending, crawling, generating, parsing).", ["status"])
 JOBS_STUCK = Gauge("sitewright_jobs_stuck", "Active jobs with no event for longer than the stuck threshold.")
 RETRIES = Counter("sitewright_retries_total", "Stage retries requested.", ["stage", "reason"])
 DLQ_MESSAGES = Counter("sitewright_dlq_messages_total", "Messages sent to the dead-letter topic.", ["reason"])

@@ -66,10 +66,11 @@ def per_minute(times: list[datetime], start: datetime, minutes: int) -> list[int
 
 
 def window_figures(docs: list[Doc], now: datetime, window: timedelta = WINDOW) -> dict[str, Any]:
-    """Totals, statuses, rates, stage timings and per-minute throughput of the jobs touched in `window`.
+    """Totals, statuses, rates, stage timings and per-minute throughput of the jobs created in `window`.
 
-    `docs` are the jobs whose `updated_at` falls in the window (anything
-    created or finished in it was updated in it).
+    `docs` are those jobs (a job created earlier and finished in the window is
+    not among them: reading every job updated in the window would take an
+    index that every read-model write pays for).
     """
     start = now - window
     minutes = int(window.total_seconds() // 60)

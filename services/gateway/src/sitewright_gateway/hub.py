@@ -27,11 +27,10 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 from pymongo.asynchronous.collection import AsyncCollection
-from sitewright_contracts.models import ACTIVE_STATUSES
 from sitewright_runtime.logs import get_logger
 
 from .auth import Principal
-from .store import Store
+from .store import Store, active_jobs
 
 log = get_logger(__name__)
 
@@ -408,8 +407,8 @@ class Hub:
             self.unsubscribe(conn, unknown)
             current = [d for j, d in docs.items() if j not in since]
             if newly_all:
-                active = self.jobs_collection.find({"tenant": conn.tenant, "status": {"$in": list(ACTIVE_STATUSES)}}, _JOB_FIELDS)
-                current += [d async for d in active.sort("_id", -1).limit(SNAPSHOT_LIMIT) if d["_id"] not in conn.jobs]
+                active = [d async for d in active_jobs(self.jobs_collection, conn.tenant, _JOB_FIELDS) if d["_id"] not in conn.jobs]
+                current += sorted(active, key=lambda d: d["_id"], reverse=True)[:SNAPSHOT_LIMIT]
             snapshot = await self._current(current)
             for job_id in docs:
                 if job_id in since:
@@ -446,10 +445,12 @@ class Hub:
         if not jobs:
             return {}
         wanted = {(d["_id"], d["version"]) for d in jobs}
-        query = {"job_id": {"$in": [j for j, _ in wanted]}, "version": {"$in": sorted({v for _, v in wanted})}}
+        # One `$in` alone: with a second one the embedded database scans every event (see `active_jobs`).
+        query = {"job_id": {"$in": [j for j, _ in wanted]}}
         made: dict[tuple[str, int], dict[str, Any]] = {}
         async for e in self.events.find(query, _EVENT_FIELDS).sort([("version", 1), ("offset", 1)]):
-            made.setdefault((e["job_id"], e["version"]), e)
+            if (e["job_id"], e["version"]) in wanted:
+                made.setdefault((e["job_id"], e["version"]), e)
         return {d["_id"]: Update.from_job(d, made.get((d["_id"], d["version"]))) for d in jobs}
 
     async def backlog(self, job_id: str, after: int) -> list[Update]:

@@ -114,7 +114,14 @@ class Projection:
                 if old is None:
                     writes.append(InsertOne(new))
                 else:
-                    writes.append(UpdateOne({"_id": job_id, "version": old["version"]}, {"$set": changed_fields(old, new)}))
+                    update: dict = {"$set": changed_fields(old, new)}
+                    if old.get("published") is False and any(isinstance(e, ev.JobRequested) for e, _ in by_job[job_id]):
+                        # The request is on the log: this write is also the gateway's published mark
+                        # (which then finds nothing left to do), one write per job fewer.
+                        update = {"$set": update["$set"] | {"published": True}, "$unset": {"outbox": ""}}
+                        new = {k: v for k, v in new.items() if k != "outbox"} | {"published": True}
+                        written[job_id] = new
+                    writes.append(UpdateOne({"_id": job_id, "version": old["version"]}, update))
                     versions[job_id] = new["version"]
                 if new["status"] != (old or {}).get("status") and new.get("finished_at") is not None:
                     finished.append(new)

@@ -1,9 +1,12 @@
 """The scheduler loop: one gateway instance at a time (a MongoDB lease) drives jobs forward.
 
-Each tick it (1) publishes requests a crash left unpublished, (2) carries
+Each tick it (1) publishes requests a crash left unpublished and (2) carries
 out what the projector decided after a stage failure (retry when due, or
-fail the job), (3) re-drives active jobs with no event for the stuck
-threshold, and (4) refreshes the gauges. Everything it emits has an id
+fail the job); both read small partial indexes. Less often (a tenth of the
+stuck threshold, at most a minute) it (3) re-drives active jobs with no event
+for the stuck threshold, (4) refreshes the gauges and (5) deletes the audit
+trail of jobs past retention: these read every active job, which at a large
+backlog is too much for every second. Everything it emits has an id
 derived from its cause, so doing the same thing twice (a lost lease, a
 crash after publishing) yields duplicates that every consumer drops.
 """
@@ -18,9 +21,9 @@ from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 from pymongo.errors import DuplicateKeyError
-from sitewright_contracts import derived_uuid7, encode
+from sitewright_contracts import derived_uuid7, encode, uuid7_floor
 from sitewright_contracts import events as ev
-from sitewright_contracts.models import ACTIVE_STATUSES, JOB_STATUSES, CrawlContext, ErrorInfo, JobOptions
+from sitewright_contracts.models import ACTIVE_STATUSES, CrawlContext, ErrorInfo, JobOptions
 from sitewright_runtime.kafka import Publisher
 from sitewright_contracts.wire import child_traceparent
 from sitewright_runtime.logs import get_logger, log_context
@@ -28,16 +31,39 @@ from sitewright_runtime.metrics import JOBS_BY_STATUS, JOBS_STUCK, RETRIES, SCHE
 
 from .config import GatewaySettings
 from .projector import event_from_document
-from .store import Store
+from .store import EPOCH, Store, active_jobs
 
 log = get_logger(__name__)
 LEASE_ID = "scheduler"
 # Do not repeat an action (or re-drive a job) more often than this while its event is in flight.
 ACTION_COOLDOWN = timedelta(seconds=30)
+# An event outlives its job's retention by this much, so a long-running job never loses its trail.
+EVENTS_GRACE = timedelta(days=1)
+
+
+# The queries of every tick, each on a partial index (`Store.create_indexes`): the sets they read stay small.
+def unpublished(cutoff: datetime) -> dict[str, Any]:
+    """Accepted jobs whose publish was not confirmed before `cutoff`."""
+    return {"published": False, "created_at": {"$lt": cutoff}}
+
+
+def due_actions(now: datetime) -> dict[str, Any]:
+    """Jobs whose retry or failure is due. Only the partial index's own field: the embedded
+    database's planner scans the whole collection when a query names any other; `ready` does the rest."""
+    return {"action.due_at": {"$gte": EPOCH, "$lte": now}}
+
+
+def ready(doc: dict[str, Any], now: datetime) -> bool:
+    """Whether a due action is still to do: the job is active and the action was not emitted in the last cooldown."""
+    emitted = doc["action"].get("emitted_at")
+    return doc["status"] in ACTIVE_STATUSES and (emitted is None or emitted < now - ACTION_COOLDOWN)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_STUCK_FIELDS = {"status": 1, "updated_at": 1, "published": 1, "action": 1, "redriven_at": 1}
 
 
 class Scheduler:
@@ -48,6 +74,12 @@ class Scheduler:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.is_leader = False
         self._stop = asyncio.Event()
+        self._next_slow_tick = datetime.min.replace(tzinfo=UTC)
+
+    @property
+    def slow_interval(self) -> timedelta:
+        s = self.settings
+        return timedelta(seconds=max(s.scheduler_interval_s, min(s.stuck_after_s / 10, 60)))
 
     def stop(self) -> None:
         self._stop.set()
@@ -95,13 +127,14 @@ class Scheduler:
         now = utcnow()
         await self.publish_outbox(now)
         await self.run_actions(now)
-        await self.redrive_stuck(now)
-        await self.update_gauges(now)
+        if now >= self._next_slow_tick:
+            self._next_slow_tick = now + self.slow_interval
+            await self.redrive_stuck(now)
+            await self.expire_events(now)
 
     async def publish_outbox(self, now: datetime) -> None:
         """Publish requests whose publish never completed (the gateway crashed or the broker was down)."""
-        cutoff = now - timedelta(seconds=self.settings.outbox_grace_s)
-        async for doc in self.store.jobs.find({"published": False, "created_at": {"$lt": cutoff}}).limit(500):
+        async for doc in self.store.jobs.find(unpublished(now - timedelta(seconds=self.settings.outbox_grace_s))).limit(500):
             event = ev.JobRequested.model_validate(doc["outbox"])
             await self.publisher.publish([event], traceparent=doc.get("traceparent"), priority=doc.get("priority"))
             await self.store.jobs.update_one({"_id": doc["_id"]}, {"$set": {"published": True}, "$unset": {"outbox": ""}})
@@ -109,12 +142,9 @@ class Scheduler:
 
     async def run_actions(self, now: datetime) -> None:
         """Retry a failed stage when its backoff is over, or fail the job when it may not retry."""
-        query = {
-            "action.due_at": {"$lte": now},
-            "status": {"$in": list(ACTIVE_STATUSES)},
-            "$or": [{"action.emitted_at": None}, {"action.emitted_at": {"$lt": now - ACTION_COOLDOWN}}],
-        }
-        async for doc in self.store.jobs.find(query).limit(500):
+        async for doc in self.store.jobs.find(due_actions(now)).limit(500):
+            if not ready(doc, now):
+                continue
             action = doc["action"]
             if action["kind"] == "retry":
                 event = await self.retry_event(doc, action["stage"], action["attempt"], action["cause"], "backoff over")
@@ -151,16 +181,31 @@ class Scheduler:
         return True
 
     async def redrive_stuck(self, now: datetime) -> None:
-        """An active job with no event for the stuck threshold gets a new attempt of its stage."""
+        """An active job with no event for the stuck threshold gets a new attempt of its stage.
+
+        One pass over the active jobs (a few fields each) also refreshes the gauges.
+        """
         cutoff = now - timedelta(seconds=self.settings.stuck_after_s)
-        query = {
-            "status": {"$in": list(ACTIVE_STATUSES)},
-            "updated_at": {"$lt": cutoff},
-            "published": {"$ne": False},
-            "action": None,
-            "$or": [{"redriven_at": None}, {"redriven_at": {"$lt": now - ACTION_COOLDOWN}}],
-        }
-        async for doc in self.store.jobs.find(query).limit(500):
+        counts = dict.fromkeys(ACTIVE_STATUSES, 0)
+        stuck, candidates = 0, []
+        async for doc in active_jobs(self.store.jobs, projection=_STUCK_FIELDS):
+            counts[doc["status"]] += 1
+            if doc["updated_at"] >= cutoff:
+                continue
+            stuck += 1
+            redriven = doc.get("redriven_at")
+            # Unpublished requests are the outbox sweep's; jobs with an action are waiting for it.
+            if doc.get("published") is not False and doc.get("action") is None and (
+                redriven is None or redriven < now - ACTION_COOLDOWN
+            ):
+                candidates.append(doc["_id"])
+        for status, n in counts.items():
+            JOBS_BY_STATUS.labels(status).set(n)
+        JOBS_STUCK.set(stuck)
+        if not candidates:
+            return
+        query = {"_id": {"$in": candidates[:500]}}
+        async for doc in self.store.jobs.find(query):
             stage, attempt = doc["stage"], doc["attempt"]
             cause = f"stuck:{doc['_id']}:{doc['version']}"
             if attempt >= self.settings.retry_max_attempts and doc["status"] != "pending":
@@ -192,9 +237,9 @@ class Scheduler:
         crawl = None
         if stage == "generate":
             # The generator needs the crawl; it is on the log, and so in the audit trail.
-            found = await self.store.events.find_one(
-                {"job_id": doc["_id"], "type": "crawl.succeeded"}, sort=[("occurred_at", -1)]
-            )
+            # By job alone (the index): naming `type` too would make the embedded database scan every event.
+            crawls = [e async for e in self.store.events.find({"job_id": doc["_id"]}) if e["type"] == "crawl.succeeded"]
+            found = max(crawls, key=lambda e: e["occurred_at"], default=None)
             if found is None:
                 stage = "crawl"  # no crawl to generate from: start over
             else:
@@ -208,13 +253,9 @@ class Scheduler:
             ),
         )
 
-    async def update_gauges(self, now: datetime) -> None:
-        counts = dict.fromkeys(JOB_STATUSES, 0)
-        async for row in await self.store.jobs.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]):
-            counts[row["_id"]] = row["n"]
-        for status, n in counts.items():
-            JOBS_BY_STATUS.labels(status).set(n)
-        cutoff = now - timedelta(seconds=self.settings.stuck_after_s)
-        JOBS_STUCK.set(
-            await self.store.jobs.count_documents({"status": {"$in": list(ACTIVE_STATUSES)}, "updated_at": {"$lt": cutoff}})
-        )
+    async def expire_events(self, now: datetime) -> None:
+        """Retention of the audit trail: the events of jobs created before the retention period (and a grace)."""
+        before = uuid7_floor(int((now - self.settings.retention - EVENTS_GRACE).timestamp() * 1000))
+        deleted = (await self.store.events.delete_many({"job_id": {"$lt": before}})).deleted_count
+        if deleted:
+            log.info("events_expired", deleted=deleted, jobs_before=before)

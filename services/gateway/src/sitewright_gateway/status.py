@@ -11,16 +11,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
-from sitewright_contracts.models import ACTIVE_STATUSES
+from sitewright_contracts import uuid7_floor
 
 from . import diagnostics as dx
 from .deps import State, Tenant
 from .scheduler import LEASE_ID
+from .store import active_jobs
 from .state import GatewayState
 
 router = APIRouter(prefix="/api", tags=["status"])
 
-# The status scan reads at most this many of the tenant's most recently updated jobs (about 1 s on
+# The status scan reads at most this many of the tenant's most recently created jobs (about 1 s on
 # SecantusDB at its worst); past it the figures describe the newest ones and say `sampled`.
 MAX_SCAN = 2000
 MAX_EVENTS = 2000
@@ -35,13 +36,16 @@ async def get_status(state: State, tenant: Tenant) -> dict[str, Any]:
     now = datetime.now(UTC)
     jobs = state.store.jobs
     stuck_after = state.settings.stuck_after_s
-    window_query = {"tenant": tenant, "updated_at": {"$gte": now - dx.WINDOW}}
-    stuck_query = {
-        "tenant": tenant, "status": {"$in": list(ACTIVE_STATUSES)}, "updated_at": {"$lt": now - timedelta(seconds=stuck_after)},
-    }
+    # Jobs created in the window: UUIDv7 ids are time-ordered, so this is a range of the (tenant, _id) index.
+    window_query = {"tenant": tenant, "_id": {"$gte": uuid7_floor(int((now - dx.WINDOW).timestamp() * 1000))}}
+    quiet_since = now - timedelta(seconds=stuck_after)
+
+    async def count_stuck() -> int:
+        return sum([1 async for d in active_jobs(jobs, tenant, {"updated_at": 1}) if d["updated_at"] < quiet_since])
+
     docs, stuck, oldest_pending, checks = await asyncio.gather(
-        _scan(jobs.find(window_query, _WINDOW_FIELDS).sort("updated_at", -1).limit(MAX_SCAN)),
-        jobs.count_documents(stuck_query),
+        _scan(jobs.find(window_query, _WINDOW_FIELDS).sort("_id", -1).limit(MAX_SCAN)),
+        count_stuck(),
         jobs.find_one({"tenant": tenant, "status": "pending"}, {"created_at": 1}, sort=[("_id", 1)]),
         system_checks(state, now),
     )

@@ -10,15 +10,20 @@ stays in the base database.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+
+from collections.abc import AsyncIterator
+from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
+from sitewright_contracts.models import ACTIVE_STATUSES
 from sitewright_runtime.mongo import active_model
 
 INDEX_OPTIONS_CONFLICT = (85, 86)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -70,32 +75,68 @@ class Store:
         return self.db["leases"]
 
     async def create_indexes(self, retention: timedelta = timedelta(days=7)) -> None:
-        await self.jobs.create_index([("tenant", ASCENDING), ("_id", DESCENDING)])
-        await self.jobs.create_index([("tenant", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)])
-        await self.jobs.create_index([("status", ASCENDING), ("updated_at", ASCENDING)])
-        await self.jobs.create_index([("tenant", ASCENDING), ("updated_at", ASCENDING)])  # /api/status's window
-        await self.jobs.create_index([("published", ASCENDING)])
-        await self.jobs.create_index([("action.due_at", ASCENDING)])
-        await self.events.create_index([("job_id", ASCENDING), ("occurred_at", ASCENDING)])
-        await self.events.create_index([("job_id", ASCENDING), ("version", ASCENDING)])  # job stream resume
-        await self.dlq.create_index([("tenant", ASCENDING), ("created_at", DESCENDING)])
-        # Retention: finished jobs carry `expire_at`; events, results and dead letters expire by age.
+        """The indexes the queries need, and no more: on the embedded database every write rewrites
+        every index entry of the document, so each index on `jobs` costs every projector update
+        (measured: 7 indexes cut bulk updates from about 650/s to 170/s). Narrow sets use partial
+        indexes, which cost nothing for documents outside them. Indexes no longer declared are dropped.
+        """
+        await sync_indexes(self.jobs, [
+            ([("tenant", ASCENDING), ("_id", DESCENDING)], {}),  # a tenant's jobs, newest first
+            # A tenant's jobs in one status; status alone for the scheduler (stuck scan, gauges).
+            ([("status", ASCENDING), ("tenant", ASCENDING), ("_id", DESCENDING)], {}),
+            # Accepted jobs whose publish has not been confirmed (the scheduler's outbox sweep).
+            ([("created_at", ASCENDING)], {"name": "outbox", "partialFilterExpression": {"published": False}}),
+            # Retries and failures the scheduler has to carry out.
+            # (The embedded database matches a query to a partial index by equality or range only, not $exists.)
+            ([("action.due_at", ASCENDING)], {"name": "actions", "partialFilterExpression": {"action.due_at": {"$gte": EPOCH}}}),
+            # Retention: a finished job carries `expire_at`.
+            ([("expire_at", ASCENDING)], ttl("expire_at", 0, {"expire_at": {"$gte": EPOCH}})),
+        ])
+        # Events are found by their job (and a job stream's resume by version); the job ids are
+        # UUIDv7, so retention deletes old jobs' events by a range of that index, without a TTL index.
+        await sync_indexes(self.events, [([("job_id", ASCENDING), ("version", ASCENDING)], {})])
         seconds = int(retention.total_seconds())
-        await ensure_ttl(self.jobs, "expire_at", 0)
-        await ensure_ttl(self.events, "occurred_at", seconds)
-        await ensure_ttl(self.results, "created_at", seconds)
-        await ensure_ttl(self.dlq, "created_at", seconds)
-        await ensure_ttl(self.idempotency, "created_at", seconds)
+        await sync_indexes(self.results, [([("created_at", ASCENDING)], ttl("created_at", seconds))])
+        await sync_indexes(self.dlq, [
+            ([("tenant", ASCENDING), ("created_at", DESCENDING)], {}),
+            ([("created_at", ASCENDING)], ttl("created_at", seconds)),
+        ])
+        await sync_indexes(self.idempotency, [([("created_at", ASCENDING)], ttl("created_at", seconds))])
         await self.api_keys.create_index([("key_id", ASCENDING)], unique=True)
 
 
-async def ensure_ttl(collection: AsyncCollection, field: str, seconds: int) -> None:
-    """A TTL index on `field`; when the retention setting changed, the index is rebuilt with the new period."""
-    name = f"ttl_{field}"
-    try:
-        await collection.create_index([(field, ASCENDING)], name=name, expireAfterSeconds=seconds)
-    except OperationFailure as exc:
-        if exc.code not in INDEX_OPTIONS_CONFLICT:
-            raise
-        await collection.drop_index(name)
-        await collection.create_index([(field, ASCENDING)], name=name, expireAfterSeconds=seconds)
+async def active_jobs(
+    jobs: AsyncCollection, tenant: str | None = None, projection: dict[str, Any] | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """Every active job (of `tenant`), one indexed query per status: the embedded database's planner
+    uses an index only for equalities (or one `$in` alone) on its fields, and scans the whole
+    collection for `{"status": {"$in": [...]}, "tenant": t}` or any other field beside them."""
+    for status in ACTIVE_STATUSES:
+        async for doc in jobs.find({"status": status} | ({"tenant": tenant} if tenant else {}), projection):
+            yield doc
+
+
+def ttl(field: str, seconds: int, partial: dict | None = None) -> dict:
+    options: dict = {"name": f"ttl_{field}", "expireAfterSeconds": seconds}
+    if partial:
+        options["partialFilterExpression"] = partial
+    return options
+
+
+async def sync_indexes(collection: AsyncCollection, wanted: list[tuple[list[tuple[str, int]], dict]]) -> None:
+    """Make `collection`'s secondary indexes exactly `wanted` (keys, options): create the missing,
+    rebuild those whose options changed (a new retention period), drop the ones no longer wanted."""
+    names = set()
+    for keys, options in wanted:
+        name = options.get("name") or "_".join(f"{k}_{d}" for k, d in keys)
+        names.add(name)
+        try:
+            await collection.create_index(keys, **(options | {"name": name}))
+        except OperationFailure as exc:
+            if exc.code not in INDEX_OPTIONS_CONFLICT:
+                raise
+            await collection.drop_index(name)
+            await collection.create_index(keys, **(options | {"name": name}))
+    async for index in await collection.list_indexes():
+        if index["name"] != "_id_" and index["name"] not in names:
+            await collection.drop_index(index["name"])

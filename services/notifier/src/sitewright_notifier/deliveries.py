@@ -71,8 +71,14 @@ class DeliveryStore:
 
     async def due(self, limit: int) -> list[dict[str, Any]]:
         """Pending deliveries whose time has come, and claims whose lease ran out."""
-        query = {"state": {"$in": ["pending", "sending"]}, "next_attempt_at": {"$lte": utcnow()}}
-        return [d async for d in self.collection.find(query).sort("next_attempt_at", ASCENDING).limit(limit)]
+        # One query per state: the embedded database uses the (state, next_attempt_at) index for an
+        # equality and a range, but scans the whole collection for `{"state": {"$in": [...]}, ...}`.
+        now = utcnow()
+        found = []
+        for state in ("pending", "sending"):
+            query = {"state": state, "next_attempt_at": {"$lte": now}}
+            found += [d async for d in self.collection.find(query).sort("next_attempt_at", ASCENDING).limit(limit)]
+        return sorted(found, key=lambda d: d["next_attempt_at"])[:limit]
 
     async def claim(self, doc: dict[str, Any], lease_s: float) -> dict[str, Any] | None:
         """Take the delivery for one try; None when another instance took it first."""
