@@ -38,6 +38,17 @@ class RetryPolicy:
         return timedelta(seconds=self.backoff_s[min(attempt, len(self.backoff_s)) - 1])
 
 
+def stored_time(event: ev.Event) -> datetime:
+    """The event's time as the database keeps it (BSON dates hold milliseconds).
+
+    Every time the fold uses goes through here, so a document folded in memory (the projector's
+    cache) and one read back from the database give the same timings to the millisecond: a
+    replay into a fresh read model must give the live one, byte for byte.
+    """
+    at = event.occurred_at
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
 def new_job(event: ev.JobRequested) -> Doc:
     """The job document for a request: what the gateway writes before publishing it."""
     d = event.data
@@ -53,8 +64,8 @@ def new_job(event: ev.JobRequested) -> Doc:
         "progress": 0,
         "attempt": 1,
         "attempts": {"crawl": 0, "generate": 0},
-        "created_at": event.occurred_at,
-        "updated_at": event.occurred_at,
+        "created_at": stored_time(event),
+        "updated_at": stored_time(event),
         "started_at": None,
         "finished_at": None,
         "next_attempt_at": None,
@@ -69,6 +80,14 @@ def new_job(event: ev.JobRequested) -> Doc:
         "version": 1,
         "position": None,
     }
+
+
+def request_of(doc: Doc) -> ev.JobRequested:
+    """The request a job document was made from (the inverse of `new_job`), with its own event id."""
+    return ev.JobRequested(
+        event_id=doc["seen"][0], job_id=doc["_id"], tenant=doc["tenant"], producer="gateway", occurred_at=doc["created_at"],
+        data=ev.JobRequestedData(url=doc["url"], options=doc["options"], notify=doc["notify"], priority=doc["priority"]),
+    )
 
 
 def project(doc: Doc | None, event: ev.Event, position: tuple[int, int], policy: RetryPolicy) -> Doc | None:
@@ -98,7 +117,7 @@ def _stamp(doc: Doc, event: ev.Event, position: tuple[int, int], note: str) -> D
         doc["seen"] = (doc["seen"] + [event.event_id])[-SEEN_WINDOW:]
     if note:
         doc["log"] = (doc["log"] + [_log_line(event, note)])[-LOG_LINES:]
-    doc["updated_at"] = max(doc["updated_at"], event.occurred_at)
+    doc["updated_at"] = max(doc["updated_at"], stored_time(event))
     doc["version"] = doc["version"] + 1
     doc["position"] = {"partition": position[0], "offset": position[1]}
     return doc
@@ -136,7 +155,7 @@ def _finish_stage(doc: Doc, stage: str, at: datetime) -> None:
 
 def _apply(doc: Doc, event: ev.Event, policy: RetryPolicy) -> str | None:
     """Mutate `doc` (a shallow copy) for `event`; return a log note, or None if state is unchanged."""
-    at = event.occurred_at
+    at = stored_time(event)
     match event:
         case ev.JobRequested():
             return None  # the document was created from it
@@ -217,17 +236,17 @@ def _stage_failed(doc: Doc, event: ev.CrawlFailed | ev.GenerationFailed, policy:
     stage = event.stage
     assert stage is not None
     doc["error"] = error.model_dump() | {"stage": stage}
-    _finish_stage(doc, stage, event.occurred_at)
+    _finish_stage(doc, stage, stored_time(event))
     _add_tokens(doc, event.data.tokens_in, event.data.tokens_out)
     if error.retryable and event.attempt < policy.max_attempts:
         # A provider's Retry-After is a floor: retrying sooner only earns another 429.
         delay = max(policy.delay(event.attempt), timedelta(seconds=error.retry_after_s or 0))
-        due = event.occurred_at + delay
+        due = stored_time(event) + delay
         doc["next_attempt_at"] = due
         doc["action"] = {"kind": "retry", "stage": stage, "attempt": event.attempt + 1, "due_at": due, "cause": event.event_id}
         return f"{error.code}: {error.message} (retry {event.attempt + 1} of {policy.max_attempts} at {due.isoformat(timespec='seconds')})"
     doc["next_attempt_at"] = None
-    doc["action"] = {"kind": "fail", "stage": stage, "attempt": event.attempt, "due_at": event.occurred_at, "cause": event.event_id}
+    doc["action"] = {"kind": "fail", "stage": stage, "attempt": event.attempt, "due_at": stored_time(event), "cause": event.event_id}
     why = "not retryable" if not error.retryable else f"{policy.max_attempts} attempts spent"
     return f"{error.code}: {error.message} ({why})"
 

@@ -30,7 +30,7 @@ from sitewright_runtime.logs import get_logger, log_context
 from sitewright_runtime.metrics import JOBS_BY_STATUS, JOBS_STUCK, RETRIES, SCHEDULER_LEADER
 
 from .config import GatewaySettings
-from .projector import event_from_document
+from .projector import event_from_document, request_of
 from .store import EPOCH, Store, active_jobs
 
 log = get_logger(__name__)
@@ -217,9 +217,14 @@ class Scheduler:
                         error=ErrorInfo(code="stuck", message=f"no progress for {self.settings.stuck_after_s:g}s in {attempt} attempts"),
                     ),
                 )
+            elif doc["status"] == "pending":
+                # Never started: its request may have gone with the log (the embedded broker keeps none
+                # across a restart). The same request again, same event id: the crawler starts it, and
+                # the audit trail (so a rebuild or `history`) begins where the job did.
+                event = request_of(doc)
+                RETRIES.labels(stage, "stuck").inc()
             else:
-                next_attempt = attempt + 1 if doc["status"] != "pending" else attempt
-                event = await self.retry_event(doc, stage, next_attempt, None, "stuck", cause=cause)
+                event = await self.retry_event(doc, stage, attempt + 1, None, "stuck", cause=cause)
                 RETRIES.labels(stage, "stuck").inc()
             await self._emit(doc, event, "stuck_job_redriven", stage=stage, attempt=attempt)
             await self.store.jobs.update_one({"_id": doc["_id"]}, {"$set": {"redriven_at": now}})
