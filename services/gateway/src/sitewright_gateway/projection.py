@@ -27,7 +27,7 @@ from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.logs import get_logger, log_context
 from sitewright_runtime.metrics import JOB_DURATION, JOBS_FINISHED, PROJECTION_LAG
 
-from .projector import RetryPolicy, changed_fields, event_document, project
+from .projector import RetryPolicy, changed_fields, event_document, project, request_of
 from .store import Store
 
 log = get_logger(__name__)
@@ -62,16 +62,18 @@ class Projection:
             return
         # Two collections, no order between them: both writes in flight at once. The audit trail
         # records each event's resulting job state (for job streams), known once the events are folded.
-        folded: asyncio.Future[dict[str, dict]] = asyncio.get_running_loop().create_future()
+        folded: asyncio.Future[tuple[dict[str, dict], list[dict]]] = asyncio.get_running_loop().create_future()
 
         async def record() -> None:
-            await self._record_events(decoded, await folded)
+            await self._record_events(decoded, *await folded)
 
         await asyncio.gather(self._apply_jobs(decoded, folded), record())
         self.applied += len(decoded)
         PROJECTION_LAG.set(max(0.0, time.time() - decoded[-1][0].occurred_at.timestamp()))
 
-    async def _apply_jobs(self, decoded: list[tuple[Event, tuple[int, int]]], folded: asyncio.Future[dict[str, dict]]) -> None:
+    async def _apply_jobs(
+        self, decoded: list[tuple[Event, tuple[int, int]]], folded: asyncio.Future[tuple[dict[str, dict], list[dict]]]
+    ) -> None:
         """Fold the events into their jobs and write them; `folded` gets the job document right after each event."""
         try:
             await self._fold_and_write(decoded, folded)
@@ -79,8 +81,11 @@ class Projection:
             if not folded.done():
                 folded.cancel()  # failed before folding: record nothing, the batch is redelivered
 
-    async def _fold_and_write(self, decoded: list[tuple[Event, tuple[int, int]]], folded: asyncio.Future[dict[str, dict]]) -> None:
+    async def _fold_and_write(
+        self, decoded: list[tuple[Event, tuple[int, int]]], folded: asyncio.Future[tuple[dict[str, dict], list[dict]]]
+    ) -> None:
         after: dict[str, dict] = {}
+        recovered: list[dict] = []
         by_job: dict[str, list[tuple[Event, tuple[int, int]]]] = {}
         for item in decoded:
             by_job.setdefault(item[0].job_id, []).append(item)
@@ -97,6 +102,11 @@ class Projection:
             for job_id in pending:
                 old = docs.get(job_id)
                 new = old
+                if old is not None and old["position"] is None and not any(isinstance(e, ev.JobRequested) for e, _ in by_job[job_id]):
+                    # The job's later events arrive but its request never came on this log: the embedded
+                    # broker lost it in a restart. Its audit trail gets it from the document (at no log
+                    # position), so the job's history still starts at its request.
+                    recovered.append(event_document(request_of(old), (-1, -1), old))
                 for event, position in by_job[job_id]:
                     new = project(new, event, position, self.policy) or new
                     if new is not None:
@@ -126,7 +136,7 @@ class Projection:
                 if new["status"] != (old or {}).get("status") and new.get("finished_at") is not None:
                     finished.append(new)
             if not folded.done():
-                folded.set_result(after)  # the audit trail's write starts now, beside the jobs' write
+                folded.set_result((after, recovered))  # the audit trail's write starts now, beside the jobs' write
             conflicts = await self._write(writes, versions)
             self._remember(written, conflicts)
             for doc in finished:
@@ -173,8 +183,10 @@ class Projection:
                     conflicts.add(d["_id"])
         return conflicts
 
-    async def _record_events(self, decoded: list[tuple[Event, tuple[int, int]]], after: dict[str, dict]) -> None:
-        docs = [event_document(e, p, after.get(e.event_id)) for e, p in decoded]
+    async def _record_events(
+        self, decoded: list[tuple[Event, tuple[int, int]]], after: dict[str, dict], recovered: list[dict]
+    ) -> None:
+        docs = recovered + [event_document(e, p, after.get(e.event_id)) for e, p in decoded]
         try:
             await self.store.events.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
