@@ -29,7 +29,7 @@ from sitewright_devstack.sample_site import StaticSite
 from sitewright_devstack.stack import Stack, StackConfig
 from sitewright_gateway.config import GatewaySettings
 from sitewright_gateway.projector import RetryPolicy, state_as_of
-from sitewright_gateway.readmodel import digest, rebuild
+from sitewright_gateway.readmodel import canonical, digest, rebuild
 from sitewright_gateway.store import Store
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.mongo import connect
@@ -366,8 +366,9 @@ async def test_replaying_the_log_twice_gives_the_live_read_model(stack, site, ap
         kafka_bootstrap=stack.bootstrap, mongo_url=stack.env()["SITEWRIGHT_MONGO_URL"],
         topic_partitions=stack.config.partitions, retry_backoff_s=BACKOFF_S, env="local",
     )
-    # The live model is compared once it has stopped changing (late events of earlier scenarios'
-    # jobs, such as a DLQ replay's, may still be arriving).
+    # The live model is compared once it has stopped changing, and only if it did not change while
+    # the log was replayed: late events of earlier scenarios' jobs (a notification retried on its
+    # schedule, a DLQ replay) land in both, but at different moments.
     last: dict = {}
 
     async def settled() -> dict | None:
@@ -376,16 +377,33 @@ async def test_replaying_the_log_twice_gives_the_live_read_model(stack, site, ap
         now = await digest(store)
         stable, last = now == last, now
         return now if stable else None
-    live = await eventually(settled, timeout=120, what="the live read model to stop changing")
-    runs = []
-    for n in (1, 2):
-        report_ = await rebuild(settings, store, f"replay_{n}_{int(time.time())}")
-        runs.append((report_, await digest(Store(store.db, store.db.client[report_.database]))))
+    for _ in range(3):
+        live = await eventually(settled, timeout=120, what="the live read model to stop changing")
+        runs = []
+        for n in (1, 2):
+            report_ = await rebuild(settings, store, f"replay_{n}_{int(time.time())}")
+            runs.append((report_, await digest(Store(store.db, store.db.client[report_.database]))))
+        if await digest(store) == live:
+            break
     (first, d1), (second, d2) = runs
     report("replay twice", events=first.events, seconds=round(first.seconds, 1), jobs=live["jobs"]["documents"],
            digest=d1["sha256"][:16], equal_to_live=d1["sha256"] == live["sha256"])
     assert d1 == d2, "two replays of one log must give identical read models"
-    assert d1 == live, "a replay must give the live read model"
+    if d1 != live:
+        replayed = Store(store.db, store.db.client[first.database])
+        raise AssertionError(f"a replay must give the live read model; differences: {await differences(store, replayed)}")
+
+
+async def differences(live: Store, replayed: Store, most: int = 5) -> list[tuple[str, dict]]:
+    """The jobs whose documents differ, with the differing fields (live, replayed)."""
+    ours = {d["_id"]: canonical(d) async for d in live.jobs.find({})}
+    theirs = {d["_id"]: canonical(d) async for d in replayed.jobs.find({})}
+    found = []
+    for job_id in sorted(set(ours) | set(theirs)):
+        a, b = ours.get(job_id) or {}, theirs.get(job_id) or {}
+        if a != b:
+            found.append((job_id, {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}))
+    return found[:most]
 
 
 async def test_the_broker_losing_its_log_mid_run_still_ends_every_job(stack, site, api, store):

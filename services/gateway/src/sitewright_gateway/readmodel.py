@@ -38,7 +38,7 @@ BOOKKEEPING = {"published", "outbox", "redriven_at", "traceparent"}
 ACTION_BOOKKEEPING = {"emitted_at"}
 
 
-def _canonical(doc: dict[str, Any]) -> dict[str, Any]:
+def canonical(doc: dict[str, Any]) -> dict[str, Any]:
     doc = {k: v for k, v in doc.items() if k not in BOOKKEEPING}
     if isinstance(doc.get("action"), dict):
         doc["action"] = {k: v for k, v in doc["action"].items() if k not in ACTION_BOOKKEEPING}
@@ -52,7 +52,7 @@ async def digest(store: Store) -> dict[str, Any]:
         h = hashlib.sha256()
         count = 0
         async for doc in collection.find({}).sort("_id", 1):
-            h.update(json.dumps(_canonical(doc), sort_keys=True, default=str).encode())
+            h.update(json.dumps(canonical(doc), sort_keys=True, default=str).encode())
             count += 1
         out[name] = {"documents": count, "sha256": h.hexdigest()}
     out["sha256"] = hashlib.sha256("".join(out[n]["sha256"] for n in ("jobs", "job_events", "results")).encode()).hexdigest()
