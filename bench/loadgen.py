@@ -37,16 +37,34 @@ class Connections:
         self.host, self.port, self.headers = host, port, headers
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
 
-    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        """A connection and whether it was reused (kept alive from an earlier request)."""
         while self.idle:
             reader, writer, since = self.idle.pop()
             if time.monotonic() - since < IDLE_S:
-                return reader, writer
+                return reader, writer, True
             writer.close()
-        return await asyncio.open_connection(self.host, self.port)
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        return reader, writer, False
 
     async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        reader, writer = await self._connection()
+        """(status, body); status 0 when the connection failed. A kept-alive connection the server has
+        closed meanwhile is retried once on a new one, as HTTP clients do."""
+        while True:
+            try:
+                reader, writer, reused = await self._connection()
+            except OSError:
+                return 0, b""
+            try:
+                return await self._exchange(reader, writer, method, path, body)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                writer.close()
+                if not reused:
+                    return 0, b""
+
+    async def _exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str, path: str, body: bytes | None
+    ) -> tuple[int, bytes]:
         head = f"{method} {path} HTTP/1.1\r\nhost: {self.host}\r\n".encode() + self.headers
         if body is not None:
             head += b"content-type: application/json\r\ncontent-length: " + str(len(body)).encode() + b"\r\n"
