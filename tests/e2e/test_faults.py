@@ -394,16 +394,18 @@ async def test_replaying_the_log_twice_gives_the_live_read_model(stack, site, ap
         raise AssertionError(f"a replay must give the live read model; differences: {await differences(store, replayed)}")
 
 
-async def differences(live: Store, replayed: Store, most: int = 5) -> list[tuple[str, dict]]:
-    """The jobs whose documents differ, with the differing fields (live, replayed)."""
-    ours = {d["_id"]: canonical(d) async for d in live.jobs.find({})}
-    theirs = {d["_id"]: canonical(d) async for d in replayed.jobs.find({})}
+async def differences(live: Store, replayed: Store, most: int = 3) -> list[tuple[str, str, dict]]:
+    """The documents that differ, per collection, with the differing fields (live, replayed)."""
     found = []
-    for job_id in sorted(set(ours) | set(theirs)):
-        a, b = ours.get(job_id) or {}, theirs.get(job_id) or {}
-        if a != b:
-            found.append((job_id, {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}))
-    return found[:most]
+    for name, ours_c, theirs_c in (("jobs", live.jobs, replayed.jobs), ("job_events", live.events, replayed.events),
+                                   ("results", live.results, replayed.results)):
+        ours = {d["_id"]: canonical(d) async for d in ours_c.find({})}
+        theirs = {d["_id"]: canonical(d) async for d in theirs_c.find({})}
+        diff = [k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
+        for key in diff[:most]:
+            a, b = ours.get(key) or {}, theirs.get(key) or {}
+            found.append((name, key, {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}))
+    return found
 
 
 async def test_the_broker_losing_its_log_mid_run_still_ends_every_job(stack, site, api, store):
