@@ -98,3 +98,21 @@ async def test_a_duplicate_in_the_batch_does_not_change_the_state_recorded_for_t
     for name in (f"dup1_{unique}", f"dup2_{unique}"):
         await client.drop_database(name)
     await client.close()
+
+
+async def test_a_second_completion_of_a_job_does_not_replace_its_result(kafka_bootstrap, mongo_url, unique):
+    """A stale attempt that comes back after a re-drive completes the job again, under another event id:
+    the result must stay the one of the completion the job document shows, whatever the batches."""
+    client = connect(mongo_url)
+    store = Store(client[f"again_{unique}"])
+    publisher = Publisher(kafka_bootstrap, client_id="test", topics=Topics(f"t{unique}."))
+    projection = Projection(store, publisher, POLICY, f"g{unique}", timedelta(days=7))
+    events = story(uuid7())
+    first = events[-1]
+    other = first.data.result.model_copy(update={"meta": first.data.result.meta.model_copy(update={"title": "Stale"})})
+    again = first.model_copy(update={"event_id": uuid7(), "data": first.data.model_copy(update={"result": other})})
+    await projection([record(e, i) for i, e in enumerate([*events, again])])  # one batch
+    result = await store.results.find_one({"_id": first.job_id})
+    assert result["event_id"] == first.event_id and result["meta"]["title"] == first.data.result.meta.title
+    await client.drop_database(f"again_{unique}")
+    await client.close()

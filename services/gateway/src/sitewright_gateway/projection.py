@@ -35,6 +35,9 @@ DUPLICATE_KEY = 11000
 # Job documents kept after writing them (about 2-3 KB each); a job's events arrive within
 # seconds of each other, so a few thousand cover every job in flight at full speed.
 CACHE_JOBS = 4000
+# What folding a batch hands the audit trail's write: each event's resulting job state, requests
+# recovered from job documents, and the completions that finished their job.
+Folded = tuple[dict[str, dict], list[dict], set[str]]
 
 
 class Projection:
@@ -62,7 +65,7 @@ class Projection:
             return
         # Two collections, no order between them: both writes in flight at once. The audit trail
         # records each event's resulting job state (for job streams), known once the events are folded.
-        folded: asyncio.Future[tuple[dict[str, dict], list[dict]]] = asyncio.get_running_loop().create_future()
+        folded: asyncio.Future[Folded] = asyncio.get_running_loop().create_future()
 
         async def record() -> None:
             await self._record_events(decoded, *await folded)
@@ -72,7 +75,7 @@ class Projection:
         PROJECTION_LAG.set(max(0.0, time.time() - decoded[-1][0].occurred_at.timestamp()))
 
     async def _apply_jobs(
-        self, decoded: list[tuple[Event, tuple[int, int]]], folded: asyncio.Future[tuple[dict[str, dict], list[dict]]]
+        self, decoded: list[tuple[Event, tuple[int, int]]], folded: asyncio.Future[Folded]
     ) -> None:
         """Fold the events into their jobs and write them; `folded` gets the job document right after each event."""
         try:
@@ -82,10 +85,13 @@ class Projection:
                 folded.cancel()  # failed before folding: record nothing, the batch is redelivered
 
     async def _fold_and_write(
-        self, decoded: list[tuple[Event, tuple[int, int]]], folded: asyncio.Future[tuple[dict[str, dict], list[dict]]]
+        self, decoded: list[tuple[Event, tuple[int, int]]], folded: asyncio.Future[Folded]
     ) -> None:
         after: dict[str, dict] = {}
         recovered: list[dict] = []
+        # The completion the job document shows. A stage that ran twice (a stale attempt coming back
+        # after a re-drive) completes twice, under other event ids; its result must not replace it.
+        completions: set[str] = set()
         by_job: dict[str, list[tuple[Event, tuple[int, int]]]] = {}
         for item in decoded:
             by_job.setdefault(item[0].job_id, []).append(item)
@@ -108,12 +114,15 @@ class Projection:
                     # position), so the job's history still starts at its request.
                     recovered.append(event_document(request_of(old), (-1, -1), old))
                 for event, position in by_job[job_id]:
+                    before = new
                     new = project(new, event, position, self.policy) or new
                     if new is not None:
                         # The state the event itself produced: a duplicate later in the batch, or the
                         # re-fold after a lost race (which finds the event already seen), must not
                         # replace it with a later state; the audit trail would then differ between replays.
                         after.setdefault(event.event_id, new)
+                        if isinstance(event, ev.JobCompleted) and new["status"] == "completed" and (before or {}).get("status") != "completed":
+                            completions.add(event.event_id)
                 if new is None:
                     continue
                 written[job_id] = new
@@ -136,7 +145,7 @@ class Projection:
                 if new["status"] != (old or {}).get("status") and new.get("finished_at") is not None:
                     finished.append(new)
             if not folded.done():
-                folded.set_result((after, recovered))  # the audit trail's write starts now, beside the jobs' write
+                folded.set_result((after, recovered, completions))  # the audit trail's write starts now, beside the jobs' write
             conflicts = await self._write(writes, versions)
             self._remember(written, conflicts)
             for doc in finished:
@@ -184,7 +193,7 @@ class Projection:
         return conflicts
 
     async def _record_events(
-        self, decoded: list[tuple[Event, tuple[int, int]]], after: dict[str, dict], recovered: list[dict]
+        self, decoded: list[tuple[Event, tuple[int, int]]], after: dict[str, dict], recovered: list[dict], completions: set[str]
     ) -> None:
         docs = recovered + [event_document(e, p, after.get(e.event_id)) for e, p in decoded]
         try:
@@ -205,7 +214,7 @@ class Projection:
                 upsert=True,
             )
             for e, _ in decoded
-            if isinstance(e, ev.JobCompleted)
+            if isinstance(e, ev.JobCompleted) and e.event_id in completions
         ]
         if results:
             await self.store.results.bulk_write(results, ordered=False)
