@@ -195,12 +195,9 @@ class Projection:
     async def _record_events(
         self, decoded: list[tuple[Event, tuple[int, int]]], after: dict[str, dict], recovered: list[dict], completions: set[str]
     ) -> None:
+        # Both built before the first await: a re-fold after a lost race (which runs meanwhile) adds to
+        # `after` and `completions`, and what is recorded must not depend on how far it got.
         docs = recovered + [event_document(e, p, after.get(e.event_id)) for e, p in decoded]
-        try:
-            await self.store.events.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            if any(err.get("code") != DUPLICATE_KEY for err in exc.details.get("writeErrors", [])):
-                raise
         results = [
             ReplaceOne(
                 {"_id": e.job_id},
@@ -216,6 +213,11 @@ class Projection:
             for e, _ in decoded
             if isinstance(e, ev.JobCompleted) and e.event_id in completions
         ]
+        try:
+            await self.store.events.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if any(err.get("code") != DUPLICATE_KEY for err in exc.details.get("writeErrors", [])):
+                raise
         if results:
             await self.store.results.bulk_write(results, ordered=False)
 
