@@ -111,8 +111,11 @@ async def test_a_second_completion_of_a_job_does_not_replace_its_result(kafka_bo
     first = events[-1]
     other = first.data.result.model_copy(update={"meta": first.data.result.meta.model_copy(update={"title": "Stale"})})
     again = first.model_copy(update={"event_id": uuid7(), "data": first.data.model_copy(update={"result": other})})
-    await projection([record(e, i) for i, e in enumerate([*events, again])])  # one batch
+    # The same completion redelivered later (same id, a later time), and a stale attempt's: one batch.
+    redelivered = first.model_copy(update={"occurred_at": first.occurred_at + timedelta(seconds=5)})
+    await projection([record(e, i) for i, e in enumerate([*events, redelivered, again])])
     result = await store.results.find_one({"_id": first.job_id})
     assert result["event_id"] == first.event_id and result["meta"]["title"] == first.data.result.meta.title
+    assert result["created_at"] == first.occurred_at.replace(microsecond=first.occurred_at.microsecond // 1000 * 1000)
     await client.drop_database(f"again_{unique}")
     await client.close()

@@ -37,7 +37,7 @@ DUPLICATE_KEY = 11000
 CACHE_JOBS = 4000
 # What folding a batch hands the audit trail's write: each event's resulting job state, requests
 # recovered from job documents, and the completions that finished their job.
-Folded = tuple[dict[str, dict], list[dict], set[str]]
+Folded = tuple[dict[str, dict], list[dict], set[tuple[int, int]]]
 
 
 class Projection:
@@ -89,9 +89,10 @@ class Projection:
     ) -> None:
         after: dict[str, dict] = {}
         recovered: list[dict] = []
-        # The completion the job document shows. A stage that ran twice (a stale attempt coming back
-        # after a re-drive) completes twice, under other event ids; its result must not replace it.
-        completions: set[str] = set()
+        # Where the completion the job document shows sits in the log. A stage that ran twice completes
+        # twice: a stale attempt under another event id, a redelivered one under the same id at a later
+        # time; neither result may replace the first, whichever batch it falls in.
+        completions: set[tuple[int, int]] = set()
         by_job: dict[str, list[tuple[Event, tuple[int, int]]]] = {}
         for item in decoded:
             by_job.setdefault(item[0].job_id, []).append(item)
@@ -122,7 +123,7 @@ class Projection:
                         # replace it with a later state; the audit trail would then differ between replays.
                         after.setdefault(event.event_id, new)
                         if isinstance(event, ev.JobCompleted) and new["status"] == "completed" and (before or {}).get("status") != "completed":
-                            completions.add(event.event_id)
+                            completions.add(position)
                 if new is None:
                     continue
                 written[job_id] = new
@@ -193,7 +194,7 @@ class Projection:
         return conflicts
 
     async def _record_events(
-        self, decoded: list[tuple[Event, tuple[int, int]]], after: dict[str, dict], recovered: list[dict], completions: set[str]
+        self, decoded: list[tuple[Event, tuple[int, int]]], after: dict[str, dict], recovered: list[dict], completions: set[tuple[int, int]]
     ) -> None:
         # Both built before the first await: a re-fold after a lost race (which runs meanwhile) adds to
         # `after` and `completions`, and what is recorded must not depend on how far it got.
@@ -210,8 +211,8 @@ class Projection:
                 },
                 upsert=True,
             )
-            for e, _ in decoded
-            if isinstance(e, ev.JobCompleted) and e.event_id in completions
+            for e, p in decoded
+            if isinstance(e, ev.JobCompleted) and p in completions
         ]
         try:
             await self.store.events.insert_many(docs, ordered=False)
