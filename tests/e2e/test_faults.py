@@ -407,12 +407,16 @@ async def differences(live: Store, replayed: Store, most: int = 3) -> list[tuple
     found = []
     for name, ours_c, theirs_c in (("jobs", live.jobs, replayed.jobs), ("job_events", live.events, replayed.events),
                                    ("results", live.results, replayed.results)):
+        # Compared as the digest hashes them (JSON text), which tells 40 from 40.0 where `==` does not.
         ours = {d["_id"]: canonical(d) async for d in ours_c.find({})}
         theirs = {d["_id"]: canonical(d) async for d in theirs_c.find({})}
-        diff = [k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
+
+        def text(v: object) -> str:
+            return json.dumps(v, sort_keys=True, default=str)
+        diff = [k for k in sorted(set(ours) | set(theirs)) if text(ours.get(k)) != text(theirs.get(k))]
         for key in diff[:most]:
             a, b = ours.get(key) or {}, theirs.get(key) or {}
-            found.append((name, key, {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}))
+            found.append((name, key, {k: (text(a.get(k)), text(b.get(k))) for k in set(a) | set(b) if text(a.get(k)) != text(b.get(k))}))
     return found
 
 
