@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Coroutine
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -62,6 +63,17 @@ def _error(code: str, message: str) -> dict[str, Any]:
 # -- WebSocket --------------------------------------------------------------------------------------
 
 
+async def until_first(*coros: Coroutine[Any, Any, Any]) -> None:
+    """Run `coros` until the first ends (sending, reading, or the hub closing the stream), then stop the rest."""
+    tasks = [asyncio.create_task(c) for c in coros]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 @router.websocket("/jobs/stream")
 async def websocket_stream(websocket: WebSocket) -> None:
     state: GatewayState = websocket.app.state.gateway
@@ -75,17 +87,13 @@ async def websocket_stream(websocket: WebSocket) -> None:
         conn = state.hub.open(principal)
     except TooManyStreams as exc:
         return await _refuse(websocket, h.CLOSE_TOO_MANY, "too_many_streams", str(exc))
-    tasks = [
-        asyncio.create_task(_pump_websocket(websocket, conn, state.settings.stream_heartbeat_s)),
-        asyncio.create_task(_read_websocket(websocket, conn, state.hub)),
-        asyncio.create_task(conn.done.wait()),
-    ]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await until_first(
+            _pump_websocket(websocket, conn, state.settings.stream_heartbeat_s),
+            _read_websocket(websocket, conn, state.hub),
+            conn.done.wait(),
+        )
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         state.hub.close(conn)
     if conn.closed is not None:
         close_code, code, message = conn.closed
@@ -235,17 +243,7 @@ class EventStream(Response):
         conn = self.conn
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            tasks = [
-                asyncio.create_task(self._pump(send)),
-                asyncio.create_task(_disconnected(receive)),
-                asyncio.create_task(conn.done.wait()),
-            ]
-            try:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+            await until_first(self._pump(send), _disconnected(receive), conn.done.wait())
         finally:
             self.hub.close(conn)
         with contextlib.suppress(Exception):
