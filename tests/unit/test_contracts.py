@@ -72,3 +72,25 @@ def test_notify_targets_are_checked_per_channel():
     for channel, target in [("webhook", "ftp://x"), ("email", "nobody"), ("sms", "555")]:
         with pytest.raises(ValueError):
             NotifyTarget(channel=channel, target=target)
+
+
+def _contract_models() -> list[type]:
+    from pydantic import BaseModel
+    from sitewright_contracts import models
+    return [m for mod in (models, ev) for m in vars(mod).values()
+            if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == mod.__name__]
+
+
+@pytest.mark.parametrize("model", _contract_models(), ids=lambda m: m.__name__)
+def test_defaults_have_the_type_the_log_gives_them_back(model):
+    """A default of 0 in a float field is an int in memory and 0.0 once it has been through the log:
+    a job document written from the request (the gateway) and one rebuilt from the log would differ."""
+    for name, field in model.model_fields.items():
+        if field.annotation is float and field.default is not None and not callable(field.default_factory):
+            assert isinstance(field.default, float), f"{model.__name__}.{name} defaults to {field.default!r}, not a float"
+
+
+def test_default_options_are_the_same_document_before_and_after_the_log():
+    options = JobOptions()
+    again = JobOptions.model_validate_json(options.model_dump_json())
+    assert json.dumps(options.model_dump(), sort_keys=True) == json.dumps(again.model_dump(), sort_keys=True)

@@ -38,7 +38,7 @@ class JobOptions(BaseModel):
     max_pages: int = Field(default=10, ge=1, le=MAX_PAGES_CAP, description="Pages to crawl at most.")
     max_depth: int = Field(default=2, ge=0, le=MAX_DEPTH_CAP, description="Links to follow from the start page.")
     timeout_s: float = Field(
-        default=60, gt=0, le=CRAWL_TIMEOUT_CAP_S, description="Total time the crawl may take, in seconds."
+        default=60.0, gt=0, le=CRAWL_TIMEOUT_CAP_S, description="Total time the crawl may take, in seconds."
     )
     language: str | None = Field(default=None, max_length=16, description="Content language, e.g. 'en'.")
     scope: Literal["host", "domain"] = Field(
@@ -49,7 +49,7 @@ class JobOptions(BaseModel):
     max_total_bytes: int = Field(default=20_000_000, ge=10_000, le=JOB_BYTES_CAP, description="Bytes the crawl may download.")
     concurrency: int = Field(default=4, ge=1, le=CONCURRENCY_CAP, description="Requests to one host at once.")
     delay_s: float = Field(
-        default=0, ge=0, le=DELAY_CAP_S, description="Pause between requests to one host (robots.txt Crawl-delay wins if longer)."
+        default=0.0, ge=0, le=DELAY_CAP_S, description="Pause between requests to one host (robots.txt Crawl-delay wins if longer)."
     )
     max_redirects: int = Field(default=5, ge=0, le=REDIRECTS_CAP, description="Redirects followed per URL.")
     max_retries: int = Field(default=2, ge=0, le=RETRIES_CAP, description="Retries of a 5xx, 408 or 429 answer, with backoff.")
