@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 from aiokafka.structs import ConsumerRecord
+from pymongo.asynchronous.collection import AsyncCollection
 from sitewright_contracts import Topics, encode, uuid7
 from sitewright_gateway.outbox import PublishedMarks
 from sitewright_gateway.projection import Projection
@@ -118,4 +120,41 @@ async def test_a_second_completion_of_a_job_does_not_replace_its_result(kafka_bo
     assert result["event_id"] == first.event_id and result["meta"]["title"] == first.data.result.meta.title
     assert result["created_at"] == first.occurred_at.replace(microsecond=first.occurred_at.microsecond // 1000 * 1000)
     await client.drop_database(f"again_{unique}")
+    await client.close()
+
+
+async def test_a_crash_between_the_writes_of_a_batch_loses_no_result(kafka_bootstrap, mongo_url, unique, monkeypatch):
+    """The results and the audit trail are written before the jobs: a reader who sees `completed` finds
+    the result, and a redelivered batch writes the result again even if the job's write had landed."""
+    client = connect(mongo_url)
+    store = Store(client[f"crash_{unique}"])
+    publisher = Publisher(kafka_bootstrap, client_id="test", topics=Topics(f"t{unique}."))
+    events = story(uuid7())
+    job_id = events[0].job_id
+    batch = [record(e, i) for i, e in enumerate(events)]
+
+    projection = Projection(store, publisher, POLICY, f"g{unique}", timedelta(days=7))
+    real = AsyncCollection.bulk_write
+
+    async def results_down(self, *args, **kwargs):
+        if self.name == "results":
+            raise ConnectionError("the database went away")
+        return await real(self, *args, **kwargs)
+    monkeypatch.setattr(AsyncCollection, "bulk_write", results_down)
+    with pytest.raises(ConnectionError):
+        await projection(batch)
+    assert await store.jobs.find_one({"_id": job_id}) is None  # not shown completed without its result
+
+    monkeypatch.setattr(AsyncCollection, "bulk_write", real)
+    await projection(batch)
+    assert (await store.jobs.find_one({"_id": job_id}))["status"] == "completed"
+    # The job's write landed and the process died before anything else: the batch comes again, to a fresh process.
+    await store.results.delete_many({})
+    await store.events.delete_many({})
+    again = Projection(store, publisher, POLICY, f"g{unique}", timedelta(days=7))
+    await again(batch)
+    result = await store.results.find_one({"_id": job_id})
+    assert result is not None and result["event_id"] == events[-1].event_id
+    assert await store.events.count_documents({"job_id": job_id}) == len(events)
+    await client.drop_database(f"crash_{unique}")
     await client.close()

@@ -72,6 +72,7 @@ def new_job(event: ev.JobRequested) -> Doc:
         "action": None,
         "error": None,
         "result_summary": None,
+        "result_at": None,
         "stage_started_at": {},
         "timings": {},
         "notifications": [],
@@ -104,6 +105,10 @@ def project(doc: Doc | None, event: ev.Event, position: tuple[int, int], policy:
         return None
     new = dict(doc)
     note = _apply(new, event, policy)
+    if isinstance(event, ev.JobCompleted) and new["status"] == "completed" and doc["status"] != "completed":
+        # Which copy of the completion is the job's result: a stage that ran twice completes twice
+        # (a stale attempt under another id, a redelivery under the same id later in the log).
+        new["result_at"] = at
     if note is None:
         # Not a change of state, but remember the id so a replay is recognised cheaply.
         new["seen"] = (doc["seen"] + [event.event_id])[-SEEN_WINDOW:]
