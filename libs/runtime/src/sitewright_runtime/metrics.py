@@ -29,6 +29,11 @@ CONSUMER_LAG = Gauge("sitewright_consumer_lag", "Records behind the end of the l
 PROJECTION_LAG = Gauge(
     "sitewright_projection_lag_seconds", "Age of the newest event the projector applied when it applied it."
 )
+PROJECTION_WRITES = Counter(
+    "sitewright_projection_writes_total",
+    "Documents the projector wrote, by collection: against events applied, how well it folds a job's events together.",
+    ["collection"],
+)
 EVENTS_HANDLED = Counter(
     "sitewright_events_handled_total", "Events a consumer handled, by group and outcome.", ["group", "outcome"]
 )

@@ -83,11 +83,14 @@ class CrawlHandlers:
 
 
 class _Progress:
-    """crawl.progress at most once per interval per job, mapped onto the crawl's 10-30 % band."""
+    """crawl.progress at most once per interval per job, mapped onto the crawl's 10-30 % band.
+
+    The first comes one interval after the start: a crawl shorter than that (one page) goes from
+    crawl.started to crawl.succeeded with no progress event, an event fewer on every hop."""
 
     def __init__(self, cause: ev.Event, common: dict, delivery: Delivery, interval_s: float):
         self.cause, self.common, self.delivery, self.interval_s = cause, common, delivery, interval_s
-        self.last = float("-inf")
+        self.last = time.monotonic()
         self.sent = 0
 
     async def __call__(self, done: int, estimated: int) -> None:

@@ -26,7 +26,7 @@ from sitewright_contracts import Event, UndecodableEvent, decode
 from sitewright_contracts import events as ev
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.logs import get_logger, log_context
-from sitewright_runtime.metrics import JOB_DURATION, JOBS_FINISHED, PROJECTION_LAG
+from sitewright_runtime.metrics import JOB_DURATION, JOBS_FINISHED, PROJECTION_LAG, PROJECTION_WRITES
 
 from .projector import RetryPolicy, changed_fields, event_document, project, request_of
 from .store import Store
@@ -117,6 +117,7 @@ class Projection:
         """
         if not writes:
             return set()
+        PROJECTION_WRITES.labels("jobs").inc(len(writes))
         conflicts: set[str] = set()
         try:
             matched = (await self.store.jobs.bulk_write(writes, ordered=False)).matched_count
@@ -135,6 +136,7 @@ class Projection:
 
     async def _record(self, decoded: list[tuple[Event, tuple[int, int]]], fold: Fold) -> None:
         docs = fold.recovered + [event_document(e, p, fold.after.get(e.event_id)) for e, p in decoded]
+        PROJECTION_WRITES.labels("job_events").inc(len(docs))
         try:
             await self.store.events.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
@@ -143,6 +145,7 @@ class Projection:
 
     async def _write_results(self, completions: list[ev.JobCompleted]) -> None:
         if completions:
+            PROJECTION_WRITES.labels("results").inc(len(completions))
             await self.store.results.bulk_write([
                 ReplaceOne(
                     {"_id": e.job_id},

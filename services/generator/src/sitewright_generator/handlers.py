@@ -71,13 +71,13 @@ class GenerateHandlers:
         try:
             attempt_run = await self.generator.plan(crawl, language=language, tokens_spent=tokens_spent)
             await self.generator.write(attempt_run, report)
-            await delivery.emit(
-                ev.GenerationProgress(
-                    event_id=eid("generation.progress", "done"),
-                    data=ev.GenerationProgressData(progress=80, detail=f"{attempt_run.chars} characters written"), **common,
-                ),
-                ev.ParsingStarted(event_id=eid("parsing.started"), **common),
-            )
+            # A series of progress events ends at 80 %; a generation too quick to report any (the first
+            # comes one interval after the start) goes straight to parsing, an event fewer on every hop.
+            done = [ev.GenerationProgress(
+                event_id=eid("generation.progress", "done"),
+                data=ev.GenerationProgressData(progress=80, detail=f"{attempt_run.chars} characters written"), **common,
+            )] if sent else []
+            await delivery.emit(*done, ev.ParsingStarted(event_id=eid("parsing.started"), **common))
             result = self.generator.finish(attempt_run)
         except GenerationError as exc:
             tokens = self._count(attempt_run)
