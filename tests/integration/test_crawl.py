@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sitewright_contracts.models import CrawlContext
 from sitewright_crawler.crawl import CrawlError, CrawlLimits, crawl
+from sitewright_crawler.robots import RobotsCache
 from sitewright_devstack.fixture_site import FixtureSite
 from sitewright_runtime.netguard import AddressGuard
 
@@ -150,6 +151,24 @@ async def test_crawl_delay_spaces_requests(client: httpx.AsyncClient) -> None:
     assert len(times) >= 4
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert min(gaps) >= 0.25, gaps
+
+
+async def test_later_crawls_reuse_robots_txt_and_still_honour_its_crawl_delay(client: httpx.AsyncClient) -> None:
+    cache = RobotsCache(ttl_s=60)
+    with FixtureSite(sections=2, pages_per_section=2, crawl_delay=0.3) as site:
+        for _ in range(2):
+            await crawl(site.url("/"), CrawlLimits(max_pages=3, max_depth=1, concurrency=4, use_sitemap=False),
+                        client=client, guard=LOOPBACK, user_agent=USER_AGENT, robots_cache=cache)
+        assert site.hits("/robots.txt") == 1
+        second = [r.at for r in site.requests if r.path != "/robots.txt"][3:]
+        assert len(second) >= 3 and min(b - a for a, b in zip(second, second[1:])) >= 0.25
+        # Another agent's rules are its own, and an expired entry is asked for again.
+        await crawl(site.url("/"), CrawlLimits(max_pages=1, use_sitemap=False), client=client, guard=LOOPBACK,
+                    user_agent="OtherBot/2.0", robots_cache=cache)
+        assert site.hits("/robots.txt") == 2
+        await crawl(site.url("/"), CrawlLimits(max_pages=1, use_sitemap=False), client=client, guard=LOOPBACK,
+                    user_agent=USER_AGENT, robots_cache=RobotsCache(ttl_s=0))
+        assert site.hits("/robots.txt") == 3
 
 
 async def test_noindex_pages_are_left_out_but_followed(site: FixtureSite, client: httpx.AsyncClient) -> None:

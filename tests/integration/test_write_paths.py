@@ -134,18 +134,18 @@ async def test_a_crash_between_the_writes_of_a_batch_loses_no_result(kafka_boots
     batch = [record(e, i) for i, e in enumerate(events)]
 
     projection = Projection(store, publisher, POLICY, f"g{unique}", timedelta(days=7))
-    real = AsyncCollection.bulk_write
+    real = AsyncCollection.insert_many
 
     async def results_down(self, *args, **kwargs):
         if self.name == "results":
             raise ConnectionError("the database went away")
         return await real(self, *args, **kwargs)
-    monkeypatch.setattr(AsyncCollection, "bulk_write", results_down)
+    monkeypatch.setattr(AsyncCollection, "insert_many", results_down)
     with pytest.raises(ConnectionError):
         await projection(batch)
     assert await store.jobs.find_one({"_id": job_id}) is None  # not shown completed without its result
 
-    monkeypatch.setattr(AsyncCollection, "bulk_write", real)
+    monkeypatch.setattr(AsyncCollection, "insert_many", real)
     await projection(batch)
     assert (await store.jobs.find_one({"_id": job_id}))["status"] == "completed"
     # The job's write landed and the process died before anything else: the batch comes again, to a fresh process.

@@ -29,7 +29,7 @@ from sitewright_contracts import Event, UndecodableEvent, decode, header
 from sitewright_contracts.topics import H_EVENT_TYPE, H_PRIORITY, H_TRACEPARENT
 from sitewright_contracts.wire import child_traceparent
 
-from .kafka import Publisher, new_consumer
+from .kafka import FETCH_MAX_WAIT_MS, Publisher, new_consumer
 from .instrument import LagGauge, exception, handling
 from .logs import get_logger, log_context
 from .metrics import EVENTS_HANDLED
@@ -355,8 +355,12 @@ BatchHandler = Callable[[Sequence[ConsumerRecord]], Awaitable[None]]
 class BatchConsumer:
     """Hands each fetched batch to one function; commits after it returns (retrying until it does)."""
 
-    def __init__(self, *, bootstrap: str, topic: str, group: str, name: str, on_batch: BatchHandler, max_records: int = 1000):
+    def __init__(
+        self, *, bootstrap: str, topic: str, group: str, name: str, on_batch: BatchHandler, max_records: int = 1000,
+        fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
+    ):
         self.topic, self.group, self.name = topic, group, name
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.on_batch = on_batch
         self.max_records = max_records
         self.bootstrap = bootstrap
@@ -369,7 +373,7 @@ class BatchConsumer:
         self._stopping.set()
 
     async def run(self) -> None:
-        self._consumer = new_consumer(self.bootstrap, self.group, self.name)
+        self._consumer = new_consumer(self.bootstrap, self.group, self.name, fetch_max_wait_ms=self.fetch_max_wait_ms)
         self._consumer.subscribe([self.topic])
         await self._consumer.start()
         self.running = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -25,3 +27,19 @@ async def active_model(db: AsyncDatabase) -> AsyncDatabase:
     """The database that holds the log-derived collections now: `db` itself unless a rebuild switched it."""
     doc = await db["meta"].find_one({"_id": ACTIVE_MODEL})
     return db.client[doc["db"]] if doc and doc.get("db") and doc["db"] != db.name else db
+
+
+class ActiveModel:
+    """`active_model`, looked up at most once per `refresh_s`: a handler that reads the read model per
+    message would otherwise pay a second query each time for a switch that happens once per rebuild."""
+
+    def __init__(self, db: AsyncDatabase, refresh_s: float = 1.0):
+        self.db, self.refresh_s = db, refresh_s
+        self._model: AsyncDatabase | None = None
+        self._at = float("-inf")
+
+    async def get(self) -> AsyncDatabase:
+        if time.monotonic() - self._at >= self.refresh_s:
+            self._model, self._at = await active_model(self.db), time.monotonic()
+        assert self._model is not None
+        return self._model

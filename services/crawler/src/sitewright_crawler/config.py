@@ -14,3 +14,6 @@ class CrawlerSettings(ServiceSettings):
         default=16, ge=1, le=32, description="Most requests one crawl makes to one host at once, whatever a job asks."
     )
     progress_interval_s: float = Field(default=1.0, ge=0, description="At most one crawl.progress per job this often.")
+    robots_cache_s: float = Field(
+        default=300.0, ge=0, le=86400, description="How long a site's robots.txt is reused by later crawls (0: every crawl asks)."
+    )

@@ -24,7 +24,7 @@ from sitewright_runtime.netguard import AddressGuard, BlockedAddress, IPAddress
 
 from sitewright_crawler.budget import bound_context, fit_to_budget
 from sitewright_crawler.extract import extract_page, parse_robots_directives
-from sitewright_crawler.robots import Robots, parse_sitemap
+from sitewright_crawler.robots import Robots, RobotsCache, parse_sitemap
 from sitewright_crawler.urls import Scope, is_asset, netloc, normalize_url, origin, redirect_target
 
 log = logging.getLogger(__name__)
@@ -223,8 +223,10 @@ class _Crawler:
         guard: AddressGuard,
         user_agent: str,
         on_progress: ProgressCallback | None,
+        robots_cache: RobotsCache | None = None,
     ):
         self.limits = limits
+        self.robots_cache = robots_cache
         self.client = client
         self.guard = guard
         self.user_agent = user_agent
@@ -598,7 +600,16 @@ class _Crawler:
         async with self._robots_lock:
             if site not in self._robots:
                 try:
-                    self._robots[site] = await self._load_robots(site)
+                    key = f"{self.user_agent} {site}"  # the rules that apply depend on who asks
+                    robots = self.robots_cache.get(key) if self.robots_cache else None
+                    if robots is None:
+                        robots = await self._load_robots(site)
+                        if self.robots_cache:
+                            self.robots_cache.put(key, robots)
+                    self._robots[site] = robots
+                    if robots.crawl_delay:
+                        pacer = self._host(f"{site}/").pacer
+                        pacer.interval = max(pacer.interval, min(robots.crawl_delay, MAX_CRAWL_DELAY_S))
                 except CrawlError as exc:
                     self._robots[site] = exc
             return self._robots[site]
@@ -619,11 +630,7 @@ class _Crawler:
             raise CrawlError("http_error", f"{url} answered HTTP {status}; robots.txt is unknown", retryable=True)
         if not 200 <= status < 300:
             return Robots.allow_all()  # no robots.txt (404, 403, ...): everything is allowed
-        robots = Robots.parse(_decode(response.body, "utf-8"), self.user_agent)
-        if robots.crawl_delay:
-            pacer = self._host(f"{site}/").pacer
-            pacer.interval = max(pacer.interval, min(robots.crawl_delay, MAX_CRAWL_DELAY_S))
-        return robots
+        return Robots.parse(_decode(response.body, "utf-8"), self.user_agent)
 
 
 async def crawl(
@@ -634,7 +641,8 @@ async def crawl(
     guard: AddressGuard,
     user_agent: str,
     on_progress: ProgressCallback | None = None,
+    robots_cache: RobotsCache | None = None,
 ) -> CrawlContext:
     """Crawl the site at `start_url` within `limits`; CrawlError if the start page fails."""
-    return await _Crawler(limits, client, guard, user_agent, on_progress).run(start_url)
+    return await _Crawler(limits, client, guard, user_agent, on_progress, robots_cache).run(start_url)
 

@@ -16,6 +16,7 @@ from sitewright_runtime.netguard import AddressGuard
 from .clients import ClientFactory
 from .config import CrawlerSettings
 from .crawl import CrawlError, CrawlLimits, crawl
+from .robots import RobotsCache
 from .running import CrawlCancelled, RunningCrawls
 
 log = get_logger(__name__)
@@ -28,6 +29,7 @@ class CrawlHandlers:
         self.new_client = new_client
         self.guard = guard
         self.running = RunningCrawls()
+        self.robots = RobotsCache(settings.robots_cache_s)
 
     async def on_job_requested(self, event: ev.Event, delivery: Delivery) -> None:
         assert isinstance(event, ev.JobRequested)
@@ -79,7 +81,10 @@ class CrawlHandlers:
             ev.CrawlStarted(event_id=derived_uuid7(cause.event_id, "crawl.started"), data=ev.CrawlStartedData(url=url), **common)
         )
         async with self.new_client() as client:
-            return await crawl(url, limits, client=client, guard=self.guard, user_agent=self.settings.user_agent, on_progress=progress)
+            return await crawl(
+                url, limits, client=client, guard=self.guard, user_agent=self.settings.user_agent, on_progress=progress,
+                robots_cache=self.robots,
+            )
 
 
 class _Progress:

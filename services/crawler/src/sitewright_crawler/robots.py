@@ -10,7 +10,9 @@ from __future__ import annotations
 import gzip
 import html
 import re
+import time
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
@@ -127,3 +129,27 @@ def parse_sitemap(body: bytes, max_bytes: int) -> Sitemap:
     is_index = b"<sitemapindex" in body[:2048].lower()
     urls = [html.unescape(m.group(1).decode("utf-8", "replace")) for m in _LOC.finditer(body)]
     return Sitemap(urls, is_index)
+
+
+class RobotsCache:
+    """robots.txt per origin, shared by the crawls of one process for `ttl_s` (RFC 9309 allows up to a
+    day): a site crawled again and again (many jobs on one site, re-runs) is asked for it once a while,
+    not once per job. Only rules are kept; an error (a 5xx) is asked again by the next crawl."""
+
+    def __init__(self, ttl_s: float, size: int = 1024):
+        self.ttl_s, self.size = ttl_s, size
+        self._entries: OrderedDict[str, tuple[float, Robots]] = OrderedDict()
+
+    def get(self, origin: str) -> Robots | None:
+        entry = self._entries.get(origin)
+        if entry is None or time.monotonic() - entry[0] >= self.ttl_s:
+            return None
+        return entry[1]
+
+    def put(self, origin: str, robots: Robots) -> None:
+        if self.ttl_s <= 0:
+            return
+        self._entries[origin] = (time.monotonic(), robots)
+        self._entries.move_to_end(origin)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)

@@ -57,6 +57,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         dead_letters = BatchConsumer(
             bootstrap=settings.kafka_bootstrap, topic=settings.topics.dlq, group=f"{settings.projector_group}-dlq",
             name="gateway-dlq", on_batch=dlq.DeadLetters(store),
+            # The embedded broker answers an empty fetch only when the wait is over: at the pipeline's 10 ms an
+            # idle consumer costs the broker and itself about 10 % of a core each. Dead letters can wait.
+            fetch_max_wait_ms=500,
         )
         scheduler = Scheduler(settings, store, publisher)
         published = PublishedMarks(store)

@@ -10,7 +10,7 @@ from sitewright_contracts import events as ev
 from sitewright_runtime.consumer import Delivery
 from sitewright_runtime.links import sign_link
 from sitewright_runtime.logs import get_logger
-from sitewright_runtime.mongo import active_model
+from sitewright_runtime.mongo import ActiveModel
 
 from .config import NotifierSettings
 from .deliveries import DeliveryLoop, DeliveryStore
@@ -22,13 +22,13 @@ log = get_logger(__name__)
 class NotifyHandlers:
     def __init__(self, settings: NotifierSettings, db: AsyncDatabase, store: DeliveryStore, loop: DeliveryLoop):
         self.settings = settings
-        self.db = db
+        self.model = ActiveModel(db)
         self.store = store
         self.loop = loop
 
     async def on_outcome(self, event: ev.Event, delivery: Delivery) -> None:
         # Jobs are in the read model, which a rebuild may have moved to another database.
-        jobs = (await active_model(self.db))["jobs"]
+        jobs = (await self.model.get())["jobs"]
         job = await jobs.find_one({"_id": event.job_id}, {"notify": 1, "url": 1, "tenant": 1})
         if job is None:
             log.warning("notify_job_unknown", job_id=event.job_id)
