@@ -13,7 +13,13 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from aiokafka.structs import ConsumerRecord
+from sitewright_contracts import encode
+from sitewright_contracts import events as ev
 from sitewright_contracts.events import utcnow
+from sitewright_contracts.models import ErrorInfo
+from sitewright_contracts.topics import H_DLQ_ATTEMPTS, H_DLQ_ERROR, H_DLQ_REASON, H_DLQ_SOURCE_TOPIC
+from sitewright_gateway.dlq import entry_document
 from sitewright_gateway.main import create_app
 from fastapi.routing import APIWebSocketRoute, iter_route_contexts
 from starlette.routing import BaseRoute, WebSocketRoute
@@ -66,11 +72,17 @@ async def world(kafka_bootstrap, mongo_url) -> AsyncIterator[World]:
             {"_id": b_job, "tenant": "beta", "meta": {"title": "B secret", "description": "d"}, "content": [], "faq": [], "schema": {}}
         )
         # ... and a dead letter, as the DLQ reader stores one.
-        await state.store.dlq.insert_one({
-            "_id": B_DEAD_LETTER, "job_id": b_job, "tenant": "beta", "event_type": "crawl.failed", "event_id": "e1",
-            "reason": "handler_failed", "error": "B secret", "attempts": 3, "groups": ["crawler"],
-            "source": {"topic": settings.topics.events, "partition": 0, "offset": 1}, "created_at": utcnow(), "replays": [],
-        })
+        # The document the DLQ reader stores for it (the original message with the DLQ headers), so that the
+        # owner's replay can go through whatever state B's job is in when the case runs.
+        failed = ev.CrawlFailed(job_id=b_job, tenant="beta", producer="crawler",
+                                data=ev.StageFailedData(error=ErrorInfo(code="unreachable", message="B secret")))
+        key, value, headers = encode(failed)
+        headers += [(H_DLQ_SOURCE_TOPIC, settings.topics.events.encode()), (H_DLQ_REASON, b"handler_failed"),
+                    (H_DLQ_ERROR, b"B secret"), (H_DLQ_ATTEMPTS, b"3")]
+        record = ConsumerRecord(settings.topics.dlq, 0, 1, 0, 0, key, value, None, len(key), len(value), headers)
+        await state.store.dlq.insert_one(
+            entry_document(record) | {"_id": B_DEAD_LETTER, "groups": ["crawler"], "created_at": utcnow(), "replays": []}
+        )
 
         async def b_events_projected():
             return (await api.get(f"/api/jobs/{b_job}/events", headers=b)).json()

@@ -166,6 +166,12 @@ async def replay_dead_letter(entry_id: str, state: State, caller: Caller) -> dic
         await publish_or_503(state.publisher.publish([event], priority=job.get("priority")))
         action = {"kind": "retry", "stage": event.data.stage, "attempt": event.attempt, "event_id": event.event_id}
     else:
+        if not doc.get("body") or doc.get("headers") is None:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                f"dead letter {entry_id} does not hold the original message, so it cannot be sent again; "
+                f"retry the job instead: POST /api/jobs/{job['_id']}/retry once it has failed",
+            )
         headers = [(k, v.encode()) for k, v in doc["headers"] if not k.startswith("dlq-")]
         topic = doc["source"]["topic"] or state.settings.topics.events
         await publish_or_503(state.publisher.send_raw(topic, key=doc["key"].encode(), value=doc["body"].encode(), headers=headers))
