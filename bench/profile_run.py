@@ -2,8 +2,9 @@
 
     python -m bench.profile_run [N] [SECONDS]
 
-Writes one speedscope/flame file per process under bench/results/profile-<time>/ and prints
-each process's top functions (by own time), with the scenario's jobs/s and CPU ms per job.
+Prints the scenario's jobs/s and CPU ms per job, the gateway's projection-writes and consumer
+counters, and each process's top functions by own time; py-spy's raw stacks (one file per
+process, flamegraph input) stay under bench/results/profile-<time>/.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,9 +28,11 @@ async def main(n: int, seconds: int) -> None:
     bench = await start_bench()
     try:
         spies = [
-            subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "50",
-                              "--format", "raw", "--output", str(out / f"{name}.txt"), "--nonblocking"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.Popen(
+                [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--duration", str(seconds),
+                 "--rate", "50", "--format", "raw", "--output", str(out / f"{name}.txt"), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
             for name, pid in bench.service_pids().items() if name not in ("broker", "prometheus")
         ]
         result = await throughput.run(bench, n)

@@ -2,9 +2,10 @@
 
 One batch costs one bulk write of the job documents that changed (all the
 events of one job in the batch folded into one update), one unordered insert
-into the audit trail (and one of results, when jobs completed), and a read of only those jobs the projector has not
-written recently: the documents it wrote last are kept (a bounded cache),
-because on the embedded database that read cost about as much as the write.
+into the audit trail (and one into results, when jobs completed), and a read
+of only those jobs the projector has not written recently: the documents it
+wrote last are kept (a bounded cache), because on the embedded database that
+read cost about as much as the write.
 A cached document can be stale only if another writer changed the job's
 `version` meanwhile; the write's version filter then misses, and the job is
 read again and re-folded, as any lost race is.
