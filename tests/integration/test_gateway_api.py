@@ -35,6 +35,36 @@ async def gateway(
             yield client
 
 
+async def test_a_job_accepted_while_the_log_is_unreachable_is_published_later(kafka_bootstrap, mongo_url, unique):
+    """Published first, a job's document goes in marked published: one write. When the publish
+    fails the job is accepted all the same, kept with its request, and the scheduler publishes it."""
+    settings = gateway_settings(kafka_bootstrap, mongo_url, unique, outbox_grace_s=0.5, scheduler_interval_s=0.2)
+    app = create_app(settings)
+    async with gateway(settings, app=app) as client:
+        state = app.state.gateway
+        on_time = (await client.post("/api/jobs", json={"url": "https://example.com/a"})).json()["id"]
+        doc = await state.store.jobs.find_one({"_id": on_time})
+        assert doc["published"] is True and "outbox" not in doc and doc["traceparent"]
+
+        await state.publisher.stop()  # the log is out of reach: every publish fails
+        created = await client.post("/api/jobs", json={"url": "https://example.com/b"})
+        assert created.status_code == 202, created.text
+        deferred = created.json()["id"]
+        doc = await state.store.jobs.find_one({"_id": deferred})
+        assert doc["published"] is False and doc["outbox"]["data"]["url"] == "https://example.com/b"
+        assert (await client.get(f"/api/jobs/{deferred}")).json()["status"] == "pending"
+
+        await state.publisher.start()  # back: the scheduler's sweep publishes the kept request
+
+        async def projected(job_id):
+            events = (await client.get(f"/api/jobs/{job_id}/events")).json()
+            return [e["type"] for e in events] == ["job.requested"] and events
+        for job_id in (on_time, deferred):
+            await eventually(lambda: projected(job_id), timeout=30, what=f"the request of {job_id} on the log")
+        doc = await state.store.jobs.find_one({"_id": deferred})
+        assert doc["published"] is True and "outbox" not in doc
+
+
 async def test_get_after_post_finds_the_job_on_a_second_instance(kafka_bootstrap, mongo_url, unique):
     settings = gateway_settings(kafka_bootstrap, mongo_url, unique)
     async with gateway(settings) as first, gateway(settings) as second:

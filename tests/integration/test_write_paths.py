@@ -1,52 +1,25 @@
-"""The batched write paths against a real database: published marks and the projector's document cache."""
+"""The projector's batched write path against a real database: its document cache and its write order."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import pytest
 from aiokafka.structs import ConsumerRecord
 from pymongo.asynchronous.collection import AsyncCollection
 from sitewright_contracts import Topics, encode, uuid7
-from sitewright_gateway.outbox import PublishedMarks
 from sitewright_gateway.projection import Projection
 from sitewright_gateway.projector import new_job
 from sitewright_gateway.store import Store
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.mongo import connect
 
-from tests.helpers import eventually
 from tests.unit.test_projector import POLICY, story
 
 
 def record(event, offset: int) -> ConsumerRecord:
     key, value, headers = encode(event)
     return ConsumerRecord("jobs.events", 0, offset, 0, 0, key, value, None, len(key), len(value), headers)
-
-
-async def test_published_marks_mark_every_handed_over_job(mongo_url, unique):
-    client = connect(mongo_url)
-    store = Store(client[f"marks_{unique}"])
-    jobs = store.jobs
-    ids = [uuid7() for _ in range(5)]
-    await jobs.insert_many([{"_id": i, "published": False, "outbox": {"x": 1}} for i in ids])
-    marks = PublishedMarks(store)
-    task = asyncio.create_task(marks.run())
-    for i in ids[:3]:
-        marks.add(i)
-
-    async def marked(n):
-        return await jobs.count_documents({"published": True, "outbox": {"$exists": False}}) == n
-
-    await eventually(lambda: marked(3), timeout=20, what="three jobs marked published")
-    marks.add(ids[3])
-    marks.stop()  # the last mark is still written
-    await asyncio.wait_for(task, 20)
-    assert await marked(4)
-    assert (await jobs.find_one({"_id": ids[4]}))["published"] is False
-    await client.drop_database(f"marks_{unique}")
-    await client.close()
 
 
 async def test_projection_refolds_a_cached_job_that_another_writer_changed(kafka_bootstrap, mongo_url, unique):

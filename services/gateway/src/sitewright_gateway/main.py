@@ -23,7 +23,6 @@ from .security_headers import SecurityHeaders
 from .auth import KeyStore
 from .http_metrics import HttpMetrics
 from .config import GatewaySettings
-from .outbox import PublishedMarks
 from .hub import Hub
 from .projection import Projection
 from .scheduler import Scheduler
@@ -62,21 +61,20 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             fetch_max_wait_ms=500,
         )
         scheduler = Scheduler(settings, store, publisher)
-        published = PublishedMarks(store)
         hub = Hub(store, max_per_key=settings.stream_max_per_key, queue_size=settings.stream_queue_size)
         await hub.start()
         app.state.gateway = GatewayState(
             settings=settings, client=client, store=store, keys=keys, publisher=publisher,
             guard=AddressGuard(settings.allow_cidrs), projection=projection, projector=projector, scheduler=scheduler,
-            published=published, hub=hub,
+            hub=hub,
         )
-        tasks = [asyncio.create_task(c.run()) for c in (projector, dead_letters, scheduler, published)]
+        tasks = [asyncio.create_task(c.run()) for c in (projector, dead_letters, scheduler)]
         log.info("gateway_started", env=settings.env)
         try:
             yield
         finally:
             await hub.stop()
-            for c in (projector, dead_letters, scheduler, published):
+            for c in (projector, dead_letters, scheduler):
                 c.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
             await publisher.stop()

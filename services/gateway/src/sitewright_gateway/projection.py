@@ -210,8 +210,8 @@ def _fold(
         else:
             update: dict = {"$set": changed_fields(old, new)}
             if old.get("published") is False and any(isinstance(e, ev.JobRequested) for e, _ in events):
-                # The request is on the log: this write is also the gateway's published mark
-                # (which then finds nothing left to do), one write per job fewer.
+                # The request is on the log after all (a publish the gateway gave up on arrived):
+                # this write is also its published mark, so the scheduler does not publish it again.
                 update = {"$set": update["$set"] | {"published": True}, "$unset": {"outbox": ""}}
                 new = {k: v for k, v in new.items() if k != "outbox"} | {"published": True}
                 fold.written[job_id] = new

@@ -11,7 +11,6 @@ from sitewright_runtime.netguard import AddressGuard
 
 from .auth import KeyStore
 from .config import GatewaySettings
-from .outbox import PublishedMarks
 from .hub import Hub
 from .projection import Projection
 from .scheduler import Scheduler
@@ -29,5 +28,4 @@ class GatewayState:
     projection: Projection
     projector: BatchConsumer
     scheduler: Scheduler
-    published: PublishedMarks
     hub: Hub
