@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from fastapi import FastAPI
 from sitewright_devstack.infra import free_port
 from sitewright_gateway.config import GatewaySettings
 from sitewright_gateway.main import create_app
@@ -15,10 +16,11 @@ from tests.helpers import eventually
 
 
 @contextlib.asynccontextmanager
-async def served(settings: GatewaySettings, port: int = 0) -> AsyncIterator[str]:
-    """Yield the gateway's base URL (http://127.0.0.1:<port>) while it serves (on a free port unless given)."""
+async def served(settings: GatewaySettings, port: int = 0, app: FastAPI | None = None) -> AsyncIterator[str]:
+    """Yield the gateway's base URL (http://127.0.0.1:<port>) while it serves `app` (made by the caller to
+    reach its state; a new one unless given) on a free port unless given."""
     port = port or free_port()
-    server = GatewayServer(uvicorn_config(create_app(settings), "127.0.0.1", port))
+    server = GatewayServer(uvicorn_config(app or create_app(settings), "127.0.0.1", port))
     task = asyncio.create_task(server.serve())
 
     async def started() -> bool:

@@ -18,6 +18,7 @@ from sitewright_cli.sse import server_events
 from sitewright_contracts import Topics
 from sitewright_contracts import events as ev
 from sitewright_devstack.synthetic import STORY_VERSIONS, job_story
+from sitewright_gateway.main import create_app
 from sitewright_runtime.kafka import Publisher
 
 from tests.helpers import AUTH, TEST_API_KEY, eventually
@@ -251,3 +252,31 @@ async def test_refusals_say_why_limits_hold_and_idle_streams_get_heartbeats(kafk
         assert r.status_code == 422 and "?all=true" in r.json()["detail"]
         r = await api.get("/api/jobs/stream", params={"all": "true"}, headers={"Authorization": ""})
         assert r.status_code == 401
+
+
+async def test_the_feed_closes_when_nobody_follows_and_a_later_stream_misses_nothing(kafka_bootstrap, mongo_url, unique):
+    """The hub's change stream is open only while someone follows: closed when idle, reopened by the next
+    subscription before it reads anything, so that stream still gets every version in order."""
+    settings = gateway_settings(kafka_bootstrap, mongo_url, unique, stream_feed_idle_s=0.5)
+    app = create_app(settings)
+    async with served(settings, app=app) as base, publisher(kafka_bootstrap, settings.topic_prefix) as publish, \
+            httpx.AsyncClient(base_url=base, headers=AUTH, timeout=30) as api:
+        hub = app.state.gateway.hub
+        assert not hub.following, "no stream connection yet, so no change stream"
+        job_id = await new_job(api)
+        story = job_story(job_id, URL)
+        async with api.stream("GET", "/api/jobs/stream", params={"jobs": job_id}) as response:
+            assert hub.following
+            first = await sse_until(server_events(response), ready)
+        async def closed() -> bool:
+            return not hub.following
+        await eventually(closed, timeout=10, what="the change stream to close")
+
+        await publish(story[:20])  # while nobody follows
+        async with api.stream("GET", "/api/jobs/stream", params={"jobs": job_id}, headers={"Last-Event-ID": f"{job_id}:1"}) as response:
+            events = server_events(response)
+            second = await sse_until(events, ready)
+            await publish(story[20:])
+            second += await sse_until(events, completed)
+        received = jobs_only(first) + jobs_only(second)
+        assert [m["version"] for m in received] == list(range(1, FINAL_VERSION + 1)), "a version missing or twice"

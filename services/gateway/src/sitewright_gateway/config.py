@@ -53,6 +53,9 @@ class GatewaySettings(ServiceSettings, LinkSettings):
     stream_queue_size: int = Field(
         default=1000, ge=1, description="Messages a job stream may have waiting; a client further behind is dropped.",
     )
+    stream_feed_idle_s: float = Field(
+        default=60, gt=0, description="The hub's change stream closes when no job stream has been open this long.",
+    )
     stream_allowed_origins: list[str] = Field(
         default_factory=list, description="Browser origins allowed to open a WebSocket besides the gateway's own.",
     )

@@ -61,8 +61,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             fetch_max_wait_ms=500,
         )
         scheduler = Scheduler(settings, store, publisher)
-        hub = Hub(store, max_per_key=settings.stream_max_per_key, queue_size=settings.stream_queue_size)
-        await hub.start()
+        hub = Hub(
+            store, max_per_key=settings.stream_max_per_key, queue_size=settings.stream_queue_size,
+            idle_close_s=settings.stream_feed_idle_s,
+        )
         app.state.gateway = GatewayState(
             settings=settings, client=client, store=store, keys=keys, publisher=publisher,
             guard=AddressGuard(settings.allow_cidrs), projection=projection, projector=projector, scheduler=scheduler,
