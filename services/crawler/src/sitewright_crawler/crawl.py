@@ -226,7 +226,7 @@ class _Crawler:
         robots_cache: RobotsCache | None = None,
     ):
         self.limits = limits
-        self.robots_cache = robots_cache
+        self.robots_cache = robots_cache or RobotsCache(0)  # none given: this crawl asks for itself
         self.client = client
         self.guard = guard
         self.user_agent = user_agent
@@ -600,12 +600,10 @@ class _Crawler:
         async with self._robots_lock:
             if site not in self._robots:
                 try:
-                    key = f"{self.user_agent} {site}"  # the rules that apply depend on who asks
-                    robots = self.robots_cache.get(key) if self.robots_cache else None
+                    robots = self.robots_cache.get(self.user_agent, site)
                     if robots is None:
                         robots = await self._load_robots(site)
-                        if self.robots_cache:
-                            self.robots_cache.put(key, robots)
+                        self.robots_cache.put(self.user_agent, site, robots)
                     self._robots[site] = robots
                     if robots.crawl_delay:
                         pacer = self._host(f"{site}/").pacer

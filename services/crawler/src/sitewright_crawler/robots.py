@@ -132,24 +132,26 @@ def parse_sitemap(body: bytes, max_bytes: int) -> Sitemap:
 
 
 class RobotsCache:
-    """robots.txt per origin, shared by the crawls of one process for `ttl_s` (RFC 9309 allows up to a
-    day): a site crawled again and again (many jobs on one site, re-runs) is asked for it once a while,
-    not once per job. Only rules are kept; an error (a 5xx) is asked again by the next crawl."""
+    """robots.txt per user agent and origin (the rules that apply depend on who asks), shared by the
+    crawls of one process for `ttl_s` (RFC 9309 allows up to a day): a site crawled again and again
+    (many jobs on one site, re-runs) is asked for it once a while, not once per job. Only rules are
+    kept; an error (a 5xx) is asked again by the next crawl. A `ttl_s` of 0 keeps nothing."""
 
     def __init__(self, ttl_s: float, size: int = 1024):
         self.ttl_s, self.size = ttl_s, size
-        self._entries: OrderedDict[str, tuple[float, Robots]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], tuple[float, Robots]] = OrderedDict()
 
-    def get(self, origin: str) -> Robots | None:
-        entry = self._entries.get(origin)
+    def get(self, user_agent: str, origin: str) -> Robots | None:
+        entry = self._entries.get((user_agent, origin))
         if entry is None or time.monotonic() - entry[0] >= self.ttl_s:
             return None
         return entry[1]
 
-    def put(self, origin: str, robots: Robots) -> None:
+    def put(self, user_agent: str, origin: str, robots: Robots) -> None:
         if self.ttl_s <= 0:
             return
-        self._entries[origin] = (time.monotonic(), robots)
-        self._entries.move_to_end(origin)
+        key = (user_agent, origin)
+        self._entries[key] = (time.monotonic(), robots)
+        self._entries.move_to_end(key)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)

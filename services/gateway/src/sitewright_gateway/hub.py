@@ -256,7 +256,7 @@ class BadSubscription(ValueError):
 class Hub:
     """The per-gateway fan-out: one change stream in (open while anyone follows), many connections out."""
 
-    def __init__(self, store: Store, *, max_per_key: int, queue_size: int, idle_close_s: float = 60.0):
+    def __init__(self, store: Store, *, max_per_key: int, queue_size: int, idle_close_s: float):
         self.store = store
         self.max_per_key = max_per_key
         self.queue_size = queue_size
