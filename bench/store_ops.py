@@ -5,7 +5,8 @@
 Starts its own SecantusDB on a free port (data in a temporary folder, nothing else on it) and prints:
 inserts/s by number of secondary indexes and document size, and updates/s of a job-shaped document
 on a collection with the `jobs` indexes, by write form (`$set` or replacement, filtered by `_id` alone
-or by `_id` and `version` as the projector does). One client, bulk writes, as the projector writes.
+or by `_id` and `version`, or `$set` by `_id` with the version guard in an update pipeline, as the
+projector writes). One client, bulk writes, as the projector writes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from pymongo import MongoClient, ReplaceOne, UpdateOne
 from sitewright_devstack.infra import free_port, mongo_url, start_mongo
+from sitewright_gateway.projection import guarded_set
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 JOBS_INDEXES = [  # as `Store.create_indexes` makes them
@@ -49,6 +51,7 @@ def inserts_per_s(db, indexes: int, size: int, n: int = 2000, batch: int = 200) 
 
 
 def updates_per_s(db, indexes: int, form: str, guarded: bool, n: int = 1500, rounds: int = 2) -> float:
+    """`form` is "set", "replace" or "pipeline" (`guarded_set`: filtered by `_id`, guarded in the update)."""
     c = db[f"upd_{indexes}_{form}_{guarded}"]
     for keys, options in JOBS_INDEXES[:indexes]:
         c.create_index(keys, **options)
@@ -61,8 +64,11 @@ def updates_per_s(db, indexes: int, form: str, guarded: bool, n: int = 1500, rou
         ops = []
         for d in docs:
             where = {"_id": d["_id"], "version": 1 + r} if guarded else {"_id": d["_id"]}
-            ops.append(UpdateOne(where, {"$set": change}) if form == "set" else ReplaceOne(where, d | change))
-        assert c.bulk_write(ops, ordered=False).matched_count == n
+            if form == "pipeline":
+                ops.append(UpdateOne({"_id": d["_id"]}, guarded_set(1 + r, change)))
+            else:
+                ops.append(UpdateOne(where, {"$set": change}) if form == "set" else ReplaceOne(where, d | change))
+        assert c.bulk_write(ops, ordered=False).modified_count == n
     return n * rounds / (time.perf_counter() - started)
 
 
@@ -78,10 +84,12 @@ def main() -> None:
             for indexes in (0, 1, 3, 5):
                 print(f"| {indexes} | " + " | ".join(f"{inserts_per_s(db, indexes, size):,.0f}" for size in (100, 2000, 20000)) + " |")
             print("\nupdates/s of a job document, bulk_write, with the first N of the `jobs` indexes")
-            print("| indexes | $set by {_id, version} | $set by {_id} | replace by {_id, version} | replace by {_id} |")
-            print("| --- | --- | --- | --- | --- |")
+            print("| indexes | $set by {_id, version} | $set by {_id} | replace by {_id, version} | replace by {_id} "
+                  "| $set by {_id}, version guard in a pipeline |")
+            print("| --- | --- | --- | --- | --- | --- |")
             for indexes in (0, 1, 2, 5):
                 cells = [updates_per_s(db, indexes, form, guarded) for form in ("set", "replace") for guarded in (True, False)]
+                cells.append(updates_per_s(db, indexes, "pipeline", True))
                 print(f"| {indexes} | " + " | ".join(f"{v:,.0f}" for v in cells) + " |")
         finally:
             client.close()
