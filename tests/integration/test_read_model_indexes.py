@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING
 from sitewright_contracts import uuid7
-from sitewright_gateway.scheduler import Scheduler, due_actions, unpublished
-from sitewright_gateway.store import Store
+from sitewright_gateway.projector import due_at
+from sitewright_gateway.scheduler import Scheduler, due
+from sitewright_gateway.store import EPOCH, Store
 from sitewright_runtime.mongo import connect
 
 from tests.integration.test_gateway_api import gateway_settings
@@ -25,15 +26,34 @@ def plan_stages(plan: dict) -> set[str]:
 async def test_indexes_are_exactly_the_declared_ones_and_the_ticks_queries_use_them(mongo_url, unique):
     client = connect(mongo_url)
     store = Store(client[f"idx_{unique}"])
-    # An index an older version declared: every write paid for it, so it must go.
+    # Indexes older versions declared: every write paid for each, so they must go. The scheduler's three
+    # (an unpublished request, a due action, a TTL) became `due_at`: their documents get it first.
     await store.jobs.create_index([("status", ASCENDING), ("updated_at", ASCENDING)])
+    await store.jobs.create_index([("created_at", ASCENDING)], name="outbox", partialFilterExpression={"published": False})
+    await store.jobs.create_index(
+        [("action.due_at", ASCENDING)], name="actions", partialFilterExpression={"action.due_at": {"$gte": EPOCH}}
+    )
+    await store.jobs.create_index(
+        [("expire_at", ASCENDING)], name="ttl_expire_at", expireAfterSeconds=0, partialFilterExpression={"expire_at": {"$gte": EPOCH}}
+    )
+    later = [datetime(2099, 1, day, tzinfo=UTC) for day in (1, 2, 3)]  # BSON dates: milliseconds, and no TTL deletes them
+    await store.jobs.insert_many([
+        {"_id": "unpublished", "published": False, "created_at": later[0], "action": None},
+        {"_id": "retrying", "published": True, "action": {"kind": "retry", "due_at": later[1]}},
+        {"_id": "finished", "published": True, "action": None, "expire_at": later[2]},
+        {"_id": "running", "published": True, "action": None},
+    ])
     await store.create_indexes(timedelta(days=7))
     await store.create_indexes(timedelta(days=3))  # a new retention period rebuilds the TTL indexes
     jobs = {i["name"]: i async for i in await store.jobs.list_indexes()}
-    assert "status_1_updated_at_1" not in jobs
-    assert set(jobs) == {"_id_", "tenant_1__id_-1", "status_1_tenant_1__id_-1", "outbox", "actions", "ttl_expire_at"}
-    assert jobs["outbox"]["partialFilterExpression"] == {"published": False}
-    assert jobs["ttl_expire_at"]["expireAfterSeconds"] == 0
+    assert set(jobs) == {"_id_", "tenant_1__id_-1", "status_1_tenant_1__id_-1", "due"}
+    assert jobs["due"]["partialFilterExpression"] == {"due_at": {"$gte": EPOCH.replace(tzinfo=None)}}
+    migrated = {d["_id"]: d async for d in store.jobs.find({})}
+    assert {k: d.get("due_at") for k, d in migrated.items()} == {
+        "unpublished": later[0], "retrying": later[1], "finished": later[2], "running": None,
+    }
+    assert not any("expire_at" in d for d in migrated.values())
+    await store.jobs.delete_many({})
     results = {i["name"]: i async for i in await store.results.list_indexes()}
     assert results["ttl_created_at"]["expireAfterSeconds"] == 3 * 86400
     assert {i["name"] async for i in await store.events.list_indexes()} == {"_id_", "job_id_1_version_1"}
@@ -44,8 +64,7 @@ async def test_indexes_are_exactly_the_declared_ones_and_the_ticks_queries_use_t
         for _ in range(50)
     ])
     queries = [
-        ("jobs", unpublished(now)),
-        ("jobs", due_actions(now)),
+        ("jobs", due(now)),
         ("jobs", {"status": "crawling"}),  # active jobs (stuck scan and gauges), one status at a time
         ("jobs", {"status": "crawling", "tenant": "t"}),  # a tenant's active jobs (streams, /api/status)
         ("jobs", {"tenant": "t", "status": "failed", "_id": {"$lt": uuid7()}}),  # GET /api/jobs?status=&cursor=
@@ -79,5 +98,27 @@ async def test_the_audit_trail_of_jobs_past_retention_is_deleted(kafka_bootstrap
     await Scheduler(settings, store, publisher=None).expire_events(now)  # type: ignore[arg-type]
     left = {d["job_id"] async for d in store.events.find({})}
     assert left == {kept, recent}
+    await client.drop_database(settings.mongo_db)
+    await client.close()
+
+
+async def test_a_job_is_deleted_one_retention_period_after_it_finished(kafka_bootstrap, mongo_url, unique):
+    settings = gateway_settings(kafka_bootstrap, mongo_url, unique, retention_days=7)
+    client = connect(mongo_url)
+    store = Store(client[settings.mongo_db])
+    await store.create_indexes(settings.retention)
+    now = datetime.now(UTC)
+
+    def job(job_id: str, status: str, finished_days_ago: float | None) -> dict:
+        doc = {"_id": job_id, "tenant": "t", "status": status, "published": True, "action": None,
+               "finished_at": None if finished_days_ago is None else now - timedelta(days=finished_days_ago)}
+        return doc | {"due_at": due_at(doc, settings.retention)}
+
+    await store.jobs.insert_many([
+        job("expired", "completed", 8), job("failed-long-ago", "failed", 7.01), job("kept", "completed", 6.9),
+        job("revived", "crawling", None),  # failed long ago, then retried: active again, so no expiry
+    ])
+    await Scheduler(settings, store, publisher=None).run_due(now)  # type: ignore[arg-type]
+    assert {d["_id"] async for d in store.jobs.find({})} == {"kept", "revived"}
     await client.drop_database(settings.mongo_db)
     await client.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response, status
@@ -92,6 +92,7 @@ async def create_job(
         doc = new_job(event) | {"published": published, "traceparent": traceparent}
         if not published:
             doc["outbox"] = event.model_dump(mode="json")
+            doc["due_at"] = doc["created_at"] + timedelta(seconds=state.settings.outbox_grace_s)
         try:
             await state.store.jobs.insert_one(doc)
         except DuplicateKeyError:

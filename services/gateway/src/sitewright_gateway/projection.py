@@ -30,7 +30,7 @@ from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.logs import get_logger, log_context
 from sitewright_runtime.metrics import JOB_DURATION, JOBS_FINISHED, PROJECTION_LAG, PROJECTION_WRITES
 
-from .projector import RetryPolicy, changed_fields, event_document, project, request_of
+from .projector import RetryPolicy, changed_fields, due_at, event_document, project, request_of
 from .store import Store
 
 log = get_logger(__name__)
@@ -203,8 +203,7 @@ def _fold(
                          and new.get("result_at") == {"partition": p[0], "offset": p[1]}]
         if new is old:
             continue
-        # A finished job expires (TTL index) one retention period after it finished; a revived one does not.
-        new["expire_at"] = new["finished_at"] + retention if new.get("finished_at") else None
+        new["due_at"] = due_at(new, retention)
         if old is None:
             fold.writes.append(InsertOne(new))
         else:

@@ -83,6 +83,19 @@ def new_job(event: ev.JobRequested) -> Doc:
     }
 
 
+def due_at(doc: Doc, retention: timedelta) -> datetime | None:
+    """When the scheduler next acts on the job: its pending retry or failure when due, or, once it
+    finished, its deletion one retention period later (a revived job has none). An unpublished request
+    keeps the time the gateway gave it (its publish is then overdue)."""
+    if doc.get("published") is False:
+        return doc.get("due_at")
+    if doc.get("action"):
+        return doc["action"]["due_at"]
+    if doc.get("finished_at") is not None:
+        return doc["finished_at"] + retention
+    return None
+
+
 def request_of(doc: Doc) -> ev.JobRequested:
     """The request a job document was made from (the inverse of `new_job`), with its own event id."""
     return ev.JobRequested(

@@ -1,10 +1,12 @@
 """The scheduler loop: one gateway instance at a time (a MongoDB lease) drives jobs forward.
 
-Each tick it (1) publishes requests a crash left unpublished and (2) carries
-out what the projector decided after a stage failure (retry when due, or
-fail the job); both read small partial indexes. Less often (a tenth of the
-stuck threshold, at most a minute) it (3) re-drives active jobs with no event
-for the stuck threshold, (4) refreshes the gauges and (5) deletes the audit
+Each tick it reads the jobs whose `due_at` has come (one small partial
+index) and, by what each is waiting for, (1) publishes a request a crash
+left unpublished, (2) carries out what the projector decided after a stage
+failure (retry when due, or fail the job) or (3) deletes a job one retention
+period after it finished. Less often (a tenth of the
+stuck threshold, at most a minute) it (4) re-drives active jobs with no event
+for the stuck threshold, (5) refreshes the gauges and (6) deletes the audit
 trail of jobs past retention: these read every active job, which at a large
 backlog is too much for every second. Everything it emits has an id
 derived from its cause, so doing the same thing twice (a lost lease, a
@@ -41,16 +43,11 @@ ACTION_COOLDOWN = timedelta(seconds=30)
 EVENTS_GRACE = timedelta(days=1)
 
 
-# The queries of every tick, each on a partial index (`Store.create_indexes`): the sets they read stay small.
-def unpublished(cutoff: datetime) -> dict[str, Any]:
-    """Accepted jobs whose publish was not confirmed before `cutoff`."""
-    return {"published": False, "created_at": {"$lt": cutoff}}
-
-
-def due_actions(now: datetime) -> dict[str, Any]:
-    """Jobs whose retry or failure is due. Only the partial index's own field: the embedded
-    database's planner scans the whole collection when a query names any other; `ready` does the rest."""
-    return {"action.due_at": {"$gte": EPOCH, "$lte": now}}
+def due(now: datetime) -> dict[str, Any]:
+    """The query of every tick: jobs whose `due_at` has come, on its partial index (`Store.create_indexes`).
+    Only the index's own field: the embedded database's planner scans the whole collection when a query
+    names any other; the tick tells what each job waits for from the document."""
+    return {"due_at": {"$gte": EPOCH, "$lte": now}}
 
 
 def ready(doc: dict[str, Any], now: datetime) -> bool:
@@ -125,44 +122,57 @@ class Scheduler:
 
     async def tick(self) -> None:
         now = utcnow()
-        await self.publish_outbox(now)
-        await self.run_actions(now)
+        await self.run_due(now)
         if now >= self._next_slow_tick:
             self._next_slow_tick = now + self.slow_interval
             await self.redrive_stuck(now)
             await self.expire_events(now)
 
-    async def publish_outbox(self, now: datetime) -> None:
-        """Publish requests whose publish never completed (the gateway crashed or the broker was down)."""
-        async for doc in self.store.jobs.find(unpublished(now - timedelta(seconds=self.settings.outbox_grace_s))).limit(500):
-            event = ev.JobRequested.model_validate(doc["outbox"])
-            await self.publisher.publish([event], traceparent=doc.get("traceparent"), priority=doc.get("priority"))
-            await self.store.jobs.update_one({"_id": doc["_id"]}, {"$set": {"published": True}, "$unset": {"outbox": ""}})
-            log.info("outbox_republished", job_id=doc["_id"])
+    async def run_due(self, now: datetime) -> None:
+        """Do what each job whose `due_at` has come is waiting for."""
+        expired = []
+        async for doc in self.store.jobs.find(due(now)).limit(500):
+            if doc.get("published") is False:
+                await self.publish_request(doc)
+            elif doc.get("action"):
+                if ready(doc, now):
+                    await self.run_action(doc, now)
+            elif doc.get("finished_at") is not None:
+                expired.append(doc["_id"])
+        if expired:
+            # `due_at` again: a job revived meanwhile (retried after it failed) has none and stays.
+            deleted = (await self.store.jobs.delete_many({"_id": {"$in": expired}, "due_at": {"$lte": now}})).deleted_count
+            log.info("jobs_expired", deleted=deleted)
 
-    async def run_actions(self, now: datetime) -> None:
+    async def publish_request(self, doc: dict[str, Any]) -> None:
+        """Publish a request whose publish never completed (the gateway crashed or the broker was down)."""
+        event = ev.JobRequested.model_validate(doc["outbox"])
+        await self.publisher.publish([event], traceparent=doc.get("traceparent"), priority=doc.get("priority"))
+        await self.store.jobs.update_one(
+            {"_id": doc["_id"]}, {"$set": {"published": True, "due_at": None}, "$unset": {"outbox": ""}}
+        )
+        log.info("outbox_republished", job_id=doc["_id"])
+
+    async def run_action(self, doc: dict[str, Any], now: datetime) -> None:
         """Retry a failed stage when its backoff is over, or fail the job when it may not retry."""
-        async for doc in self.store.jobs.find(due_actions(now)).limit(500):
-            if not ready(doc, now):
-                continue
-            action = doc["action"]
-            if action["kind"] == "retry":
-                event = await self.retry_event(doc, action["stage"], action["attempt"], action["cause"], "backoff over")
-                RETRIES.labels(action["stage"], "stage_failed").inc()
-            else:
-                error = ErrorInfo.model_validate(doc["error"] or {"code": "unknown", "message": "unknown error"})
-                event = ev.JobFailed(
-                    event_id=derived_uuid7(action["cause"], "job.failed"), job_id=doc["_id"], tenant=doc["tenant"],
-                    attempt=action["attempt"], producer="gateway.scheduler",
-                    data=ev.JobFailedData(stage=action["stage"], error=error),
-                )
-                # The failure's audit-trail copy lands just after the job document; give it a moment.
-                if not await self.dead_letter_cause(action["cause"], error) and now - action["due_at"] < ACTION_COOLDOWN:
-                    continue
-            await self._emit(doc, event, "action_emitted", kind=action["kind"], stage=action["stage"])
-            await self.store.jobs.update_one(
-                {"_id": doc["_id"], "action.cause": action["cause"]}, {"$set": {"action.emitted_at": now}}
+        action = doc["action"]
+        if action["kind"] == "retry":
+            event = await self.retry_event(doc, action["stage"], action["attempt"], action["cause"], "backoff over")
+            RETRIES.labels(action["stage"], "stage_failed").inc()
+        else:
+            error = ErrorInfo.model_validate(doc["error"] or {"code": "unknown", "message": "unknown error"})
+            event = ev.JobFailed(
+                event_id=derived_uuid7(action["cause"], "job.failed"), job_id=doc["_id"], tenant=doc["tenant"],
+                attempt=action["attempt"], producer="gateway.scheduler",
+                data=ev.JobFailedData(stage=action["stage"], error=error),
             )
+            # The failure's audit-trail copy lands just after the job document; give it a moment.
+            if not await self.dead_letter_cause(action["cause"], error) and now - action["due_at"] < ACTION_COOLDOWN:
+                return
+        await self._emit(doc, event, "action_emitted", kind=action["kind"], stage=action["stage"])
+        await self.store.jobs.update_one(
+            {"_id": doc["_id"], "action.cause": action["cause"]}, {"$set": {"action.emitted_at": now}}
+        )
 
     async def dead_letter_cause(self, cause_id: str, error: ErrorInfo) -> bool:
         """Copy the failure that ended a job (its last message) to the DLQ, where it can be replayed."""

@@ -77,20 +77,19 @@ class Store:
     async def create_indexes(self, retention: timedelta = timedelta(days=7)) -> None:
         """The indexes the queries need, and no more: on the embedded database every write rewrites
         every index entry of the document, so each index on `jobs` costs every projector update
-        (measured: 7 indexes cut bulk updates from about 650/s to 170/s). Narrow sets use partial
-        indexes, which cost nothing for documents outside them. Indexes no longer declared are dropped.
+        (measured: 7 indexes cut bulk updates from about 650/s to 170/s). A partial index costs every
+        write too, even of documents outside it (`python -m bench.store_ops`), so everything the
+        scheduler has to do at a time shares one: `due_at`. Indexes no longer declared are dropped.
         """
+        await self._give_old_documents_due_at()
         await sync_indexes(self.jobs, [
             ([("tenant", ASCENDING), ("_id", DESCENDING)], {}),  # a tenant's jobs, newest first
             # A tenant's jobs in one status; status alone for the scheduler (stuck scan, gauges).
             ([("status", ASCENDING), ("tenant", ASCENDING), ("_id", DESCENDING)], {}),
-            # Accepted jobs whose publish has not been confirmed (the scheduler's outbox sweep).
-            ([("created_at", ASCENDING)], {"name": "outbox", "partialFilterExpression": {"published": False}}),
-            # Retries and failures the scheduler has to carry out.
-            # (The embedded database matches a query to a partial index by equality or range only, not $exists.)
-            ([("action.due_at", ASCENDING)], {"name": "actions", "partialFilterExpression": {"action.due_at": {"$gte": EPOCH}}}),
-            # Retention: a finished job carries `expire_at`.
-            ([("expire_at", ASCENDING)], ttl("expire_at", 0, {"expire_at": {"$gte": EPOCH}})),
+            # When the scheduler acts on a job (`projector.due_at`): a request left unpublished, a failed
+            # stage's retry or failure, a finished job's expiry. (The embedded database matches a query to a
+            # partial index by equality or range only, not $exists.)
+            ([("due_at", ASCENDING)], {"name": "due", "partialFilterExpression": {"due_at": {"$gte": EPOCH}}}),
         ])
         # Events are found by their job (and a job stream's resume by version); the job ids are
         # UUIDv7, so retention deletes old jobs' events by a range of that index, without a TTL index.
@@ -103,6 +102,21 @@ class Store:
         ])
         await sync_indexes(self.idempotency, [([("created_at", ASCENDING)], ttl("created_at", seconds))])
         await self.api_keys.create_index([("key_id", ASCENDING)], unique=True)
+
+
+    async def _give_old_documents_due_at(self) -> None:
+        """A read model from before `due_at` kept the scheduler's work under three partial indexes (an
+        unpublished request, a due action, a TTL on `expire_at`): once, while they still exist to find those
+        documents, give each its `due_at`; the indexes are dropped after."""
+        old = {i["name"] async for i in await self.jobs.list_indexes()}
+        if "outbox" in old:
+            await self.jobs.update_many({"published": False}, [{"$set": {"due_at": "$created_at"}}])
+        if "actions" in old:
+            await self.jobs.update_many({"action.due_at": {"$gte": EPOCH}}, [{"$set": {"due_at": "$action.due_at"}}])
+        if "ttl_expire_at" in old:
+            await self.jobs.update_many(
+                {"expire_at": {"$gte": EPOCH}}, [{"$set": {"due_at": "$expire_at"}}, {"$unset": "expire_at"}]
+            )
 
 
 async def active_jobs(
