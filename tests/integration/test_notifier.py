@@ -238,6 +238,23 @@ async def test_jobs_are_read_from_the_active_read_model_after_a_rebuild_switched
     assert delivery["state"] == "sent" and receiver.verified == [True]
 
 
+async def test_the_outcome_of_a_job_whose_request_it_saw_needs_no_read_of_the_job(kafka_bootstrap, mongo_url, unique):
+    """The notifier remembers a request's targets, so its outcome is delivered without the job's document
+    (absent here: a read would find nothing); a job whose request it never saw is read from the model."""
+    settings = notifier_settings(kafka_bootstrap, mongo_url, unique)
+    async with database(settings) as db:
+        with WebhookReceiver() as receiver:
+            url = await registered(db, receiver)
+            seen = ev.JobRequested(job_id=uuid7(), tenant=TENANT, producer="test", data=ev.JobRequestedData(
+                url="https://seen.example/", notify=[{"channel": "webhook", "target": url}]))
+            read = await add_job(db, ("webhook", url))
+            async with notifier_app(settings).running():
+                await publish(settings, seen, completed(seen.job_id), completed(read))
+                await eventually(lambda: at_least(receiver.requests, 2), what="both webhooks")
+        assert await db["jobs"].find_one({"_id": seen.job_id}) is None
+    assert sorted(r.json()["data"]["url"] for r in receiver.requests) == ["https://bakery.example/", "https://seen.example/"]
+
+
 async def test_a_redirect_is_a_failed_try_and_410_disables_the_endpoint(kafka_bootstrap, mongo_url, unique):
     settings = notifier_settings(kafka_bootstrap, mongo_url, unique, retry_delays_s=[0.2])
     async with database(settings) as db:

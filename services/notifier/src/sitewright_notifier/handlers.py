@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,8 @@ from .deliveries import DeliveryLoop, DeliveryStore
 from .messages import outcome_payload
 
 log = get_logger(__name__)
+# Requests remembered until their outcome (a few hundred bytes each): more than the jobs in flight at full speed.
+KNOWN_REQUESTS = 10_000
 
 
 class NotifyHandlers:
@@ -25,11 +28,28 @@ class NotifyHandlers:
         self.model = ActiveModel(db)
         self.store = store
         self.loop = loop
+        self._requests: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    async def on_request(self, event: ev.Event, delivery: Delivery) -> None:
+        """Remember what the job's outcome will need (its targets, URL and tenant), so the outcome reads nothing.
+
+        A job's events share a partition, so the instance that gets the outcome saw the request, unless the
+        partition moved or this instance restarted in between: then the read model answers.
+        """
+        assert isinstance(event, ev.JobRequested)
+        self._requests[event.job_id] = {
+            "tenant": event.tenant, "url": event.data.url, "notify": [t.model_dump() for t in event.data.notify],
+        }
+        self._requests.move_to_end(event.job_id)
+        while len(self._requests) > KNOWN_REQUESTS:
+            self._requests.popitem(last=False)
 
     async def on_outcome(self, event: ev.Event, delivery: Delivery) -> None:
-        # Jobs are in the read model, which a rebuild may have moved to another database.
-        jobs = (await self.model.get())["jobs"]
-        job = await jobs.find_one({"_id": event.job_id}, {"notify": 1, "url": 1, "tenant": 1})
+        job = self._requests.pop(event.job_id, None)
+        if job is None:
+            # Jobs are in the read model, which a rebuild may have moved to another database.
+            jobs = (await self.model.get())["jobs"]
+            job = await jobs.find_one({"_id": event.job_id}, {"notify": 1, "url": 1, "tenant": 1})
         if job is None:
             log.warning("notify_job_unknown", job_id=event.job_id)
             return

@@ -44,7 +44,7 @@ def create_app(settings: NotifierSettings) -> Worker:
     outcome = handlers.on_outcome
     consumer = KeyedConsumer(
         bootstrap=settings.kafka_bootstrap, topic=settings.topics.events, group=settings.notifier_group, name="notifier",
-        handlers={"job.completed": outcome, "job.failed": outcome, "job.cancelled": outcome},
+        handlers={"job.requested": handlers.on_request, "job.completed": outcome, "job.failed": outcome, "job.cancelled": outcome},
         publisher=publisher, max_in_flight=settings.max_in_flight, handler_attempts=settings.handler_attempts,
     )
 
