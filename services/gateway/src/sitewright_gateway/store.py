@@ -103,7 +103,6 @@ class Store:
         await sync_indexes(self.idempotency, [([("created_at", ASCENDING)], ttl("created_at", seconds))])
         await self.api_keys.create_index([("key_id", ASCENDING)], unique=True)
 
-
     async def _give_old_documents_due_at(self) -> None:
         """A read model from before `due_at` kept the scheduler's work under three partial indexes (an
         unpublished request, a due action, a TTL on `expire_at`): once, while they still exist to find those
