@@ -8,7 +8,7 @@ from pymongo import ASCENDING
 from sitewright_contracts import uuid7
 from sitewright_gateway.projector import due_at
 from sitewright_gateway.scheduler import Scheduler, due
-from sitewright_gateway.store import EPOCH, Store
+from sitewright_gateway.store import EPOCH, IDS_PER_QUERY, Store, by_ids
 from sitewright_runtime.mongo import connect
 
 from tests.integration.test_gateway_api import gateway_settings
@@ -121,4 +121,15 @@ async def test_a_job_is_deleted_one_retention_period_after_it_finished(kafka_boo
     await Scheduler(settings, store, publisher=None).run_due(now)  # type: ignore[arg-type]
     assert {d["_id"] async for d in store.jobs.find({})} == {"kept", "revived"}
     await client.drop_database(settings.mongo_db)
+    await client.close()
+
+
+async def test_documents_by_more_ids_than_one_query_takes_are_all_found(mongo_url, unique):
+    client = connect(mongo_url)
+    store = Store(client[f"ids_{unique}"])
+    ids = [uuid7() for _ in range(2 * IDS_PER_QUERY + 7)]
+    await store.jobs.insert_many([{"_id": job_id, "n": n} for n, job_id in enumerate(ids)])
+    found = {d["_id"]: d async for d in by_ids(store.jobs, ids + ["absent"], {"n": 1})}
+    assert sorted(found) == sorted(ids) and all(found[job_id]["n"] == n for n, job_id in enumerate(ids))
+    await client.drop_database(f"ids_{unique}")
     await client.close()

@@ -31,7 +31,7 @@ from sitewright_runtime.logs import get_logger, log_context
 from sitewright_runtime.metrics import JOB_DURATION, JOBS_FINISHED, PROJECTION_LAG, PROJECTION_WRITES
 
 from .projector import RetryPolicy, changed_fields, due_at, event_document, project, request_of
-from .store import Store
+from .store import Store, by_ids
 
 log = get_logger(__name__)
 DUPLICATE_KEY = 11000
@@ -84,7 +84,7 @@ class Projection:
         while pending:
             docs = {job_id: self._cache[job_id] for job_id in pending if job_id in self._cache}
             if missing := [job_id for job_id in pending if job_id not in docs]:
-                docs.update({d["_id"]: d async for d in self.store.jobs.find({"_id": {"$in": missing}})})
+                docs.update({d["_id"]: d async for d in by_ids(self.store.jobs, missing)})
             fold = _fold({job_id: by_job[job_id] for job_id in pending}, docs, self.policy, self.retention)
             first_writes = [self._write_results(fold.results)] + ([] if recorded else [self._record(decoded, fold)])
             await asyncio.gather(*first_writes)
@@ -131,7 +131,7 @@ class Projection:
             modified = exc.details.get("nModified", 0)
         if modified < len(versions):
             # An update whose version guard did not hold left someone else's version in place.
-            async for d in self.store.jobs.find({"_id": {"$in": list(versions)}}, {"version": 1}):
+            async for d in by_ids(self.store.jobs, list(versions), {"version": 1}):
                 if d["version"] != versions[d["_id"]]:
                     conflicts.add(d["_id"])
         return conflicts

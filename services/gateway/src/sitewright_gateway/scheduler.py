@@ -33,7 +33,7 @@ from sitewright_runtime.metrics import JOBS_BY_STATUS, JOBS_STUCK, RETRIES, SCHE
 
 from .config import GatewaySettings
 from .projector import event_from_document, request_of
-from .store import EPOCH, Store, active_jobs
+from .store import EPOCH, Store, active_jobs, by_ids, id_chunks
 
 log = get_logger(__name__)
 LEASE_ID = "scheduler"
@@ -141,7 +141,9 @@ class Scheduler:
                 expired.append(doc["_id"])
         if expired:
             # `due_at` again: a job revived meanwhile (retried after it failed) has none and stays.
-            deleted = (await self.store.jobs.delete_many({"_id": {"$in": expired}, "due_at": {"$lte": now}})).deleted_count
+            deleted = 0
+            for chunk in id_chunks(expired):
+                deleted += (await self.store.jobs.delete_many({"_id": {"$in": chunk}, "due_at": {"$lte": now}})).deleted_count
             log.info("jobs_expired", deleted=deleted)
 
     async def publish_request(self, doc: dict[str, Any]) -> None:
@@ -214,8 +216,7 @@ class Scheduler:
         JOBS_STUCK.set(stuck)
         if not candidates:
             return
-        query = {"_id": {"$in": candidates[:500]}}
-        async for doc in self.store.jobs.find(query):
+        async for doc in by_ids(self.store.jobs, candidates[:500]):
             stage, attempt = doc["stage"], doc["attempt"]
             cause = f"stuck:{doc['_id']}:{doc['version']}"
             if attempt >= self.settings.retry_max_attempts and doc["status"] != "pending":

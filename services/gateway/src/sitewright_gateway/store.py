@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -24,6 +24,9 @@ from sitewright_runtime.mongo import active_model
 
 INDEX_OPTIONS_CONFLICT = (85, 86)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The embedded database checks each document a query finds against the query's whole `$in` list, so
+# one query by N ids costs N squared: 600 ids took 1.5 ms a document, 50 at a time 0.24 ms.
+IDS_PER_QUERY = 50
 
 
 @dataclass
@@ -126,6 +129,21 @@ async def active_jobs(
     collection for `{"status": {"$in": [...]}, "tenant": t}` or any other field beside them."""
     for status in ACTIVE_STATUSES:
         async for doc in jobs.find({"status": status} | ({"tenant": tenant} if tenant else {}), projection):
+            yield doc
+
+
+def id_chunks(ids: Sequence[str]) -> Iterator[list[str]]:
+    """`ids` in slices of `IDS_PER_QUERY`, one `{"_id": {"$in": slice}}` query each."""
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        yield list(ids[start:start + IDS_PER_QUERY])
+
+
+async def by_ids(
+    collection: AsyncCollection, ids: Sequence[str], projection: dict[str, Any] | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """The documents of `collection` with these `_id`s (in slices: `IDS_PER_QUERY`)."""
+    for chunk in id_chunks(ids):
+        async for doc in collection.find({"_id": {"$in": chunk}}, projection):
             yield doc
 
 
