@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 from aiokafka.structs import ConsumerRecord
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError, InvalidOperation
 from sitewright_contracts import Topics, encode, uuid7
+from sitewright_gateway.group_insert import GroupInsert
 from sitewright_gateway.projection import Projection
 from sitewright_gateway.projector import new_job
 from sitewright_gateway.store import Store
@@ -130,4 +133,27 @@ async def test_a_crash_between_the_writes_of_a_batch_loses_no_result(kafka_boots
     assert result is not None and result["event_id"] == events[-1].event_id
     assert await store.events.count_documents({"job_id": job_id}) == len(events)
     await client.drop_database(f"crash_{unique}")
+    await client.close()
+
+
+async def test_concurrent_inserts_go_in_one_command_and_each_gets_its_own_outcome(mongo_url, unique):
+    """The gateway's group commit for new jobs: a duplicate fails alone; a dead database fails every waiter."""
+    client = connect(mongo_url)
+    collection = client[f"group_{unique}"]["jobs"]
+    await collection.insert_one({"_id": "taken"})
+    commands = []
+    group = GroupInsert(lambda: commands.append(1) or collection)
+
+    outcomes = await asyncio.gather(
+        *(group.insert({"_id": f"job{n}"}) for n in range(50)), group.insert({"_id": "taken"}), return_exceptions=True
+    )
+    assert outcomes[:50] == [None] * 50 and isinstance(outcomes[50], DuplicateKeyError)
+    assert len(commands) == 1 and await collection.count_documents({}) == 51
+    assert await group.insert({"_id": "alone"}) is None  # an idle group inserts at once
+
+    await client.close()
+    outcomes = await asyncio.gather(*(group.insert({"_id": f"late{n}"}) for n in range(3)), return_exceptions=True)
+    assert all(isinstance(o, InvalidOperation) for o in outcomes), outcomes
+    client = connect(mongo_url)
+    await client.drop_database(f"group_{unique}")
     await client.close()

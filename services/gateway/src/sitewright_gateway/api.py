@@ -57,7 +57,8 @@ async def create_job(
     marked published, one write. That mark used to be a second write of the job document
     (an update, about ten inserts' cost on the embedded database). If the publish fails, the
     document goes in unpublished with its request (the outbox) and the scheduler publishes it
-    later. Either way the document is written before the answer, so a GET right after it
+    later. Concurrent requests' documents go in together (`GroupInsert`). Either way the document
+    is written before the answer, so a GET right after it
     finds the job on any gateway instance, and an accepted job is never lost.
     """
     try:
@@ -94,7 +95,7 @@ async def create_job(
             doc["outbox"] = event.model_dump(mode="json")
             doc["due_at"] = doc["created_at"] + timedelta(seconds=state.settings.outbox_grace_s)
         try:
-            await state.store.jobs.insert_one(doc)
+            await state.job_inserts.insert(doc)
         except DuplicateKeyError:
             # The projector read the request off the log and made the document first: only the trace is ours to add.
             await state.store.jobs.update_one({"_id": event.job_id}, {"$set": {"traceparent": traceparent}})

@@ -23,6 +23,7 @@ from .security_headers import SecurityHeaders
 from .auth import KeyStore
 from .http_metrics import HttpMetrics
 from .config import GatewaySettings
+from .group_insert import GroupInsert
 from .hub import Hub
 from .projection import Projection
 from .scheduler import Scheduler
@@ -68,7 +69,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.state.gateway = GatewayState(
             settings=settings, client=client, store=store, keys=keys, publisher=publisher,
             guard=AddressGuard(settings.allow_cidrs), projection=projection, projector=projector, scheduler=scheduler,
-            hub=hub,
+            hub=hub, job_inserts=GroupInsert(lambda: store.jobs),
         )
         tasks = [asyncio.create_task(c.run()) for c in (projector, dead_letters, scheduler)]
         log.info("gateway_started", env=settings.env)

@@ -11,6 +11,7 @@ from sitewright_runtime.netguard import AddressGuard
 
 from .auth import KeyStore
 from .config import GatewaySettings
+from .group_insert import GroupInsert
 from .hub import Hub
 from .projection import Projection
 from .scheduler import Scheduler
@@ -29,3 +30,4 @@ class GatewayState:
     projector: BatchConsumer
     scheduler: Scheduler
     hub: Hub
+    job_inserts: GroupInsert  # POST's writes of new jobs, batched
