@@ -4,11 +4,11 @@ Each tick it reads the jobs whose `due_at` has come (one small partial
 index) and, by what each is waiting for, (1) publishes a request a crash
 left unpublished, (2) carries out what the projector decided after a stage
 failure (retry when due, or fail the job) or (3) deletes a job one retention
-period after it finished. Less often (a tenth of the
-stuck threshold, at most a minute) it (4) re-drives active jobs with no event
-for the stuck threshold, (5) refreshes the gauges and (6) deletes the audit
-trail of jobs past retention: these read every active job, which at a large
-backlog is too much for every second. Everything it emits has an id
+period after it finished. Less often (a tenth of the stuck threshold, at
+most a minute) it (4) re-drives active jobs with no event for the stuck
+threshold, (5) refreshes the gauges and (6) deletes the audit trail of jobs
+past retention: these read every active job, which at a large backlog is
+too much for every second. Everything it emits has an id
 derived from its cause, so doing the same thing twice (a lost lease, a
 crash after publishing) yields duplicates that every consumer drops.
 """
