@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from pymongo import ASCENDING
 from sitewright_contracts import uuid7
 from sitewright_gateway.projector import due_at
@@ -81,11 +82,20 @@ async def test_indexes_are_exactly_the_declared_ones_and_the_ticks_queries_use_t
     await client.close()
 
 
-async def test_the_audit_trail_of_jobs_past_retention_is_deleted(kafka_bootstrap, mongo_url, unique):
+@pytest.fixture
+async def retained(kafka_bootstrap, mongo_url, unique):
+    """A read model with its indexes and a 7-day retention, and a scheduler over it (nothing to publish)."""
     settings = gateway_settings(kafka_bootstrap, mongo_url, unique, retention_days=7)
     client = connect(mongo_url)
     store = Store(client[settings.mongo_db])
     await store.create_indexes(settings.retention)
+    yield store, Scheduler(settings, store, publisher=None)  # type: ignore[arg-type]
+    await client.drop_database(settings.mongo_db)
+    await client.close()
+
+
+async def test_the_audit_trail_of_jobs_past_retention_is_deleted(retained):
+    store, scheduler = retained
     now = datetime.now(UTC)
 
     def job_created(days_ago: float) -> str:
@@ -95,33 +105,26 @@ async def test_the_audit_trail_of_jobs_past_retention_is_deleted(kafka_bootstrap
     await store.events.insert_many([
         {"_id": uuid7(), "job_id": job_id, "version": v, "occurred_at": now} for job_id in (old, kept, recent) for v in (1, 2)
     ])
-    await Scheduler(settings, store, publisher=None).expire_events(now)  # type: ignore[arg-type]
+    await scheduler.expire_events(now)
     left = {d["job_id"] async for d in store.events.find({})}
     assert left == {kept, recent}
-    await client.drop_database(settings.mongo_db)
-    await client.close()
 
 
-async def test_a_job_is_deleted_one_retention_period_after_it_finished(kafka_bootstrap, mongo_url, unique):
-    settings = gateway_settings(kafka_bootstrap, mongo_url, unique, retention_days=7)
-    client = connect(mongo_url)
-    store = Store(client[settings.mongo_db])
-    await store.create_indexes(settings.retention)
+async def test_a_job_is_deleted_one_retention_period_after_it_finished(retained):
+    store, scheduler = retained
     now = datetime.now(UTC)
 
     def job(job_id: str, status: str, finished_days_ago: float | None) -> dict:
         doc = {"_id": job_id, "tenant": "t", "status": status, "published": True, "action": None,
                "finished_at": None if finished_days_ago is None else now - timedelta(days=finished_days_ago)}
-        return doc | {"due_at": due_at(doc, settings.retention)}
+        return doc | {"due_at": due_at(doc, scheduler.settings.retention)}
 
     await store.jobs.insert_many([
         job("expired", "completed", 8), job("failed-long-ago", "failed", 7.01), job("kept", "completed", 6.9),
         job("revived", "crawling", None),  # failed long ago, then retried: active again, so no expiry
     ])
-    await Scheduler(settings, store, publisher=None).run_due(now)  # type: ignore[arg-type]
+    await scheduler.run_due(now)
     assert {d["_id"] async for d in store.jobs.find({})} == {"kept", "revived"}
-    await client.drop_database(settings.mongo_db)
-    await client.close()
 
 
 async def test_documents_by_more_ids_than_one_query_takes_are_all_found(mongo_url, unique):

@@ -57,9 +57,9 @@ async def create_job(
     marked published, one write. That mark used to be a second write of the job document
     (an update, about ten inserts' cost on the embedded database). If the publish fails, the
     document goes in unpublished with its request (the outbox) and the scheduler publishes it
-    later. Concurrent requests' documents go in together (`GroupInsert`). Either way the document
-    is written before the answer, so a GET right after it
-    finds the job on any gateway instance, and an accepted job is never lost.
+    later. Concurrent requests' documents go in together (`GroupInsert`). Either way the
+    document is written before the answer, so a GET right after it finds the job on any
+    gateway instance, and an accepted job is never lost.
     """
     try:
         state.guard.check_literal(body.url)

@@ -16,7 +16,7 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
-DUPLICATE_KEY = 11000
+from .store import DUPLICATE_KEY
 
 
 class GroupInsert:

@@ -31,10 +31,9 @@ from sitewright_runtime.logs import get_logger, log_context
 from sitewright_runtime.metrics import JOB_DURATION, JOBS_FINISHED, PROJECTION_LAG, PROJECTION_WRITES
 
 from .projector import RetryPolicy, changed_fields, due_at, event_document, project, request_of
-from .store import Store, by_ids
+from .store import DUPLICATE_KEY, Store, by_ids
 
 log = get_logger(__name__)
-DUPLICATE_KEY = 11000
 # Job documents kept after writing them (about 2-3 KB each); a job's events arrive within
 # seconds of each other, so a few thousand cover every job in flight at full speed.
 CACHE_JOBS = 4000

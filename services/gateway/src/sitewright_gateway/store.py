@@ -23,6 +23,7 @@ from sitewright_contracts.models import ACTIVE_STATUSES
 from sitewright_runtime.mongo import active_model
 
 INDEX_OPTIONS_CONFLICT = (85, 86)
+DUPLICATE_KEY = 11000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The embedded database checks each document a query finds against the query's whole `$in` list, so
 # one query by N ids costs N squared: 600 ids took 1.5 ms a document, 50 at a time 0.24 ms.
