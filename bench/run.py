@@ -50,6 +50,7 @@ ROWS = [
 SERVICES = ("gateway", "crawler", "generator", "notifier", "broker", "mongodb")
 ROWS += [(f"memory_idle.{s}", f"6 RSS MiB idle: {s}", "< 100" if s not in ("broker", "mongodb") else "") for s in SERVICES]
 ROWS += [(f"memory_after_1.{s}", f"6 RSS MiB after scenario 1: {s}", "") for s in SERVICES]
+ROWS += [(f"cpu_idle_pct.{s}", f"6 CPU % of a core idle: {s}", "") for s in SERVICES]
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -106,6 +107,7 @@ async def one_run(plan: Plan, index: int) -> dict:
     try:
         await asyncio.sleep(2)  # idle: nothing submitted since the warm-up finished
         result["memory_idle"] = memory.snapshot(bench)
+        result["cpu_idle_pct"] = await memory.idle_cpu(bench)
         print(f"run {index}: scenario 1 ({plan.jobs} jobs)", flush=True)
         tp = await throughput.run(bench, plan.jobs)
         result["memory_after_1"] = memory.snapshot(bench)

@@ -149,6 +149,7 @@ class KeyedConsumer:
         handler_attempts: int = 3,
         retry_backoff_s: float = 0.5,
         unordered: frozenset[str] = frozenset(),
+        fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
     ):
         self.topic, self.group, self.name = topic, group, name
         self.handlers = dict(handlers)
@@ -163,6 +164,7 @@ class KeyedConsumer:
         self.retry_backoff_s = retry_backoff_s
         self.trackers: dict[TopicPartition, OffsetTracker] = {}
         self.bootstrap = bootstrap
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self._tails: dict[bytes | None, asyncio.Task[None]] = {}
         # Fetched, not yet started: (-priority, arrival, partition, record). Reading ahead of the free slots
         # is what lets a high-priority message overtake the ones that arrived before it.
@@ -189,7 +191,7 @@ class KeyedConsumer:
 
     async def run(self, *, drain_timeout_s: float = 10) -> None:
         """Consume until `stop()`; then finish in-flight work (bounded) and commit it."""
-        self._consumer = new_consumer(self.bootstrap, self.group, self.name)
+        self._consumer = new_consumer(self.bootstrap, self.group, self.name, fetch_max_wait_ms=self.fetch_max_wait_ms)
         self._consumer.subscribe([self.topic], listener=_Listener(self))
         await self._consumer.start()
         self.running = True

@@ -9,6 +9,8 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sitewright_contracts import Topics
 
+from .kafka import FETCH_MAX_WAIT_MS
+
 ENV_PREFIX = "SITEWRIGHT_"
 
 # Loopback ranges the local embedded stack may crawl and call back (sites and webhooks on this machine).
@@ -81,6 +83,10 @@ class ServiceSettings(BaseSettings):
     )
     handler_attempts: int = Field(default=3, ge=1, le=20, description="Tries of a failing handler before DLQ.")
     max_in_flight: int = Field(default=256, ge=1, le=10_000, description="Messages a worker handles at once.")
+    fetch_max_wait_ms: int = Field(
+        default=FETCH_MAX_WAIT_MS, ge=1, le=10_000,
+        description="How long a consumer's fetch waits for new messages: latency per hop against the CPU idle polling costs.",
+    )
 
     # Names of this service's secret settings: in production, start is refused when one is
     # empty or at a known default (see `insecure_secrets`). Each service lists its own.

@@ -25,6 +25,7 @@ def create_app(settings: CrawlerSettings) -> Worker:
             "job.cancel_requested": handlers.on_cancel_requested,
         },
         publisher=publisher, max_in_flight=settings.max_in_flight, handler_attempts=settings.handler_attempts,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         unordered=frozenset({"job.cancel_requested"}),
     )
     return Worker(name="crawler", settings=settings, publisher=publisher, consumers=[consumer], stage="crawl")

@@ -52,13 +52,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         projection = Projection(store, publisher, settings.retry_policy, settings.projector_group, settings.retention)
         projector = BatchConsumer(
             bootstrap=settings.kafka_bootstrap, topic=settings.topics.events, group=settings.projector_group,
-            name="gateway-projector", on_batch=projection,
+            name="gateway-projector", on_batch=projection, fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
         dead_letters = BatchConsumer(
             bootstrap=settings.kafka_bootstrap, topic=settings.topics.dlq, group=f"{settings.projector_group}-dlq",
             name="gateway-dlq", on_batch=dlq.DeadLetters(store),
-            # The embedded broker answers an empty fetch only when the wait is over: at the pipeline's 10 ms an
-            # idle consumer costs the broker and itself about 10 % of a core each. Dead letters can wait.
+            # Every fetch the embedded broker holds open costs it CPU (`kafka.FETCH_MAX_WAIT_MS`); dead letters can wait.
             fetch_max_wait_ms=500,
         )
         scheduler = Scheduler(settings, store, publisher)

@@ -37,6 +37,7 @@ def create_app(settings: GeneratorSettings) -> Worker:
         bootstrap=settings.kafka_bootstrap, topic=settings.topics.events, group=settings.generator_group, name="generator",
         handlers={"crawl.succeeded": handlers.on_crawl_succeeded, "job.retry_requested": handlers.on_retry_requested},
         publisher=publisher, max_in_flight=settings.max_in_flight, handler_attempts=settings.handler_attempts,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
     return Worker(
         name="generator", settings=settings, publisher=publisher, consumers=[consumer], stage="generate",

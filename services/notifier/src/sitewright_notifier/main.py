@@ -46,6 +46,7 @@ def create_app(settings: NotifierSettings) -> Worker:
         bootstrap=settings.kafka_bootstrap, topic=settings.topics.events, group=settings.notifier_group, name="notifier",
         handlers={"job.requested": handlers.on_request, "job.completed": outcome, "job.failed": outcome, "job.cancelled": outcome},
         publisher=publisher, max_in_flight=settings.max_in_flight, handler_attempts=settings.handler_attempts,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
 
     async def start() -> None:
