@@ -30,7 +30,7 @@ SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 1500
 # How long a fetch may wait for data (`SITEWRIGHT_FETCH_MAX_WAIT_MS`). Measured on the embedded broker
 # (bench/README.md, "Fetch wait"): it spends CPU for every fetch it holds open, so at 10 ms the idle
-# pipeline kept the broker at 40-75 % of a core and each consumer at 9 %; at 100 ms, 18 % and 2-3 %,
+# pipeline kept the broker at 43-77 % of a core and each consumer at 9 %; at 100 ms, 18 % and 2-3 %,
 # with more jobs/s under load and a few ms more per hop (it answers most long-polls early when data
 # arrives). The 500 ms client default costs a quiet pipeline a quarter-second per hop.
 FETCH_MAX_WAIT_MS = 100
