@@ -152,7 +152,7 @@ async def replay_dead_letter(entry_id: str, state: State, caller: Caller) -> dic
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dead letter with id {entry_id!r}")
     if doc.get("job_id") is None:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"this message cannot be replayed: it could not be decoded ({doc.get('reason')}: {doc.get('error')}); "
             "fix the producer and send a corrected message instead",
         )
@@ -168,7 +168,7 @@ async def replay_dead_letter(entry_id: str, state: State, caller: Caller) -> dic
     else:
         if not doc.get("body") or doc.get("headers") is None:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
                 f"dead letter {entry_id} does not hold the original message, so it cannot be sent again; "
                 f"retry the job instead: POST /api/jobs/{job['_id']}/retry once it has failed",
             )
