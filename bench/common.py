@@ -51,6 +51,11 @@ def cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_spent(before: dict[str, float | None], after: dict[str, float | None]) -> dict[str, float]:
+    """CPU seconds each process used between two `Bench.cpu()` readings (those alive at both)."""
+    return {name: after[name] - was for name, was in before.items() if was is not None and after.get(name) is not None}
+
+
 @dataclass
 class Bench:
     """One running stack with its sites, and the handles scenarios use."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ..common import Bench
+from ..common import Bench, cpu_spent
 
 
 def snapshot(bench: Bench) -> dict[str, float | None]:
@@ -17,8 +17,4 @@ async def idle_cpu(bench: Bench, seconds: float = 10) -> dict[str, float]:
     before, start = bench.cpu(), time.monotonic()
     await asyncio.sleep(seconds)
     after, elapsed = bench.cpu(), time.monotonic() - start
-    return {
-        name: round(100 * (after[name] - was) / elapsed, 1)
-        for name, was in before.items()
-        if was is not None and after.get(name) is not None
-    }
+    return {name: round(100 * spent / elapsed, 1) for name, spent in cpu_spent(before, after).items()}

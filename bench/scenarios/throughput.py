@@ -6,7 +6,7 @@ follows the share of the CPU the stack gets, while CPU per job is what the code 
 
 from __future__ import annotations
 
-from ..common import Bench
+from ..common import Bench, cpu_spent
 
 
 async def run(bench: Bench, n: int, concurrency: int = 32, timeout_s: float = 600) -> dict:
@@ -19,11 +19,7 @@ async def run(bench: Bench, n: int, concurrency: int = 32, timeout_s: float = 60
     last_submit = max(r[0] + r[1] for r in phase["requests"])
     done = [bench.watcher.seen[i] for i in ids if i in bench.watcher.seen]
     cpu_after = bench.cpu()
-    cpu_ms = {
-        name: round((cpu_after[name] - before) * 1000 / max(len(done), 1), 2)
-        for name, before in cpu_before.items()
-        if before is not None and cpu_after.get(name) is not None
-    }
+    cpu_ms = {name: round(spent * 1000 / max(len(done), 1), 2) for name, spent in cpu_spent(cpu_before, cpu_after).items()}
     cpu_ms["total"] = round(sum(cpu_ms.values()), 2)
     last = max(done) if done else last_submit
     return {
