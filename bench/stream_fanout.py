@@ -144,8 +144,9 @@ async def _watch_recorded(stack: Stack, recorded: dict[str, float]) -> None:
     client = connect(stack.env()["SITEWRIGHT_MONGO_URL"], appname="bench")
     try:
         async with await client["sitewright"]["job_events"].watch([{"$match": {"operationType": "insert"}}]) as stream:
-            async for change in stream:
-                recorded[change["documentKey"]["_id"]] = time.time()
+            async for change in stream:  # a page of the audit trail: a job's events from one projector batch
+                for event in change["fullDocument"]["events"]:
+                    recorded[event["event_id"]] = time.time()
     finally:
         await client.close()
 

@@ -23,10 +23,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
+from pymongo.asynchronous.collection import AsyncCollection
 from sitewright_contracts import Topics
 from sitewright_devstack.infra import free_port
 from sitewright_devstack.sample_site import StaticSite
 from sitewright_devstack.stack import Stack, StackConfig
+from sitewright_gateway import audit
 from sitewright_gateway.config import GatewaySettings
 from sitewright_gateway.projector import RetryPolicy, state_as_of
 from sitewright_gateway.readmodel import canonical, digest, rebuild
@@ -162,7 +164,7 @@ async def check(store: Store, ids: list[str], *, expect: set[str] = frozenset({"
     assert set(statuses) <= expect, statuses
     policy = RetryPolicy(max_attempts=3, backoff_s=tuple(BACKOFF_S))
     for job_id, doc in jobs.items():
-        events = sorted([e async for e in store.events.find({"job_id": job_id})], key=lambda e: (e["occurred_at"], e["_id"]))
+        events = sorted(await audit.job_events(store.events, job_id), key=lambda e: (e["occurred_at"], e["_id"]))
         # A failed job may be retried (from the API or the DLQ) and end again: count from the last retry on.
         restarts = [i for i, e in enumerate(events) if e["type"] == "job.retry_requested"]
         last_run = events[restarts[-1]:] if restarts else events
@@ -351,8 +353,9 @@ async def _frozen_crawler_scenario(stack, api, store, hooks, url: str) -> None:
         crawler.send_signal(signal.SIGCONT)
     counts = await check(store, ids, max_attempts=3, hooks=hooks)
     results = await store.results.count_documents({"_id": {"$in": ids}})
-    completed = await store.events.count_documents({"job_id": {"$in": ids}, "type": "job.completed"})
-    redriven = await store.events.count_documents({"job_id": {"$in": ids}, "type": "job.retry_requested"})
+    events = [e for job_id in ids for e in await audit.job_events(store.events, job_id)]
+    completed = sum(e["type"] == "job.completed" for e in events)
+    redriven = sum(e["type"] == "job.retry_requested" for e in events)
     report("SIGSTOP past the stuck threshold", frozen_s=STUCK_AFTER_S + 5, redriven=redriven,
            completed_events=completed, results=results, total_s=round(time.monotonic() - frozen, 1), **counts)
     assert results == len(ids)
@@ -408,8 +411,10 @@ async def differences(live: Store, replayed: Store, most: int = 3) -> list[tuple
     for name, ours_c, theirs_c in (("jobs", live.jobs, replayed.jobs), ("job_events", live.events, replayed.events),
                                    ("results", live.results, replayed.results)):
         # Compared as the digest hashes them (JSON text), which tells 40 from 40.0 where `==` does not.
-        ours = {d["_id"]: canonical(d) async for d in ours_c.find({})}
-        theirs = {d["_id"]: canonical(d) async for d in theirs_c.find({})}
+        def docs(c: AsyncCollection) -> AsyncIterator[dict]:
+            return audit.every_event(c) if name == "job_events" else c.find({})
+        ours = {d["_id"]: canonical(d) async for d in docs(ours_c)}
+        theirs = {d["_id"]: canonical(d) async for d in docs(theirs_c)}
 
         def text(v: object) -> str:
             return json.dumps(v, sort_keys=True, default=str)

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sitewright_runtime.mongo import connect
 from sitewright_runtime.settings import load_settings
 
+from . import audit
 from .auth import KeyStore
 from .config import GatewaySettings
 from .projector import state_as_of
@@ -74,8 +75,7 @@ async def _model(args: argparse.Namespace, settings: GatewaySettings, store: Sto
               + ("; it is now the active read model" if report.switched else ""))
         print(json.dumps(await digest(Store(store.db, store.db.client[args.into])), indent=2))
     elif args.action == "history":
-        events = [d async for d in store.events.find({"job_id": args.job_id})]
-        doc = state_as_of(events, args.at, settings.retry_policy)
+        doc = state_as_of(await audit.job_events(store.events, args.job_id), args.at, settings.retry_policy)
         if doc is None:
             print(f"job {args.job_id} did not exist at {args.at.isoformat()} (or its events have expired)", file=sys.stderr)
             return 1

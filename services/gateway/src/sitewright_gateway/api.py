@@ -17,6 +17,7 @@ from sitewright_runtime.logs import get_logger, log_context
 from sitewright_runtime.metrics import JOBS_CREATED
 from sitewright_runtime.netguard import BlockedAddress
 
+from . import audit
 from .projector import new_job, state_as_of
 from .deps import State, Tenant
 from .ratelimit import RATE_LIMITED_RESPONSE, JobCreationLimit
@@ -162,8 +163,8 @@ async def get_job(job_id: str, state: State, tenant: Tenant) -> JobView:
 async def get_job_events(job_id: str, state: State, tenant: Tenant) -> list[EventView]:
     """The job's audit trail, in the order the events happened."""
     await own_job(state, tenant, job_id)
-    cursor = state.store.events.find({"job_id": job_id}).sort([("occurred_at", 1), ("_id", 1)]).limit(1000)
-    return [EventView(event_id=d["_id"], **{k: v for k, v in d.items() if k != "_id"}) async for d in cursor]
+    events = sorted(await audit.job_events(state.store.events, job_id), key=lambda d: (d["occurred_at"], d["_id"]))
+    return [EventView(event_id=d["_id"], **{k: v for k, v in d.items() if k != "_id"}) for d in events[:1000]]
 
 
 @router.get("/jobs/{job_id}/history", response_model=JobView)
@@ -175,8 +176,7 @@ async def get_job_as_of(
 ) -> JobView:
     """Time travel: the job as it was at `at`, rebuilt from its events."""
     await own_job(state, tenant, job_id)
-    events = [d async for d in state.store.events.find({"job_id": job_id})]
-    doc = state_as_of(events, at if at.tzinfo else at.replace(tzinfo=UTC), state.settings.retry_policy)
+    doc = state_as_of(await audit.job_events(state.store.events, job_id), at if at.tzinfo else at.replace(tzinfo=UTC), state.settings.retry_policy)
     if doc is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} had not been requested yet at {at.isoformat()}")
     return JobView.from_doc(doc)

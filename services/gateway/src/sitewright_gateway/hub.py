@@ -1,9 +1,9 @@
 """Fans job updates out to stream connections (the WebSocket and SSE routes in `streams.py`).
 
 Every gateway instance runs one hub. While any stream connection is open (and
-a minute after), it tails inserts into `job_events` with a MongoDB change
-stream: the projector stores in each event document the job's
-version and state right after that event, and whichever instance projected an
+a minute after), it tails inserts into `job_events` (the audit trail's pages,
+`audit.py`) with a MongoDB change stream: the projector stores with each event
+the job's version and state right after that event, and whichever instance projected an
 event, every instance's hub sees it. One update per job version goes to every
 connection following that job, encoded once.
 
@@ -30,6 +30,7 @@ from prometheus_client import Counter, Gauge
 from pymongo.asynchronous.collection import AsyncCollection
 from sitewright_runtime.logs import get_logger
 
+from . import audit
 from .auth import Principal
 from .store import Store, active_jobs
 
@@ -53,7 +54,9 @@ CLOSE_TOO_MANY = 4429
 CLOSE_BAD_MESSAGE = 1008
 CLOSE_RESTART = 1012
 
-_EVENT_FIELDS = {"job_id": 1, "tenant": 1, "type": 1, "occurred_at": 1, "version": 1, "job": 1, "offset": 1}
+# What a stream needs of the audit trail's pages (`audit.py`): not the events' data.
+_PAGE_FIELDS = {"job_id": 1, "tenant": 1, **{f"events.{k}": 1 for k in (
+    "event_id", "type", "occurred_at", "version", "job", "partition", "offset")}}
 _JOB_FIELDS = {"tenant": 1, "version": 1, "status": 1, "stage": 1, "progress": 1, "attempt": 1, "error": 1, "url": 1, "updated_at": 1}
 _ERROR_FIELDS = ("code", "message", "retryable", "stage")
 
@@ -82,7 +85,7 @@ class Update:
 
     @classmethod
     def from_event(cls, doc: dict[str, Any]) -> Update:
-        """From a `job_events` document (the state it stores is the job's right after the event)."""
+        """From one audit-trail event (`audit.events_of`; the state it stores is the job's right after it)."""
         job = doc.get("job") or {}
         return cls(doc["tenant"], _payload(doc["job_id"], doc["version"], job, doc.get("type"), doc["_id"], doc.get("occurred_at")))
 
@@ -106,6 +109,10 @@ class Update:
         if self._sse is None:
             self._sse = f"id: {self.job_id}:{self.version}\nevent: job\ndata: {self.text}\n\n".encode()
         return self._sse
+
+
+def _version_order(event: dict[str, Any]) -> tuple[int, int]:
+    return event["version"], event["offset"]
 
 
 def _payload(job_id: str, version: int, job: dict[str, Any], event_type: str | None, event_id: str | None, at: Any) -> dict[str, Any]:
@@ -324,7 +331,7 @@ class Hub:
     async def _watch(self, resume_after: Any) -> Any:
         pipeline = [
             {"$match": {"operationType": "insert"}},
-            {"$project": {"operationType": 1, **{f"fullDocument.{k}": 1 for k in ("_id", *_EVENT_FIELDS)}}},
+            {"$project": {"operationType": 1, **{f"fullDocument.{k}": 1 for k in ("_id", *_PAGE_FIELDS)}}},
         ]
         self._watching = self.events.full_name
         return await self.events.watch(pipeline, resume_after=resume_after, max_await_time_ms=IDLE_POLL_MS)
@@ -339,11 +346,12 @@ class Hub:
                     elif not self.connections and await self._close_if_idle():
                         return
                     continue
-                doc = change.get("fullDocument")
-                if doc and doc.get("version") is not None:
-                    self.received += 1
-                    STREAM_UPDATES.inc()
-                    self._dispatch(Update.from_event(doc))
+                page = change.get("fullDocument")
+                for event in audit.events_of([page] if page else []):
+                    if event["version"] is not None:
+                        self.received += 1
+                        STREAM_UPDATES.inc()
+                        self._dispatch(Update.from_event(event))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -478,21 +486,21 @@ class Hub:
             return {}
         wanted = {(d["_id"], d["version"]) for d in jobs}
         # One `$in` alone: with a second one the embedded database scans every event (see `active_jobs`).
-        query = {"job_id": {"$in": [j for j, _ in wanted]}}
+        pages = [p async for p in self.events.find({"job_id": {"$in": [j for j, _ in wanted]}}, _PAGE_FIELDS)]
         made: dict[tuple[str, int], dict[str, Any]] = {}
-        async for e in self.events.find(query, _EVENT_FIELDS).sort([("version", 1), ("offset", 1)]):
+        for e in sorted(audit.events_of(pages), key=_version_order):
             if (e["job_id"], e["version"]) in wanted:
                 made.setdefault((e["job_id"], e["version"]), e)
         return {d["_id"]: Update.from_job(d, made.get((d["_id"], d["version"]))) for d in jobs}
 
     async def backlog(self, job_id: str, after: int) -> list[Update]:
         """Every version of the job after `after`, from the audit trail, one update per version."""
-        cursor = self.events.find({"job_id": job_id, "version": {"$gt": after}}, _EVENT_FIELDS)
+        events = await audit.job_events(self.events, job_id, _PAGE_FIELDS)
         updates: list[Update] = []
-        async for doc in cursor.sort([("version", 1), ("offset", 1)]).limit(BACKLOG_LIMIT):
+        for doc in sorted((e for e in events if e["version"] is not None and e["version"] > after), key=_version_order):
             if not updates or updates[-1].version != doc["version"]:
                 updates.append(Update.from_event(doc))
-        return updates
+        return updates[:BACKLOG_LIMIT]
 
     async def backfill(self, conn: Connection, job_id: str, after: int) -> None:
         """Fill a gap in a live sequence from the audit trail, then release what was held."""

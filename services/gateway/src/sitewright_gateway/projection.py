@@ -2,7 +2,8 @@
 
 One batch costs one bulk write of the job documents that changed (all the
 events of one job in the batch folded into one update), one unordered insert
-into the audit trail (and one into results, when jobs completed), and a read
+into the audit trail (a page per job: `audit.py`; and one into results, when
+jobs completed), and a read
 of only those jobs the projector has not written recently: the documents it
 wrote last are kept (a bounded cache), because on the embedded database that
 read cost about as much as the write.
@@ -30,7 +31,8 @@ from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.logs import get_logger, log_context
 from sitewright_runtime.metrics import JOB_DURATION, JOBS_FINISHED, PROJECTION_LAG, PROJECTION_WRITES
 
-from .projector import RetryPolicy, changed_fields, due_at, event_document, project, request_of
+from . import audit
+from .projector import RetryPolicy, changed_fields, due_at, project, request_of
 from .store import DUPLICATE_KEY, Store, by_ids
 
 log = get_logger(__name__)
@@ -85,7 +87,7 @@ class Projection:
             if missing := [job_id for job_id in pending if job_id not in docs]:
                 docs.update({d["_id"]: d async for d in by_ids(self.store.jobs, missing)})
             fold = _fold({job_id: by_job[job_id] for job_id in pending}, docs, self.policy, self.retention)
-            first_writes = [self._write_results(fold.results)] + ([] if recorded else [self._record(decoded, fold)])
+            first_writes = [self._write_results(fold.results)] + ([] if recorded else [self._record(fold.pages)])
             await asyncio.gather(*first_writes)
             recorded = True
             conflicts = await self._write(fold.writes, fold.versions)
@@ -135,10 +137,9 @@ class Projection:
                     conflicts.add(d["_id"])
         return conflicts
 
-    async def _record(self, decoded: list[tuple[Event, tuple[int, int]]], fold: Fold) -> None:
-        docs = fold.recovered + [event_document(e, p, fold.after.get(e.event_id)) for e, p in decoded]
-        PROJECTION_WRITES.labels("job_events").inc(len(docs))
-        await self._insert_new(self.store.events, docs)
+    async def _record(self, pages: list[dict]) -> None:
+        PROJECTION_WRITES.labels("job_events").inc(len(pages))
+        await self._insert_new(self.store.events, pages)
 
     async def _write_results(self, completions: list[ev.JobCompleted]) -> None:
         """Insert each job's result; one already there is the same (the completion at `result_at`).
@@ -172,8 +173,7 @@ class Fold:
     versions: dict[str, int] = field(default_factory=dict)  # each updated job's version after our write
     written: dict[str, dict] = field(default_factory=dict)  # each job's document after the batch
     finished: list[dict] = field(default_factory=list)  # jobs the batch finished
-    after: dict[str, dict] = field(default_factory=dict)  # event id -> the job document right after it
-    recovered: list[dict] = field(default_factory=list)  # audit documents of requests the log lost
+    pages: list[dict] = field(default_factory=list)  # the audit trail's pages, one per job
     results: list[ev.JobCompleted] = field(default_factory=list)  # the completions that are their job's result
 
 
@@ -184,17 +184,19 @@ def _fold(
     for job_id, events in by_job.items():
         old = docs.get(job_id)
         new = old
+        entries: dict[str, dict] = {}
         if old is not None and old["position"] is None and not any(isinstance(e, ev.JobRequested) for e, _ in events):
             # The job's later events arrive but its request never came on this log: the embedded
             # broker lost it in a restart. Its audit trail gets it from the document (at no log
             # position), so the job's history still starts at its request.
-            fold.recovered.append(event_document(request_of(old), (-1, -1), old))
+            request = request_of(old)
+            entries[request.event_id] = audit.entry(request, (-1, -1), old)
         for event, position in events:
             new = project(new, event, position, policy) or new
-            if new is not None:
-                # The state the event itself produced: a duplicate later in the batch must not
-                # replace it with a later state; the audit trail would then differ between replays.
-                fold.after.setdefault(event.event_id, new)
+            # The state the event itself produced: a duplicate later in the batch must not
+            # replace it with a later state; the audit trail would then differ between replays.
+            entries.setdefault(event.event_id, audit.entry(event, position, new))
+        fold.pages.append(audit.page(job_id, events[0][0].tenant, list(entries.values())))
         if new is None:
             continue
         fold.written[job_id] = new

@@ -281,35 +281,8 @@ def changed_fields(old: Doc, new: Doc) -> Doc:
     return {k: v for k, v in new.items() if k != "_id" and old.get(k) != v}
 
 
-def job_state(doc: Doc) -> Doc:
-    """What a job stream reports of a job: its state right after an event (stored with the event)."""
-    return {k: doc.get(k) for k in ("status", "stage", "progress", "attempt", "error", "url")}
-
-
-def event_document(event: ev.Event, position: tuple[int, int], after: Doc | None = None) -> Doc:
-    """The audit-trail document of one event (`job_events`).
-
-    `after` is the job document right after the event: its `version` and
-    `job_state` let job streams replay a job's versions from the audit trail.
-    """
-    return {
-        "_id": event.event_id,
-        "job_id": event.job_id,
-        "tenant": event.tenant,
-        "type": event.type,
-        "attempt": event.attempt,
-        "occurred_at": event.occurred_at,
-        "producer": event.producer,
-        "partition": position[0],
-        "offset": position[1],
-        "data": event.data.model_dump(mode="json", by_alias=True),
-        "version": after["version"] if after else None,
-        "job": job_state(after) if after else None,
-    }
-
-
 def event_from_document(doc: Doc) -> ev.Event:
-    """The event an audit-trail document records (the inverse of `event_document`)."""
+    """The event one audit-trail document records (`audit.events_of` gives them; the inverse of `audit.entry`)."""
     fields = {k: doc[k] for k in ("job_id", "tenant", "type", "attempt", "occurred_at", "producer", "data")}
     return ev.EVENT_ADAPTER.validate_python(fields | {"event_id": doc["_id"]})
 

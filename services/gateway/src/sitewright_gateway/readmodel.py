@@ -27,6 +27,7 @@ from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.logs import get_logger
 from sitewright_runtime.mongo import ACTIVE_MODEL
 
+from . import audit
 from .config import GatewaySettings
 from .projection import Projection
 from .store import Store
@@ -46,12 +47,14 @@ def canonical(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 async def digest(store: Store) -> dict[str, Any]:
-    """SHA-256 over the canonical documents of each log-derived collection, in `_id` order."""
+    """SHA-256 over the canonical documents of each log-derived collection, in `_id` order; the audit
+    trail's as events, job by job (`audit.every_event`), whatever pages the batches split them into."""
     out: dict[str, Any] = {}
-    for name, collection in (("jobs", store.jobs), ("job_events", store.events), ("results", store.results)):
+    for name, docs in (("jobs", store.jobs.find({}).sort("_id", 1)), ("job_events", audit.every_event(store.events)),
+                       ("results", store.results.find({}).sort("_id", 1))):
         h = hashlib.sha256()
         count = 0
-        async for doc in collection.find({}).sort("_id", 1):
+        async for doc in docs:
             h.update(json.dumps(canonical(doc), sort_keys=True, default=str).encode())
             count += 1
         out[name] = {"documents": count, "sha256": h.hexdigest()}

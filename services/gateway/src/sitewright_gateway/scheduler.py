@@ -31,6 +31,7 @@ from sitewright_contracts.wire import child_traceparent
 from sitewright_runtime.logs import get_logger, log_context
 from sitewright_runtime.metrics import JOBS_BY_STATUS, JOBS_STUCK, RETRIES, SCHEDULER_LEADER
 
+from . import audit
 from .config import GatewaySettings
 from .projector import event_from_document, request_of
 from .store import EPOCH, Store, active_jobs, by_ids, id_chunks
@@ -169,16 +170,16 @@ class Scheduler:
                 data=ev.JobFailedData(stage=action["stage"], error=error),
             )
             # The failure's audit-trail copy lands just after the job document; give it a moment.
-            if not await self.dead_letter_cause(action["cause"], error) and now - action["due_at"] < ACTION_COOLDOWN:
+            if not await self.dead_letter_cause(doc["_id"], action["cause"], error) and now - action["due_at"] < ACTION_COOLDOWN:
                 return
         await self._emit(doc, event, "action_emitted", kind=action["kind"], stage=action["stage"])
         await self.store.jobs.update_one(
             {"_id": doc["_id"], "action.cause": action["cause"]}, {"$set": {"action.emitted_at": now}}
         )
 
-    async def dead_letter_cause(self, cause_id: str, error: ErrorInfo) -> bool:
+    async def dead_letter_cause(self, job_id: str, cause_id: str, error: ErrorInfo) -> bool:
         """Copy the failure that ended a job (its last message) to the DLQ, where it can be replayed."""
-        found = await self.store.events.find_one({"_id": cause_id})
+        found = next((e for e in await audit.job_events(self.store.events, job_id) if e["_id"] == cause_id), None)
         if found is None:
             return False
         event = event_from_document(found)
@@ -253,8 +254,7 @@ class Scheduler:
         crawl = None
         if stage == "generate":
             # The generator needs the crawl; it is on the log, and so in the audit trail.
-            # By job alone (the index): naming `type` too would make the embedded database scan every event.
-            crawls = [e async for e in self.store.events.find({"job_id": doc["_id"]}) if e["type"] == "crawl.succeeded"]
+            crawls = [e for e in await audit.job_events(self.store.events, doc["_id"]) if e["type"] == "crawl.succeeded"]
             found = max(crawls, key=lambda e: e["occurred_at"], default=None)
             if found is None:
                 stage = "crawl"  # no crawl to generate from: start over

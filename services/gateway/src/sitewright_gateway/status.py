@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from sitewright_contracts import uuid7_floor
 
+from . import audit
 from . import diagnostics as dx
 from .deps import State, Tenant
 from .scheduler import LEASE_ID
@@ -121,10 +122,10 @@ async def debug_job(job_id: str, state: State, tenant: Tenant) -> dict[str, Any]
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job with id {job_id!r}")
     now = datetime.now(UTC)
-    cursor = state.store.events.find({"job_id": job_id}).sort([("partition", 1), ("offset", 1)]).limit(MAX_EVENTS)
     events, result = await asyncio.gather(
-        _scan(cursor), state.store.results.find_one({"_id": job_id}, {"_id": 0, "tenant": 0}),
+        audit.job_events(state.store.events, job_id), state.store.results.find_one({"_id": job_id}, {"_id": 0, "tenant": 0}),
     )
+    events = events[:MAX_EVENTS]
     return {
         "id": job_id,
         "generated_at": now,

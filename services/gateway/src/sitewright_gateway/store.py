@@ -95,9 +95,9 @@ class Store:
             # partial index by equality or range only, not $exists.)
             ([("due_at", ASCENDING)], {"name": "due", "partialFilterExpression": {"due_at": {"$gte": EPOCH}}}),
         ])
-        # Events are found by their job (and a job stream's resume by version); the job ids are
-        # UUIDv7, so retention deletes old jobs' events by a range of that index, without a TTL index.
-        await sync_indexes(self.events, [([("job_id", ASCENDING), ("version", ASCENDING)], {})])
+        # The audit trail's pages are found by their job (`audit.job_events`); the job ids are UUIDv7,
+        # so retention deletes old jobs' pages by a range of that index, without a TTL index.
+        await sync_indexes(self.events, [([("job_id", ASCENDING)], {})])
         seconds = int(retention.total_seconds())
         await sync_indexes(self.results, [([("created_at", ASCENDING)], ttl("created_at", seconds))])
         await sync_indexes(self.dlq, [
