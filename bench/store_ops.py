@@ -6,7 +6,8 @@ Starts its own SecantusDB on a free port (data in a temporary folder, nothing el
 inserts/s by number of secondary indexes and document size, and updates/s of a job-shaped document
 on a collection with the `jobs` indexes, by write form (`$set` or replacement, filtered by `_id` alone
 or by `_id` and `version`, or `$set` by `_id` with the version guard in an update pipeline, as the
-projector writes). One client, bulk writes, as the projector writes.
+projector writes), and reads of one job document by `{_id}` or `{_id, tenant}`. One client, bulk
+writes, as the projector writes.
 """
 
 from __future__ import annotations
@@ -70,6 +71,19 @@ def updates_per_s(db, indexes: int, form: str, guarded: bool, n: int = 1500, rou
     return n * rounds / (time.perf_counter() - started)
 
 
+def reads_per_s(db, query: str, n: int = 1500) -> float:
+    """`find_one` of a job document one at a time (as `GET /api/jobs/{id}` reads it), by `{_id}` or `{_id, tenant}`."""
+    c = db[f"read_{query}"]
+    for keys, options in JOBS_INDEXES:
+        c.create_index(keys, **options)
+    docs = [job(i) for i in range(n)]
+    c.insert_many(docs)
+    started = time.perf_counter()
+    for d in docs:
+        c.find_one({"_id": d["_id"]} if query == "id" else {"_id": d["_id"], "tenant": d["tenant"]})
+    return n / (time.perf_counter() - started)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
@@ -89,6 +103,8 @@ def main() -> None:
                 cells = [updates_per_s(db, indexes, form, guarded) for form in ("set", "replace") for guarded in (True, False)]
                 cells.append(updates_per_s(db, indexes, "pipeline", True))
                 print(f"| {indexes} | " + " | ".join(f"{v:,.0f}" for v in cells) + " |")
+            print("\nreads/s of a job document, find_one one at a time, with the `jobs` indexes")
+            print(f"| by {{_id}} | {reads_per_s(db, 'id'):,.0f} |\n| by {{_id, tenant}} | {reads_per_s(db, 'id_tenant'):,.0f} |")
         finally:
             client.close()
             server.stop()

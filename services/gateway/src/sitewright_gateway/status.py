@@ -118,8 +118,8 @@ async def _lease(state: GatewayState) -> dict[str, Any] | None:
 async def debug_job(job_id: str, state: State, tenant: Tenant) -> dict[str, Any]:
     """Everything about one of the caller's jobs, for diagnosing it: the document, the audit trail with
     log positions, attempts per stage, errors, result sizes, timings and a short diagnosis."""
-    job = await state.store.jobs.find_one({"_id": job_id, "tenant": tenant})
-    if job is None:
+    job = await state.store.jobs.find_one({"_id": job_id})
+    if job is None or job["tenant"] != tenant:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job with id {job_id!r}")
     now = datetime.now(UTC)
     events, result = await asyncio.gather(
