@@ -25,7 +25,7 @@ from sitewright_contracts.events import utcnow
 
 from .commands import publish_or_503, retry_from_failure
 from .deps import Caller, State
-from .store import Store
+from .store import Store, tenant_job
 
 router = APIRouter(prefix="/api", tags=["dead letters"])
 MAX_STORED_BODY = 256 * 1024
@@ -156,7 +156,7 @@ async def replay_dead_letter(entry_id: str, state: State, caller: Caller) -> dic
             f"this message cannot be replayed: it could not be decoded ({doc.get('reason')}: {doc.get('error')}); "
             "fix the producer and send a corrected message instead",
         )
-    job = await state.store.jobs.find_one({"_id": doc["job_id"], "tenant": doc["tenant"]})
+    job = await tenant_job(state.store.jobs, doc["job_id"], doc["tenant"])
     if job is None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {doc['job_id']} no longer exists (expired or never projected)")
     if job["status"] in ("completed", "cancelled"):

@@ -32,7 +32,7 @@ from sitewright_runtime.logs import get_logger
 
 from . import audit
 from .auth import Principal
-from .store import Store, active_jobs
+from .store import Store, active_jobs, by_ids
 
 log = get_logger(__name__)
 
@@ -440,9 +440,8 @@ class Hub:
             conn.hold_all()
             self._by_tenant.setdefault(conn.tenant, set()).add(conn)
         try:
-            docs = {}
-            if wanted:
-                docs = {d["_id"]: d async for d in self.jobs_collection.find({"_id": {"$in": list(wanted)}, "tenant": conn.tenant}, _JOB_FIELDS)}
+            # By `_id` alone (the primary key), the tenant checked here: `jobs` has no index on tenant and `_id`.
+            docs = {d["_id"]: d async for d in by_ids(self.jobs_collection, list(wanted), _JOB_FIELDS) if d["tenant"] == conn.tenant}
             unknown = sorted(wanted - set(docs))
             self.unsubscribe(conn, unknown)
             current = [d for j, d in docs.items() if j not in since]

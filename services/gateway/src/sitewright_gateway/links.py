@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sitewright_runtime.links import LinkError, verify_link
 
 from .deps import State
+from .store import tenant_job
 
 router = APIRouter()
 
@@ -72,7 +73,7 @@ async def result_link(
         if exc.expired:
             return _refusal(format, 410, "This link has expired", exc.message)
         return _refusal(format, 403, "This link is not valid", exc.message)
-    job = await state.store.jobs.find_one({"_id": claims.job_id, "tenant": claims.tenant})
+    job = await tenant_job(state.store.jobs, claims.job_id, claims.tenant)
     if job is None:
         return _refusal(format, 410, "This result is no longer kept",
                         "the job this link points to has been removed after the retention period")

@@ -17,7 +17,7 @@ from . import audit
 from . import diagnostics as dx
 from .deps import State, Tenant
 from .scheduler import LEASE_ID
-from .store import active_jobs
+from .store import active_jobs, tenant_job, tenant_jobs
 from .state import GatewayState
 
 router = APIRouter(prefix="/api", tags=["status"])
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/api", tags=["status"])
 MAX_SCAN = 2000
 MAX_EVENTS = 2000
 CHECK_TIMEOUT_S = 2.0
-_WINDOW_FIELDS = {"_id": 0, "status": 1, "created_at": 1, "started_at": 1, "finished_at": 1, "timings": 1, "error.code": 1}
+_WINDOW_FIELDS = {"status": 1, "created_at": 1, "started_at": 1, "finished_at": 1, "timings": 1, "error.code": 1}
 
 
 @router.get("/status")
@@ -37,15 +37,15 @@ async def get_status(state: State, tenant: Tenant) -> dict[str, Any]:
     now = datetime.now(UTC)
     jobs = state.store.jobs
     stuck_after = state.settings.stuck_after_s
-    # Jobs created in the window: UUIDv7 ids are time-ordered, so this is a range of the (tenant, _id) index.
-    window_query = {"tenant": tenant, "_id": {"$gte": uuid7_floor(int((now - dx.WINDOW).timestamp() * 1000))}}
+    # Jobs created in the window: UUIDv7 ids are time-ordered, so this is a range of the status index's `_id`.
+    window = {"$gte": uuid7_floor(int((now - dx.WINDOW).timestamp() * 1000))}
     quiet_since = now - timedelta(seconds=stuck_after)
 
     async def count_stuck() -> int:
         return sum([1 async for d in active_jobs(jobs, tenant, {"updated_at": 1}) if d["updated_at"] < quiet_since])
 
     docs, stuck, oldest_pending, checks = await asyncio.gather(
-        _scan(jobs.find(window_query, _WINDOW_FIELDS).sort("_id", -1).limit(MAX_SCAN)),
+        tenant_jobs(jobs, tenant, window, MAX_SCAN, _WINDOW_FIELDS),
         count_stuck(),
         jobs.find_one({"tenant": tenant, "status": "pending"}, {"created_at": 1}, sort=[("_id", 1)]),
         system_checks(state, now),
@@ -66,10 +66,6 @@ async def get_status(state: State, tenant: Tenant) -> dict[str, Any]:
         "config": {"checks": [c.as_dict() for c in checks], "provider": provider},
         "recommendations": dx.recommendations(figures, checks, stuck, oldest_pending_s, stuck_after),
     }
-
-
-async def _scan(cursor: Any) -> list[dict[str, Any]]:
-    return [d async for d in cursor]
 
 
 async def system_checks(state: GatewayState, now: datetime) -> list[dx.Check]:
@@ -118,8 +114,8 @@ async def _lease(state: GatewayState) -> dict[str, Any] | None:
 async def debug_job(job_id: str, state: State, tenant: Tenant) -> dict[str, Any]:
     """Everything about one of the caller's jobs, for diagnosing it: the document, the audit trail with
     log positions, attempts per stage, errors, result sizes, timings and a short diagnosis."""
-    job = await state.store.jobs.find_one({"_id": job_id})
-    if job is None or job["tenant"] != tenant:
+    job = await tenant_job(state.store.jobs, job_id, tenant)
+    if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job with id {job_id!r}")
     now = datetime.now(UTC)
     events, result = await asyncio.gather(
