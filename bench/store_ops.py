@@ -16,6 +16,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pymongo import MongoClient, ReplaceOne, UpdateOne
 from sitewright_devstack.infra import free_port, mongo_url, start_mongo
@@ -50,13 +51,19 @@ def inserts_per_s(db, indexes: int, size: int, n: int = 2000, batch: int = 200) 
     return n / (time.perf_counter() - started)
 
 
-def updates_per_s(db, indexes: int, form: str, guarded: bool, n: int = 1500, rounds: int = 2) -> float:
-    """`form` is "set", "replace" or "pipeline" (`guarded_set`: filtered by `_id`, guarded in the update)."""
-    c = db[f"upd_{indexes}_{form}_{guarded}"]
+def jobs_collection(db, name: str, indexes: int, n: int) -> tuple[Any, list[dict]]:
+    """A collection with the first `indexes` of the `jobs` indexes and `n` job documents in it."""
+    c = db[name]
     for keys, options in JOBS_INDEXES[:indexes]:
         c.create_index(keys, **options)
     docs = [job(i) for i in range(n)]
     c.insert_many(docs)
+    return c, docs
+
+
+def updates_per_s(db, indexes: int, form: str, guarded: bool, n: int = 1500, rounds: int = 2) -> float:
+    """`form` is "set", "replace" or "pipeline" (`guarded_set`: filtered by `_id`, guarded in the update)."""
+    c, docs = jobs_collection(db, f"upd_{indexes}_{form}_{guarded}", indexes, n)
     started = time.perf_counter()
     for r in range(rounds):
         change = {"status": ("crawling", "generating")[r % 2], "version": 2 + r, "log": ["x" * 90] * (7 + r),
@@ -74,11 +81,7 @@ def updates_per_s(db, indexes: int, form: str, guarded: bool, n: int = 1500, rou
 
 def reads_per_s(db, query: str, n: int = 1500) -> float:
     """`find_one` of a job document one at a time (as `GET /api/jobs/{id}` reads it), by `{_id}` or `{_id, tenant}`."""
-    c = db[f"read_{query}"]
-    for keys, options in JOBS_INDEXES[:CURRENT]:
-        c.create_index(keys, **options)
-    docs = [job(i) for i in range(n)]
-    c.insert_many(docs)
+    c, docs = jobs_collection(db, f"read_{query}", CURRENT, n)
     started = time.perf_counter()
     for d in docs:
         c.find_one({"_id": d["_id"]} if query == "id" else {"_id": d["_id"], "tenant": d["tenant"]})

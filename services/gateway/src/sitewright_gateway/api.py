@@ -146,11 +146,7 @@ async def list_jobs(
 ) -> JobPage:
     """The caller's jobs, newest first."""
     ids = {"$lt": cursor} if cursor else {}
-    if status_:
-        query = {"status": status_, "tenant": tenant} | ({"_id": ids} if ids else {})
-        docs = [d async for d in state.store.jobs.find(query).sort("_id", -1).limit(limit + 1)]
-    else:
-        docs = await tenant_jobs(state.store.jobs, tenant, ids, limit + 1)
+    docs = await tenant_jobs(state.store.jobs, tenant, ids, limit + 1, statuses=[status_] if status_ else JOB_STATUSES)
     more = len(docs) > limit
     docs = docs[:limit]
     return JobPage(items=[JobView.from_doc(d) for d in docs], next_cursor=docs[-1]["_id"] if more else None)

@@ -143,15 +143,16 @@ async def tenant_job(jobs: AsyncCollection, job_id: str, tenant: str) -> dict[st
 
 
 async def tenant_jobs(
-    jobs: AsyncCollection, tenant: str, ids: dict[str, Any], limit: int, projection: dict[str, Any] | None = None
+    jobs: AsyncCollection, tenant: str, ids: dict[str, Any], limit: int, projection: dict[str, Any] | None = None,
+    statuses: Sequence[str] = JOB_STATUSES,
 ) -> list[dict[str, Any]]:
-    """A tenant's newest `limit` jobs with `_id` in the range `ids` (e.g. `{"$lt": cursor}`), newest first.
+    """A tenant's newest `limit` jobs in `statuses` with `_id` in the range `ids` (e.g. `{"$lt": cursor}`).
 
     One query per status on the status index, merged: a `(tenant, _id)` index of its own cost every write of
     every job (`python -m bench.store_ops`), while a listing is one request among thousands of writes."""
     found = await asyncio.gather(*(
         _scan(jobs.find({"status": s, "tenant": tenant} | ({"_id": ids} if ids else {}), projection).sort("_id", -1).limit(limit))
-        for s in JOB_STATUSES
+        for s in statuses
     ))
     return sorted((d for docs in found for d in docs), key=lambda d: d["_id"], reverse=True)[:limit]
 
