@@ -174,7 +174,8 @@ async def get_job_as_of(
 ) -> JobView:
     """Time travel: the job as it was at `at`, rebuilt from its events."""
     await own_job(state, tenant, job_id)
-    doc = state_as_of(await audit.job_events(state.store.events, job_id), at if at.tzinfo else at.replace(tzinfo=UTC), state.settings.retry_policy)
+    events = await audit.job_events(state.store.events, job_id)
+    doc = state_as_of(events, at if at.tzinfo else at.replace(tzinfo=UTC), state.settings.retry_policy)
     if doc is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} had not been requested yet at {at.isoformat()}")
     return JobView.from_doc(doc)

@@ -8,7 +8,7 @@ a few to a batch, so pages cut the trail's writes about threefold live and furth
 A page's `_id` is its first event's id and its length: a redelivered batch that splits the log
 where the first did writes the same page again (a duplicate key, skipped); one that splits it
 elsewhere writes a page that overlaps another. Readers therefore see the trail through
-`flatten`, which keeps one copy of each event: the one recorded when it was first applied (the
+`events_of`, which keeps one copy of each event: the one recorded when it was first applied (the
 lowest job version, then the earliest log position), so what readers see does not depend on
 where batches split the log.
 """

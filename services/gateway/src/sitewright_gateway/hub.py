@@ -487,7 +487,8 @@ class Hub:
         # One `$in` alone: with a second one the embedded database scans every event (see `active_jobs`).
         pages = [p async for p in self.events.find({"job_id": {"$in": [j for j, _ in wanted]}}, _PAGE_FIELDS)]
         made: dict[tuple[str, int], dict[str, Any]] = {}
-        for e in sorted(audit.events_of(pages), key=_version_order):
+        # An event recorded before its job existed has no version (and made none): it cannot be wanted.
+        for e in sorted((e for e in audit.events_of(pages) if e["version"] is not None), key=_version_order):
             if (e["job_id"], e["version"]) in wanted:
                 made.setdefault((e["job_id"], e["version"]), e)
         return {d["_id"]: Update.from_job(d, made.get((d["_id"], d["version"]))) for d in jobs}
