@@ -89,6 +89,42 @@ async def test_get_after_post_finds_the_job_on_a_second_instance(kafka_bootstrap
         assert events[0]["offset"] >= 0
 
 
+async def test_the_gateway_records_a_published_request_so_the_projector_writes_nothing_for_it(kafka_bootstrap, mongo_url, unique):
+    """The document goes in at the place the broker gave the request, with the request's page of the
+    audit trail; the projector then reads the request and has nothing to write. If that page could not
+    be written, the document says so (no position) and the projector records the request itself."""
+    settings = gateway_settings(kafka_bootstrap, mongo_url, unique)
+    app = create_app(settings)
+    async with gateway(settings, app=app) as client:
+        state = app.state.gateway
+        job_id = (await client.post("/api/jobs", json={"url": "https://example.com/a"})).json()["id"]
+        doc = await state.store.jobs.find_one({"_id": job_id})
+        [page] = await state.store.events.find({"job_id": job_id}).to_list()
+        [request] = page["events"]
+        assert request["type"] == "job.requested" and request["version"] == doc["version"]
+        assert doc["position"] == {"partition": request["partition"], "offset": request["offset"]}
+
+        # Its own topics: the request is the only event the projector has to read.
+        async def read():
+            return state.projection.applied == 1
+        await eventually(read, what="the projector reading the request")
+        assert await state.store.jobs.find_one({"_id": job_id}) == doc  # not written again
+        assert await state.store.events.count_documents({"job_id": job_id}) == 1
+
+        async def unwritable(page):
+            raise ConnectionError("database gone")
+        state.page_inserts.insert = unwritable
+        job_id = (await client.post("/api/jobs", json={"url": "https://example.com/b"})).json()["id"]
+        assert (await state.store.jobs.find_one({"_id": job_id}))["position"] is None
+
+        async def recorded():
+            events = (await client.get(f"/api/jobs/{job_id}/events")).json()
+            return [e["type"] for e in events] == ["job.requested"] and events
+        [event] = await eventually(recorded, what="the projector recording the request")
+        doc = await state.store.jobs.find_one({"_id": job_id})
+        assert doc["position"] == {"partition": event["partition"], "offset": event["offset"]}
+
+
 async def test_invalid_input_gets_a_clear_422_and_oversized_bodies_a_413(kafka_bootstrap, mongo_url, unique):
     async with gateway(gateway_settings(kafka_bootstrap, mongo_url, unique)) as api:
         cases = {

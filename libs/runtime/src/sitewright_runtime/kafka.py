@@ -123,17 +123,20 @@ class Publisher:
     async def publish(
         self, events: Sequence[Event], *, traceparent: str | None = None, topic: str | None = None,
         priority: int | None = None,
-    ) -> None:
-        """Publish `events` (to the events topic unless told) once the broker has acknowledged all of them."""
+    ) -> list[tuple[int, int]]:
+        """Publish `events` (to the events topic unless told) once the broker has acknowledged all of them.
+
+        Returns where each landed: (partition, offset), in the order of `events`."""
         topic = topic or self.topics.events
         futures = []
         for event in events:
             key, value, headers = encode(event, traceparent, priority)
             assert self._producer is not None, "Publisher.start() first"
             futures.append(await self._producer.send(topic, value=value, key=key, headers=headers))
-        await asyncio.gather(*futures)
+        landed = await asyncio.gather(*futures)
         for event in events:
             EVENTS_PUBLISHED.labels(event.type).inc()
+        return [(md.partition, md.offset) for md in landed]
 
     async def send_raw(self, topic: str, *, key: bytes | None, value: bytes | None, headers: list) -> None:
         assert self._producer is not None, "Publisher.start() first"

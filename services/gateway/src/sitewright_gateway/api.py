@@ -57,12 +57,14 @@ async def create_job(
     """Accept a job: publish its request on the log, then write it to the read model.
 
     Published first, the job is on the log before anything else: the document then goes in
-    marked published, one write. That mark used to be a second write of the job document
-    (an update, about ten inserts' cost on the embedded database). If the publish fails, the
-    document goes in unpublished with its request (the outbox) and the scheduler publishes it
-    later. Concurrent requests' documents go in together (`GroupInsert`). Either way the
-    document is written before the answer, so a GET right after it finds the job on any
-    gateway instance, and an accepted job is never lost.
+    marked published and at the place the broker gave the request, with the request as the first
+    page of its audit trail, exactly what the projector would write when it reads the request, so
+    the projector has nothing to write then (the job's update for its request was about a third of
+    the read model's writes: `bench/README.md`, "Requests recorded at the gateway"). If the publish
+    fails, the document goes in unpublished with its request (the outbox) and the scheduler publishes
+    it later. Concurrent requests' documents go in together (`GroupInsert`). Either way the document
+    is written before the answer, so a GET right after it finds the job on any gateway instance, and
+    an accepted job is never lost.
     """
     try:
         state.guard.check_literal(body.url)
@@ -87,30 +89,42 @@ async def create_job(
     # The job's trace starts here; every event of the job carries it (the scheduler's too, from the document).
     traceparent = new_traceparent()
     with log_context(job_id=event.job_id, event_id=event.event_id, traceparent=traceparent):
-        published = False
+        landed: tuple[int, int] | None = None
         try:
-            await asyncio.wait_for(state.publisher.publish([event], traceparent=traceparent), PUBLISH_TIMEOUT_S)
-            published = True
+            [landed] = await asyncio.wait_for(state.publisher.publish([event], traceparent=traceparent), PUBLISH_TIMEOUT_S)
         except Exception as exc:  # accepted all the same: the scheduler's outbox sweep publishes it
             log.warning("publish_deferred", error=repr(exc))
-        doc = new_job(event) | {"published": published, "traceparent": traceparent}
-        if not published:
-            doc["outbox"] = event.model_dump(mode="json")
-            doc["due_at"] = doc["created_at"] + timedelta(seconds=state.settings.outbox_grace_s)
-        try:
-            await state.job_inserts.insert(doc)
-        except DuplicateKeyError:
-            # The projector read the request off the log and made the document first: only the trace is ours to add.
-            await state.store.jobs.update_one({"_id": event.job_id}, {"$set": {"traceparent": traceparent}})
-        except Exception:
-            if not published:
-                raise  # neither on the log nor in the read model: not accepted
-            # On the log, so accepted: the projector writes the document when the database is back.
-            log.warning("job_document_deferred", exc_info=True)
+        await _record_job(state, event, traceparent, landed)
         JOBS_CREATED.inc()
         log.info("job_accepted", url=body.url)
     response.headers["Location"] = links(event.job_id).self
     return JobAccepted(id=event.job_id, status="pending", links=links(event.job_id))
+
+
+async def _record_job(state: GatewayState, event: ev.JobRequested, traceparent: str, landed: tuple[int, int] | None) -> None:
+    """Write the new job's document, and its request's page of the audit trail if it is on the log (at `landed`)."""
+    doc = new_job(event) | {"published": landed is not None, "traceparent": traceparent}
+    if landed is None:
+        doc["outbox"] = event.model_dump(mode="json")
+        doc["due_at"] = doc["created_at"] + timedelta(seconds=state.settings.outbox_grace_s)
+        writes = [state.job_inserts.insert(doc)]
+    else:
+        doc["position"] = {"partition": landed[0], "offset": landed[1]}
+        page = audit.page(event.job_id, event.tenant, [audit.entry(event, landed, doc)])
+        writes = [state.job_inserts.insert(doc), state.page_inserts.insert(page)]
+    job_written, *page_written = await asyncio.gather(*writes, return_exceptions=True)
+    if isinstance(job_written, DuplicateKeyError):
+        # The projector read the request off the log and made the document first: only the trace is ours to add.
+        await state.store.jobs.update_one({"_id": event.job_id}, {"$set": {"traceparent": traceparent}})
+    elif isinstance(job_written, Exception):
+        if landed is None:
+            raise job_written  # neither on the log nor in the read model: not accepted
+        # On the log, so accepted: the projector writes the document when the database is back.
+        log.warning("job_document_deferred", exc_info=job_written)
+    elif page_written and isinstance(page_written[0], Exception) and not isinstance(page_written[0], DuplicateKeyError):
+        # The document says the request is recorded: take that back, so the projector records it when it reads it.
+        log.warning("request_page_deferred", exc_info=page_written[0])
+        await state.store.jobs.update_one({"_id": event.job_id, "position": doc["position"]}, {"$set": {"position": None}})
 
 
 async def _claim_idempotency_key(

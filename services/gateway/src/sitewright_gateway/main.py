@@ -68,7 +68,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.state.gateway = GatewayState(
             settings=settings, client=client, store=store, keys=keys, publisher=publisher,
             guard=AddressGuard(settings.allow_cidrs), projection=projection, projector=projector, scheduler=scheduler,
-            hub=hub, job_inserts=GroupInsert(lambda: store.jobs),
+            hub=hub, job_inserts=GroupInsert(lambda: store.jobs), page_inserts=GroupInsert(lambda: store.events),
         )
         tasks = [asyncio.create_task(c.run()) for c in (projector, dead_letters, scheduler)]
         log.info("gateway_started", env=settings.env)

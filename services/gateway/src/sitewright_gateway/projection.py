@@ -138,6 +138,8 @@ class Projection:
         return conflicts
 
     async def _record(self, pages: list[dict]) -> None:
+        if not pages:  # a batch of requests the gateway recorded
+            return
         PROJECTION_WRITES.labels("job_events").inc(len(pages))
         await self._insert_new(self.store.events, pages)
 
@@ -192,11 +194,15 @@ def _fold(
             request = request_of(old)
             entries[request.event_id] = audit.entry(request, (-1, -1), old)
         for event, position in events:
-            new = project(new, event, position, policy) or new
+            changed = project(new, event, position, policy)
+            if changed is None and isinstance(event, ev.JobRequested) and new is not None and _at(position) == new["position"]:
+                continue  # the gateway recorded the request where it landed, page and all (`api.create_job`)
+            new = changed or new
             # The state the event itself produced: a duplicate later in the batch must not
             # replace it with a later state; the audit trail would then differ between replays.
             entries.setdefault(event.event_id, audit.entry(event, position, new))
-        fold.pages.append(audit.page(job_id, events[0][0].tenant, list(entries.values())))
+        if entries:
+            fold.pages.append(audit.page(job_id, events[0][0].tenant, list(entries.values())))
         if new is None:
             continue
         fold.written[job_id] = new
@@ -221,6 +227,10 @@ def _fold(
         if new["status"] != (old or {}).get("status") and new.get("finished_at") is not None:
             fold.finished.append(new)
     return fold
+
+
+def _at(position: tuple[int, int]) -> dict[str, int]:
+    return {"partition": position[0], "offset": position[1]}
 
 
 def guarded_set(version: int, fields: dict) -> list[dict]:

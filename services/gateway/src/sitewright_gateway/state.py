@@ -31,3 +31,4 @@ class GatewayState:
     scheduler: Scheduler
     hub: Hub
     job_inserts: GroupInsert  # POST's writes of new jobs, batched
+    page_inserts: GroupInsert  # and of their requests' audit pages
