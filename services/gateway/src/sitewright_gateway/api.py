@@ -59,8 +59,8 @@ async def create_job(
     Published first, the job is on the log before anything else: the document then goes in
     marked published and at the place the broker gave the request, with the request as the first
     page of its audit trail, exactly what the projector would write when it reads the request, so
-    the projector has nothing to write then (the job's update for its request was about a third of
-    the read model's writes: `bench/README.md`, "Requests recorded at the gateway"). If the publish
+    the projector has nothing to write then (that update of the job was about a fifth of the projector's
+    job updates: `bench/README.md`, "Requests recorded at the gateway"). If the publish
     fails, the document goes in unpublished with its request (the outbox) and the scheduler publishes
     it later. Concurrent requests' documents go in together (`GroupInsert`). Either way the document
     is written before the answer, so a GET right after it finds the job on any gateway instance, and
