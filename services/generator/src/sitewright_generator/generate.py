@@ -64,12 +64,12 @@ class Generator:
 
     async def plan(self, crawl: CrawlContext, *, language: str | None, tokens_spent: int = 0) -> Attempt:
         """The calls of one attempt, each with a prompt and an output limit that keep the job under its cap."""
+        if not self.provider.reads_prompt:
+            return Attempt([Call(Part(crawl, language))])  # nothing to plan: no thread needed
         # Prompts for a 200-page crawl take a good fraction of a second: keep the event loop free.
         return await asyncio.to_thread(self._plan, crawl, language, tokens_spent)
 
     def _plan(self, crawl: CrawlContext, language: str | None, tokens_spent: int) -> Attempt:
-        if not self.provider.reads_prompt:
-            return Attempt([Call(Part(crawl, language))])
         s = self.settings
         left = s.generator_job_token_cap - tokens_spent
         budget = min(s.generator_prompt_tokens, left - MIN_OUTPUT_TOKENS)
