@@ -102,29 +102,39 @@ async def create_job(
 
 
 async def _record_job(state: GatewayState, event: ev.JobRequested, traceparent: str, landed: tuple[int, int] | None) -> None:
-    """Write the new job's document, and its request's page of the audit trail if it is on the log (at `landed`)."""
+    """Write the new job's document, and first its request's page of the audit trail if it is on the log (at `landed`).
+
+    The document carries the request's log position only once that page is written: the projector, reading the
+    request, skips it when the document is already at its position, so a position written before its page (or
+    taken back after a failed page) could leave the trail without the request."""
     doc = new_job(event) | {"published": landed is not None, "traceparent": traceparent}
     if landed is None:
         doc["outbox"] = event.model_dump(mode="json")
         doc["due_at"] = doc["created_at"] + timedelta(seconds=state.settings.outbox_grace_s)
-        writes = [state.job_inserts.insert(doc)]
-    else:
+    elif await _record_request(state, event, landed, doc):
         doc["position"] = {"partition": landed[0], "offset": landed[1]}
-        page = audit.page(event.job_id, event.tenant, [audit.entry(event, landed, doc)])
-        writes = [state.job_inserts.insert(doc), state.page_inserts.insert(page)]
-    job_written, *page_written = await asyncio.gather(*writes, return_exceptions=True)
-    if isinstance(job_written, DuplicateKeyError):
+    try:
+        await state.job_inserts.insert(doc)
+    except DuplicateKeyError:
         # The projector read the request off the log and made the document first: only the trace is ours to add.
         await state.store.jobs.update_one({"_id": event.job_id}, {"$set": {"traceparent": traceparent}})
-    elif isinstance(job_written, Exception):
+    except Exception:
         if landed is None:
-            raise job_written  # neither on the log nor in the read model: not accepted
+            raise  # neither on the log nor in the read model: not accepted
         # On the log, so accepted: the projector writes the document when the database is back.
-        log.warning("job_document_deferred", exc_info=job_written)
-    elif page_written and isinstance(page_written[0], Exception) and not isinstance(page_written[0], DuplicateKeyError):
-        # The document says the request is recorded: take that back, so the projector records it when it reads it.
-        log.warning("request_page_deferred", exc_info=page_written[0])
-        await state.store.jobs.update_one({"_id": event.job_id, "position": doc["position"]}, {"$set": {"position": None}})
+        log.warning("job_document_deferred", exc_info=True)
+
+
+async def _record_request(state: GatewayState, event: ev.JobRequested, landed: tuple[int, int], doc: dict[str, Any]) -> bool:
+    """Write the request's page of the audit trail; False if it could not be (the projector records it then)."""
+    try:
+        await state.page_inserts.insert(audit.page(event.job_id, event.tenant, [audit.entry(event, landed, doc)]))
+    except DuplicateKeyError:
+        pass  # the projector recorded it first
+    except Exception:
+        log.warning("request_page_deferred", exc_info=True)
+        return False
+    return True
 
 
 async def _claim_idempotency_key(
