@@ -238,8 +238,8 @@ class OfflineProvider:
     async def stream(self, part: Part, stats: CallStats | None = None) -> AsyncIterator[str]:
         """Yield the JSON document in chunks: meta, each section, each FAQ pair, then the schema."""
         # A large crawl takes a second or two of CPU: keep the event loop (and the consumer's
-        # heartbeats and other jobs) running meanwhile. A small one takes a millisecond or so, of
-        # which the hop to a thread and back would cost a quarter, so it runs here.
+        # heartbeats and other jobs) running meanwhile. A small one costs less than the hop to a
+        # thread and back is worth (INLINE_TEXT_CHARS), so it runs here.
         if _text_chars(part.crawl) <= INLINE_TEXT_CHARS:
             result = build_result(part.crawl, language=part.language)
         else:
