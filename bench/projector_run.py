@@ -17,9 +17,9 @@ import uuid
 from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sitewright_gateway.projection import Projection
-from sitewright_gateway.projector import RetryPolicy
-from sitewright_gateway.store import Store
+from sitewright_gateway.readmodel.writer import Projection
+from sitewright_gateway.readmodel.rules import RetryPolicy
+from sitewright_gateway.readmodel.store import Store
 from sitewright_runtime.consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.loop import run as run_loop

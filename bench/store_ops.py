@@ -20,7 +20,7 @@ from typing import Any
 
 from pymongo import MongoClient, ReplaceOne, UpdateOne
 from sitewright_devstack.infra import free_port, mongo_url, start_mongo
-from sitewright_gateway.projection import guarded_set
+from sitewright_gateway.readmodel.writer import guarded_set
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 JOBS_INDEXES = [  # the two `Store.create_indexes` makes, then the one it dropped on 2026-12-02

@@ -28,11 +28,11 @@ from sitewright_contracts import Topics
 from sitewright_devstack.infra import free_port
 from sitewright_devstack.sample_site import StaticSite
 from sitewright_devstack.stack import Stack, StackConfig
-from sitewright_gateway import audit
+from sitewright_gateway.readmodel import audit
 from sitewright_gateway.config import GatewaySettings
-from sitewright_gateway.projector import RetryPolicy, state_as_of
-from sitewright_gateway.readmodel import canonical, digest, rebuild
-from sitewright_gateway.store import Store
+from sitewright_gateway.readmodel.rules import RetryPolicy, state_as_of
+from sitewright_gateway.readmodel.rebuild import canonical, digest, rebuild
+from sitewright_gateway.readmodel.store import Store
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.mongo import connect
 

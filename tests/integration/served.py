@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sitewright_devstack.infra import free_port
 from sitewright_gateway.config import GatewaySettings
 from sitewright_gateway.main import create_app
-from sitewright_gateway.server import GatewayServer, uvicorn_config
+from sitewright_gateway.web.server import GatewayServer, uvicorn_config
 
 from tests.helpers import eventually
 

@@ -19,7 +19,7 @@ from sitewright_contracts import events as ev
 from sitewright_contracts.events import utcnow
 from sitewright_contracts.models import ErrorInfo
 from sitewright_contracts.topics import H_DLQ_ATTEMPTS, H_DLQ_ERROR, H_DLQ_REASON, H_DLQ_SOURCE_TOPIC
-from sitewright_gateway.dlq import entry_document
+from sitewright_gateway.dead_letters import entry_document
 from sitewright_gateway.main import create_app
 from fastapi.routing import APIWebSocketRoute, iter_route_contexts
 from starlette.routing import BaseRoute, WebSocketRoute
@@ -316,7 +316,7 @@ async def test_errors_never_echo_the_key(world):
 
 
 async def test_a_key_revoked_on_one_instance_stops_working_on_another_within_the_cache_time(kafka_bootstrap, mongo_url, unique):
-    from sitewright_gateway.auth import KEY_CACHE_S
+    from sitewright_gateway.web.auth import KEY_CACHE_S
 
     settings = gateway_settings(kafka_bootstrap, mongo_url, unique)
     async with gateway(settings) as first, gateway(settings) as second:

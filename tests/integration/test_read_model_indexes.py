@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import ASCENDING, DESCENDING
 from sitewright_contracts import uuid7
-from sitewright_gateway.projector import due_at
-from sitewright_gateway.scheduler import Scheduler, due
-from sitewright_gateway.store import EPOCH, IDS_PER_QUERY, Store, by_ids
+from sitewright_gateway.readmodel.rules import due_at
+from sitewright_gateway.scheduler.loop import Scheduler, due
+from sitewright_gateway.readmodel.store import EPOCH, IDS_PER_QUERY, Store, by_ids
 from sitewright_runtime.mongo import connect
 
 from tests.integration.test_gateway_api import gateway_settings

@@ -10,11 +10,11 @@ from aiokafka.structs import ConsumerRecord
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, InvalidOperation
 from sitewright_contracts import Topics, encode, uuid7
-from sitewright_gateway import audit
-from sitewright_gateway.group_insert import GroupInsert
-from sitewright_gateway.projection import Projection
-from sitewright_gateway.projector import new_job
-from sitewright_gateway.store import Store
+from sitewright_gateway.readmodel import audit
+from sitewright_gateway.readmodel.group_insert import GroupInsert
+from sitewright_gateway.readmodel.writer import Projection
+from sitewright_gateway.readmodel.rules import new_job
+from sitewright_gateway.readmodel.store import Store
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.mongo import connect
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sitewright_contracts import uuid7
-from sitewright_gateway.audit import events_of
-from sitewright_gateway.projection import _fold
+from sitewright_gateway.readmodel.audit import events_of
+from sitewright_gateway.readmodel.writer import _fold
 
 from .test_projector import POLICY, story
 

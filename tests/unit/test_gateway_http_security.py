@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sitewright_gateway.config import GatewaySettings
 from sitewright_gateway.main import create_app
-from sitewright_gateway.security_headers import STRICT_CSP
+from sitewright_gateway.web.security_headers import STRICT_CSP
 
 
 def app_client(**extra: object) -> httpx.AsyncClient:

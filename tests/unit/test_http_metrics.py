@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
-from sitewright_gateway.http_metrics import HttpMetrics
+from sitewright_gateway.web.http_metrics import HttpMetrics
 
 
 def count(method: str, route: str, status: str) -> float:

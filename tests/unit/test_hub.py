@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from sitewright_gateway.auth import Principal
-from sitewright_gateway.hub import CLOSE_TOO_SLOW, Connection, Update
+from sitewright_gateway.web.auth import Principal
+from sitewright_gateway.streams.connection import Connection
+from sitewright_gateway.streams.messages import CLOSE_TOO_SLOW, Update
 
 ALICE = Principal(key_id="k1", tenant="alice", admin=False)
 

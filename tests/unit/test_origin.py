@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from sitewright_gateway.origin import normalize_origin, origin_allowed
+from sitewright_gateway.web.origins import normalize_origin, origin_allowed
 
 
 def settings(cors: list[str] = (), public_url: str = "") -> SimpleNamespace:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sitewright_contracts import derived_uuid7, uuid7
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import CrawlContext, ErrorInfo, PageSummary, SeoResult
-from sitewright_gateway.projector import RetryPolicy, changed_fields, new_job, project
+from sitewright_gateway.readmodel.rules import RetryPolicy, changed_fields, new_job, project
 
 POLICY = RetryPolicy(max_attempts=3, backoff_s=(1, 5, 15))
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

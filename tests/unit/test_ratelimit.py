@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from sitewright_gateway import ratelimit
-from sitewright_gateway.ratelimit import KeyedLimiter, RateLimited, StreamLimiter, TokenBucket
+from sitewright_gateway.web import ratelimit
+from sitewright_gateway.web.ratelimit import KeyedLimiter, RateLimited, StreamLimiter, TokenBucket
 
 
 def test_a_bucket_allows_its_burst_then_refills_at_its_rate():

@@ -24,12 +24,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sitewright_runtime.mongo import connect
 from sitewright_runtime.settings import load_settings
 
-from . import audit
-from .auth import KeyStore
 from .config import GatewaySettings
-from .projector import state_as_of
-from .readmodel import digest, rebuild
-from .store import Store
+from .readmodel import audit
+from .readmodel.rebuild import digest, rebuild
+from .readmodel.rules import state_as_of
+from .readmodel.store import Store
+from .web.auth import KeyStore
 
 
 class AdminSettings(BaseSettings):

@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from sitewright_runtime.links import LinkSettings
 from sitewright_runtime.settings import ServiceSettings
 
-from .projector import RetryPolicy
+from .readmodel.rules import RetryPolicy
 
 
 class GatewaySettings(ServiceSettings, LinkSettings):
@@ -73,7 +73,7 @@ class GatewaySettings(ServiceSettings, LinkSettings):
     @field_validator("cors_origins")
     @classmethod
     def _origins(cls, v: list[str]) -> list[str]:
-        from .origin import normalize_origin
+        from .web.origins import normalize_origin
 
         return [normalize_origin(o) if o != "*" else o for o in v]
 

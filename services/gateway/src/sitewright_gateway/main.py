@@ -12,24 +12,25 @@ from fastapi.exceptions import RequestValidationError
 from sitewright_runtime.consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher, ensure_topics
 from sitewright_runtime.logs import configure_logging, get_logger
-from sitewright_runtime.loop import UVICORN_LOOP
 from sitewright_runtime.mongo import connect
 from sitewright_runtime.netguard import AddressGuard
 from sitewright_runtime.settings import load_settings
 
-from . import admin_api, api, commands, dashboard, dlq, http, links, status, streams, webhooks_api
-from .openapi_errors import document_errors
-from .security_headers import SecurityHeaders
-from .auth import KeyStore
-from .http_metrics import HttpMetrics
+from . import dead_letters, routes
 from .config import GatewaySettings
-from .group_insert import GroupInsert
-from .hub import Hub
-from .projection import Projection
-from .scheduler import Scheduler
-from .server import GatewayServer, uvicorn_config
+from .readmodel.group_insert import GroupInsert
+from .readmodel.store import Store
+from .readmodel.writer import Projection
+from .scheduler.loop import Scheduler
 from .state import GatewayState
-from .store import Store
+from .streams.hub import Hub
+from .web import errors
+from .web.auth import KeyStore
+from .web.body_limit import BodyLimit
+from .web.http_metrics import HttpMetrics
+from .web.openapi_errors import document_errors
+from .web.security_headers import SecurityHeaders
+from .web.server import GatewayServer, uvicorn_config
 
 log = get_logger(__name__)
 
@@ -54,9 +55,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             bootstrap=settings.kafka_bootstrap, topic=settings.topics.events, group=settings.projector_group,
             name="gateway-projector", on_batch=projection, fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
-        dead_letters = BatchConsumer(
+        dead_letter_consumer = BatchConsumer(
             bootstrap=settings.kafka_bootstrap, topic=settings.topics.dlq, group=f"{settings.projector_group}-dlq",
-            name="gateway-dlq", on_batch=dlq.DeadLetters(store),
+            name="gateway-dlq", on_batch=dead_letters.DeadLetters(store),
             # Every fetch the embedded broker holds open costs it CPU (`kafka.FETCH_MAX_WAIT_MS`); dead letters can wait.
             fetch_max_wait_ms=500,
         )
@@ -70,13 +71,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             guard=AddressGuard(settings.allow_cidrs), projection=projection, projector=projector, scheduler=scheduler,
             hub=hub, job_inserts=GroupInsert(lambda: store.jobs), page_inserts=GroupInsert(lambda: store.events),
         )
-        tasks = [asyncio.create_task(c.run()) for c in (projector, dead_letters, scheduler)]
+        tasks = [asyncio.create_task(c.run()) for c in (projector, dead_letter_consumer, scheduler)]
         log.info("gateway_started", env=settings.env)
         try:
             yield
         finally:
             await hub.stop()
-            for c in (projector, dead_letters, scheduler):
+            for c in (projector, dead_letter_consumer, scheduler):
                 c.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
             await publisher.stop()
@@ -88,7 +89,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         description="Turns a website into SEO-ready content, reliably, in the background.",
         lifespan=lifespan,
     )
-    app.add_middleware(http.BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetrics)  # added last, so outermost: it also counts the 413s BodyLimit answers
     if settings.cors_origins:
         # Keys travel in headers, never cookies: no credentials mode, and only the headers the API reads.
@@ -102,17 +103,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         SecurityHeaders, https=settings.public_url.lower().startswith("https://"),
         docs_paths=(app.docs_url or "", app.redoc_url or "", app.swagger_ui_oauth2_redirect_url or ""),
     )
-    app.add_exception_handler(RequestValidationError, http.validation_error)  # type: ignore[arg-type]
-    app.include_router(streams.router)  # before api.router: /api/jobs/stream is not a job id
-    app.include_router(api.router)
-    app.include_router(commands.router)
-    app.include_router(dlq.router)
-    app.include_router(admin_api.router)
-    app.include_router(http.router)
-    app.include_router(webhooks_api.router)
-    app.include_router(links.router)
-    app.include_router(status.router)
-    dashboard.mount(app)
+    app.add_exception_handler(RequestValidationError, errors.validation_error)  # type: ignore[arg-type]
+    routes.include(app)
     document_errors(app)
     return app
 

@@ -9,13 +9,13 @@ from sitewright_runtime.consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.netguard import AddressGuard
 
-from .auth import KeyStore
 from .config import GatewaySettings
-from .group_insert import GroupInsert
-from .hub import Hub
-from .projection import Projection
-from .scheduler import Scheduler
-from .store import Store
+from .readmodel.group_insert import GroupInsert
+from .readmodel.store import Store
+from .readmodel.writer import Projection
+from .scheduler.loop import Scheduler
+from .streams.hub import Hub
+from .web.auth import KeyStore
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""`GET /api/status` (the caller's last hour, plus what the gateway can check of the system) and
-`GET /api/debug/{id}` (everything about one job). Reads here; the rules are in `diagnostics.py`."""
+"""What `/api/status` (the caller's last hour, plus what the gateway can check of the system) and
+`/api/debug/{id}` (everything about one job) report: the reads are here, the rules in `diagnostics.py`."""
 
 from __future__ import annotations
 
@@ -10,17 +10,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import HTTPException, status
 from sitewright_contracts import uuid7_floor
 
-from . import audit
 from . import diagnostics as dx
-from .deps import State, Tenant
-from .scheduler import LEASE_ID
-from .store import active_jobs, tenant_job, tenant_jobs
+from .readmodel import audit
+from .readmodel.store import active_jobs, tenant_job, tenant_jobs
+from .scheduler.loop import LEASE_ID
 from .state import GatewayState
-
-router = APIRouter(prefix="/api", tags=["status"])
 
 # The status scan reads at most this many of the tenant's most recently created jobs (about 1 s on
 # SecantusDB at its worst); past it the figures describe the newest ones and say `sampled`.
@@ -30,8 +27,7 @@ CHECK_TIMEOUT_S = 2.0
 _WINDOW_FIELDS = {"status": 1, "created_at": 1, "started_at": 1, "finished_at": 1, "timings": 1, "error.code": 1}
 
 
-@router.get("/status")
-async def get_status(state: State, tenant: Tenant) -> dict[str, Any]:
+async def tenant_status(state: GatewayState, tenant: str) -> dict[str, Any]:
     """The last hour of the caller's jobs: totals, statuses, completion rate, stuck and failed counts,
     stage timings (average and p95), per-minute throughput, configuration checks and recommendations."""
     now = datetime.now(UTC)
@@ -110,8 +106,7 @@ async def _lease(state: GatewayState) -> dict[str, Any] | None:
         return None
 
 
-@router.get("/debug/{job_id}")
-async def debug_job(job_id: str, state: State, tenant: Tenant) -> dict[str, Any]:
+async def debug_job(state: GatewayState, tenant: str, job_id: str) -> dict[str, Any]:
     """Everything about one of the caller's jobs, for diagnosing it: the document, the audit trail with
     log positions, attempts per stage, errors, result sizes, timings and a short diagnosis."""
     job = await tenant_job(state.store.jobs, job_id, tenant)

@@ -1,4 +1,4 @@
-"""Applies batches of `jobs.events` to the read model, using the pure rules of `projector.py`.
+"""Applies batches of `jobs.events` to the read model, using the pure rules of `rules.py`.
 
 One batch costs one bulk write of the job documents that changed (all the
 events of one job in the batch folded into one update), one unordered insert
@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 from pymongo import InsertOne, UpdateOne
@@ -32,7 +33,8 @@ from sitewright_runtime.logs import get_logger, log_context
 from sitewright_runtime.metrics import JOB_DURATION, JOBS_FINISHED, PROJECTION_LAG, PROJECTION_WRITES
 
 from . import audit
-from .projector import RetryPolicy, changed_fields, due_at, project, request_of
+from .documents import ResultDocument
+from .rules import RetryPolicy, changed_fields, due_at, project, request_of
 from .store import DUPLICATE_KEY, Store, by_ids
 
 log = get_logger(__name__)
@@ -150,15 +152,15 @@ class Projection:
         if not completions:
             return
         PROJECTION_WRITES.labels("results").inc(len(completions))
-        docs = [
+        docs: list[ResultDocument] = [
             {"_id": e.job_id, "tenant": e.tenant, "event_id": e.event_id, "created_at": e.occurred_at,
-             **e.data.result.model_dump(mode="json", by_alias=True)}
+             **e.data.result.model_dump(mode="json", by_alias=True)}  # type: ignore[typeddict-item]  # SeoResult's fields
             for e in completions
         ]
         await self._insert_new(self.store.results, docs)
 
     @staticmethod
-    async def _insert_new(collection: AsyncCollection, docs: list[dict]) -> None:
+    async def _insert_new(collection: AsyncCollection, docs: Sequence[Mapping[str, Any]]) -> None:
         """Insert `docs`, skipping those already there (a redelivered batch)."""
         try:
             await collection.insert_many(docs, ordered=False)

@@ -13,21 +13,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 from aiokafka.structs import ConsumerRecord
-from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel
+from fastapi import HTTPException, status
 from pymongo import UpdateOne
 from sitewright_contracts import UndecodableEvent, decode, header
 from sitewright_contracts import topics as t
 from sitewright_contracts.events import utcnow
 
-from .commands import publish_or_503, retry_from_failure
-from .deps import Caller, State
-from .store import Store, tenant_job
+from .jobs import publish_or_503, retry_from_failure
+from .readmodel.store import Store, tenant_job
+from .state import GatewayState
+from .web.auth import Principal
 
-router = APIRouter(prefix="/api", tags=["dead letters"])
 MAX_STORED_BODY = 256 * 1024
 
 
@@ -85,44 +84,15 @@ class DeadLetters:
         await self.store.dlq.bulk_write(writes, ordered=False)
 
 
-class DeadLetter(BaseModel):
-    id: str
-    job_id: str | None
-    tenant: str | None
-    event_type: str | None
-    event_id: str | None
-    reason: str | None
-    error: str | None
-    attempts: int
-    groups: list[str | None]
-    source: dict[str, Any]
-    created_at: datetime
-    replays: list[dict[str, Any]]
-
-    @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> "DeadLetter":
-        return cls(id=doc["_id"], **{k: doc.get(k) for k in cls.model_fields if k != "id"})
-
-
-class DeadLetterPage(BaseModel):
-    items: list[DeadLetter]
-    next_cursor: str | None
-
-
-def _scope(caller: Caller) -> dict[str, Any]:
+def _scope(caller: Principal) -> dict[str, Any]:
     # An admin sees every entry, including poison messages that name no tenant.
     return {} if caller.admin else {"tenant": caller.tenant}
 
 
-@router.get("/dlq", response_model=DeadLetterPage)
-async def list_dead_letters(
-    state: State,
-    caller: Caller,
-    job_id: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")] = None,
-) -> DeadLetterPage:
-    """Dead-lettered messages of the caller's jobs (an admin key sees all), newest first."""
+async def page(
+    state: GatewayState, caller: Principal, job_id: str | None, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Entries the caller may see (an admin sees all), newest first, and the cursor of the next page."""
     query = _scope(caller)
     if job_id:
         query["job_id"] = job_id
@@ -134,18 +104,10 @@ async def list_dead_letters(
     docs = [d async for d in state.store.dlq.find(query).sort("created_at", -1).limit(limit + 1)]
     more = len(docs) > limit
     docs = docs[:limit]
-    return DeadLetterPage(
-        items=[DeadLetter.from_doc(d) for d in docs], next_cursor=docs[-1]["created_at"].isoformat() if more else None
-    )
+    return docs, docs[-1]["created_at"].isoformat() if more else None
 
 
-@router.post(
-    "/dlq/{entry_id}/replay",
-    status_code=status.HTTP_202_ACCEPTED,
-    responses={404: {"description": "No such entry."}, 409: {"description": "The job cannot be restarted."},
-               422: {"description": "The message cannot be replayed."}},
-)
-async def replay_dead_letter(entry_id: str, state: State, caller: Caller) -> dict[str, Any]:
+async def replay(state: GatewayState, caller: Principal, entry_id: str) -> dict[str, Any]:
     """Start the entry's job again: a new attempt of the failed stage, or the original message once more."""
     doc = await state.store.dlq.find_one({"_id": entry_id} | _scope(caller))
     if doc is None:

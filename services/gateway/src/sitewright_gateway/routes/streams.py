@@ -20,11 +20,14 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 from sitewright_runtime.logs import get_logger
 
-from . import hub as h
-from .auth import Principal, key_from_headers
-from .deps import Caller, State
-from .hub import BadSubscription, Connection, Hub, TooManyStreams, Update, control, rfc3339
-from .state import GatewayState
+from ..state import GatewayState
+from ..streams import hub as h
+from ..streams import messages as m
+from ..streams.connection import Connection
+from ..streams.hub import BadSubscription, Hub, TooManyStreams
+from ..streams.messages import Update, control, rfc3339
+from ..web.auth import Principal, key_from_headers
+from ..web.deps import Caller, State
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/api")
@@ -79,14 +82,14 @@ async def websocket_stream(websocket: WebSocket) -> None:
     state: GatewayState = websocket.app.state.gateway
     await websocket.accept()
     if not _origin_allowed(websocket, state.settings.stream_allowed_origins):
-        return await _refuse(websocket, h.CLOSE_ORIGIN, "origin", "this origin may not open job streams; use the gateway's own origin")
+        return await _refuse(websocket, m.CLOSE_ORIGIN, "origin", "this origin may not open job streams; use the gateway's own origin")
     principal = await _authenticate(websocket, state)
     if principal is None:
         return
     try:
         conn = state.hub.open(principal)
     except TooManyStreams as exc:
-        return await _refuse(websocket, h.CLOSE_TOO_MANY, "too_many_streams", str(exc))
+        return await _refuse(websocket, m.CLOSE_TOO_MANY, "too_many_streams", str(exc))
     try:
         await until_first(
             _pump_websocket(websocket, conn, state.settings.stream_heartbeat_s),
@@ -112,13 +115,13 @@ async def _authenticate(websocket: WebSocket, state: GatewayState) -> Principal 
             key = None
         if not isinstance(key, str) or not key:
             await _refuse(
-                websocket, h.CLOSE_UNAUTHORIZED, "unauthorized",
+                websocket, m.CLOSE_UNAUTHORIZED, "unauthorized",
                 f"send `Authorization: Bearer <key>` on the handshake, or {{\"type\": \"auth\", \"key\": ...}} first, within {AUTH_TIMEOUT_S:g} s",
             )
             return None
     principal = await state.keys.authenticate(key)
     if principal is None:
-        await _refuse(websocket, h.CLOSE_UNAUTHORIZED, "unauthorized", "this API key is unknown or revoked; ask an admin for a valid one")
+        await _refuse(websocket, m.CLOSE_UNAUTHORIZED, "unauthorized", "this API key is unknown or revoked; ask an admin for a valid one")
     return principal
 
 
@@ -161,7 +164,7 @@ async def _read_websocket(websocket: WebSocket, conn: Connection, hub: Hub) -> N
                 raise BadSubscription(f"unknown message type {message.type!r}; send `subscribe` or `unsubscribe`")
         except (ValidationError, BadSubscription) as exc:
             detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()) if isinstance(exc, ValidationError) else str(exc)
-            conn.drop(h.CLOSE_BAD_MESSAGE, "bad_message", f"invalid message: {detail}")
+            conn.drop(m.CLOSE_BAD_MESSAGE, "bad_message", f"invalid message: {detail}")
             return
 
 

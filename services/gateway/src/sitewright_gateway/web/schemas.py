@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sitewright_contracts.models import JobOptions, JobStatus, NotifyTarget, Stage
 
+from ..readmodel.documents import JobDocument
+
 MAX_URL_LENGTH = 2048
 
 
@@ -93,7 +95,7 @@ class JobView(BaseModel):
     links: JobLinks
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> "JobView":
+    def from_doc(cls, doc: JobDocument | dict[str, Any]) -> "JobView":
         return cls(id=doc["_id"], links=links(doc["_id"]), **{k: v for k, v in doc.items() if k != "_id"})
 
 

@@ -1,6 +1,6 @@
 """The read model as a pure function of the log: (job document, event) -> job document.
 
-No I/O here. `projection.py` feeds events in log order and writes what
+No I/O here. `writer.py` feeds events in log order and writes what
 changes. Every rule is idempotent: an event already applied (its id is in
 `seen`) changes nothing, and events from an older attempt or an earlier
 stage than the job is in cannot move it backwards, so redeliveries and
@@ -16,11 +16,13 @@ from typing import Any
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import TERMINAL_STATUSES
 
+from .documents import JobDocument
+
 SEEN_WINDOW = 64
 LOG_LINES = 20
 MAX_NOTIFICATIONS = 20
 
-Doc = dict[str, Any]
+Doc = dict[str, Any]  # a job document while a rule edits it; `JobDocument` where it is whole
 
 _STAGE_STATUS = {"crawl": "crawling", "generate": "generating"}
 _STATUS_RANK = {"pending": 0, "crawling": 1, "generating": 2, "parsing": 3}
@@ -49,7 +51,7 @@ def stored_time(event: ev.Event) -> datetime:
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
-def new_job(event: ev.JobRequested) -> Doc:
+def new_job(event: ev.JobRequested) -> JobDocument:
     """The job document for a request: what the gateway writes before publishing it."""
     d = event.data
     return {
@@ -96,7 +98,7 @@ def due_at(doc: Doc, retention: timedelta) -> datetime | None:
     return None
 
 
-def request_of(doc: Doc) -> ev.JobRequested:
+def request_of(doc: JobDocument | Doc) -> ev.JobRequested:
     """The request a job document was made from (the inverse of `new_job`), with its own event id."""
     return ev.JobRequested(
         event_id=doc["seen"][0], job_id=doc["_id"], tenant=doc["tenant"], producer="gateway", occurred_at=doc["created_at"],

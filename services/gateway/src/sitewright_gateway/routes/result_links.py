@@ -18,8 +18,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sitewright_runtime.links import LinkError, verify_link
 
-from .deps import State
-from .store import tenant_job
+from ..readmodel.store import tenant_job
+from ..web.deps import State
 
 router = APIRouter()
 

@@ -9,7 +9,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.requests import HTTPConnection
 
 from .auth import Principal
-from .state import GatewayState
+from ..state import GatewayState
 
 _MISSING_KEY = (
     "an API key is required: send `Authorization: Bearer <key>` (or `X-API-Key: <key>`); "

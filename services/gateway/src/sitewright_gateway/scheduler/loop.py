@@ -31,10 +31,10 @@ from sitewright_contracts.wire import child_traceparent
 from sitewright_runtime.logs import get_logger, log_context
 from sitewright_runtime.metrics import JOBS_BY_STATUS, JOBS_STUCK, RETRIES, SCHEDULER_LEADER
 
-from . import audit
-from .config import GatewaySettings
-from .projector import event_from_document, request_of
-from .store import EPOCH, Store, active_jobs, by_ids, id_chunks
+from ..config import GatewaySettings
+from ..readmodel import audit
+from ..readmodel.rules import event_from_document, request_of
+from ..readmodel.store import EPOCH, Store, active_jobs, by_ids, id_chunks
 
 log = get_logger(__name__)
 LEASE_ID = "scheduler"

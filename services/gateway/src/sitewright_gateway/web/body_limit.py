@@ -1,16 +1,10 @@
-"""HTTP plumbing: body size limit, clear validation errors, health and metrics routes."""
+"""The request body limit: bodies over the configured size get a 413 that says so."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, HTTPException, Request, status
-from fastapi.exceptions import RequestValidationError
+from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from sitewright_runtime.worker import metrics_endpoint
-
-router = APIRouter()
 
 
 class BodyLimit:
@@ -71,34 +65,3 @@ class BodyTooLarge(HTTPException):
 
 async def _no_body() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
-
-
-async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 with FastAPI's per-field errors plus one sentence a person can act on."""
-    errors: list[dict[str, Any]] = []
-    for err in exc.errors():
-        errors.append({k: v for k, v in err.items() if k in ("loc", "msg", "type")})
-    summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
-    return JSONResponse({"detail": errors, "message": f"invalid request: {summary}"}, status_code=422)
-
-
-@router.get("/healthz", include_in_schema=False)
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-@router.get("/readyz", include_in_schema=False)
-async def readyz(request: Request) -> JSONResponse:
-    """Ready when MongoDB answers, the publisher is connected and the projector runs."""
-    state = request.app.state.gateway
-    checks = {"publisher": state.publisher.started, "projector": state.projector.running}
-    try:
-        await state.client.admin.command("ping")
-        checks["mongodb"] = True
-    except Exception:
-        checks["mongodb"] = False
-    ready = all(checks.values())
-    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
-
-
-router.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)

@@ -27,10 +27,10 @@ from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.logs import get_logger
 from sitewright_runtime.mongo import ACTIVE_MODEL
 
+from ..config import GatewaySettings
 from . import audit
-from .config import GatewaySettings
-from .projection import Projection
 from .store import Store
+from .writer import Projection
 
 log = get_logger(__name__)
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import Stage
 
-from .deps import Admin, State
+from ..web.deps import Admin, State
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 

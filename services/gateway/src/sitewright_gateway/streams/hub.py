@@ -1,4 +1,4 @@
-"""Fans job updates out to stream connections (the WebSocket and SSE routes in `streams.py`).
+"""Fans job updates out to stream connections (the WebSocket and SSE routes in `routes/streams.py`).
 
 Every gateway instance runs one hub. While any stream connection is open (and
 a minute after), it tails inserts into `job_events` (the audit trail's pages,
@@ -20,19 +20,18 @@ client whose outbox overflows is dropped (it resumes with `since`).
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import deque
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter, Gauge
 from pymongo.asynchronous.collection import AsyncCollection
 from sitewright_runtime.logs import get_logger
 
-from . import audit
-from .auth import Principal
-from .store import Store, active_jobs, by_ids
+from ..readmodel import audit
+from ..readmodel.store import Store, active_jobs, by_ids
+from ..web.auth import Principal
+from .connection import Connection
+from .messages import CLOSE_RESTART, Update
 
 log = get_logger(__name__)
 
@@ -43,213 +42,16 @@ RESTART_BACKOFF_S = 1.0
 IDLE_POLL_MS = 500  # an idle change stream returns this often, so a switch of read model is noticed
 
 STREAM_CONNECTIONS = Gauge("sitewright_stream_connections", "Open job stream connections on this gateway.")
-STREAM_DROPPED = Counter("sitewright_stream_dropped_total", "Job stream connections the server closed.", ["reason"])
 STREAM_UPDATES = Counter("sitewright_stream_updates_total", "Job versions the hub received from the change stream.")
-
-# Close codes of the protocol (docs: briefs/stream-protocol.md, README).
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_ORIGIN = 4403
-CLOSE_TOO_SLOW = 4408
-CLOSE_TOO_MANY = 4429
-CLOSE_BAD_MESSAGE = 1008
-CLOSE_RESTART = 1012
 
 # What a stream needs of the audit trail's pages (`audit.py`): not the events' data.
 _PAGE_FIELDS = {"job_id": 1, "tenant": 1, **{f"events.{k}": 1 for k in (
     "event_id", "type", "occurred_at", "version", "job", "partition", "offset")}}
 _JOB_FIELDS = {"tenant": 1, "version": 1, "status": 1, "stage": 1, "progress": 1, "attempt": 1, "error": 1, "url": 1, "updated_at": 1}
-_ERROR_FIELDS = ("code", "message", "retryable", "stage")
-
-
-def rfc3339(at: datetime | None = None) -> str:
-    return (at or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def control(kind: str, **fields: Any) -> dict[str, Any]:
-    """A non-job message: `ready`, `heartbeat` or `error`."""
-    return {"type": kind, **fields}
-
-
-class Update:
-    """One version of one job, encoded at most once per transport whatever the number of receivers."""
-
-    __slots__ = ("job_id", "tenant", "version", "payload", "_text", "_sse")
-
-    def __init__(self, tenant: str, payload: dict[str, Any]):
-        self.job_id: str = payload["job_id"]
-        self.tenant = tenant
-        self.version: int = payload["version"]
-        self.payload = payload
-        self._text: str | None = None
-        self._sse: bytes | None = None
-
-    @classmethod
-    def from_event(cls, doc: dict[str, Any]) -> Update:
-        """From one audit-trail event (`audit.events_of`; the state it stores is the job's right after it)."""
-        job = doc.get("job") or {}
-        return cls(doc["tenant"], _payload(doc["job_id"], doc["version"], job, doc.get("type"), doc["_id"], doc.get("occurred_at")))
-
-    @classmethod
-    def from_job(cls, job: dict[str, Any], event: dict[str, Any] | None) -> Update:
-        """From a job document: its current version (with the event that made it, once recorded)."""
-        return cls(job["tenant"], _payload(
-            job["_id"], job["version"], job,
-            event.get("type") if event else None, event["_id"] if event else None,
-            event.get("occurred_at") if event else job.get("updated_at"),
-        ))
-
-    @property
-    def text(self) -> str:
-        if self._text is None:
-            self._text = json.dumps(self.payload, separators=(",", ":"))
-        return self._text
-
-    @property
-    def sse(self) -> bytes:
-        if self._sse is None:
-            self._sse = f"id: {self.job_id}:{self.version}\nevent: job\ndata: {self.text}\n\n".encode()
-        return self._sse
 
 
 def _version_order(event: dict[str, Any]) -> tuple[int, int]:
     return event["version"], event["offset"]
-
-
-def _payload(job_id: str, version: int, job: dict[str, Any], event_type: str | None, event_id: str | None, at: Any) -> dict[str, Any]:
-    error = job.get("error")
-    return {
-        "type": "job",
-        "job_id": job_id,
-        "version": version,
-        "status": job.get("status"),
-        "stage": job.get("stage"),
-        "progress": job.get("progress"),
-        "attempt": job.get("attempt"),
-        "event_type": event_type,
-        "event_id": event_id,
-        "occurred_at": rfc3339(at) if isinstance(at, datetime) else at,
-        "url": job.get("url"),
-        "error": {k: error.get(k) for k in _ERROR_FIELDS} if error else None,
-    }
-
-
-class Connection:
-    """One client's stream: what it follows, the last version it got of each job, and its bounded outbox."""
-
-    def __init__(self, hub: Hub, principal: Principal, limit: int):
-        self.hub = hub
-        self.principal = principal
-        self.tenant = principal.tenant
-        self.limit = limit
-        self.all = False
-        self.jobs: set[str] = set()
-        self.closed: tuple[int, str, str] | None = None  # (close code, error code, message)
-        self.done = asyncio.Event()
-        self._last: dict[str, int] = {}
-        self._held: dict[str, list[Update]] = {}  # jobs whose backlog is being read: live updates wait here
-        self._held_all: list[Update] | None = None
-        self._out: deque[Update | dict[str, Any]] = deque()
-        self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task] = set()
-
-    # -- called by the hub ------------------------------------------------------------------------
-
-    def offer(self, update: Update) -> None:
-        """A live update from the change stream (never blocks)."""
-        if self.closed is not None:
-            return
-        held = self._held.get(update.job_id)
-        if held is not None:
-            held.append(update)
-        elif self._held_all is not None:
-            self._held_all.append(update)
-        else:
-            self._deliver(update, live=True)
-
-    def hold(self, job_id: str) -> None:
-        self._held.setdefault(job_id, [])
-
-    def release(self, job_id: str, backlog: Iterable[Update], *, resumed_from: int | None = None) -> None:
-        """Send `backlog` (versions in order), then the live updates held meanwhile."""
-        held = self._held.pop(job_id, [])
-        if resumed_from is not None:
-            self._last[job_id] = max(self._last.get(job_id, 0), resumed_from)
-        for update in backlog:
-            self._deliver(update)
-        for update in sorted(held, key=lambda u: u.version):
-            self._deliver(update, live=True)
-
-    def hold_all(self) -> None:
-        if self._held_all is None:
-            self._held_all = []
-
-    def release_all(self, snapshot: Iterable[Update]) -> None:
-        held, self._held_all = self._held_all or [], None
-        for update in snapshot:
-            self._deliver(update)
-        for update in held:
-            self.offer(update)
-
-    def stop_all(self) -> None:
-        self._held_all = None
-
-    def forget(self, job_id: str) -> None:
-        self._held.pop(job_id, None)
-        self._last.pop(job_id, None)
-
-    def _deliver(self, update: Update, *, live: bool = False) -> None:
-        last = self._last.get(update.job_id)
-        if last is not None and update.version <= last:
-            return  # sent already (backlog and live tail overlap by design)
-        if live and last is not None and update.version > last + 1:
-            # A version is missing: read it from the audit trail before going on.
-            self._held[update.job_id] = [update]
-            self._spawn(self.hub.backfill(self, update.job_id, last))
-            return
-        self._last[update.job_id] = update.version
-        self.put(update)
-
-    # -- the outbox -------------------------------------------------------------------------------
-
-    def put(self, item: Update | dict[str, Any]) -> None:
-        """Queue a message; a client this far behind is dropped, so it cannot hold memory or the hub."""
-        if self.closed is not None:
-            return
-        if len(self._out) >= self.limit:
-            self.drop(CLOSE_TOO_SLOW, "too_slow", f"the client fell more than {self.limit} messages behind; reconnect with `since`")
-            return
-        self._out.append(item)
-        self._wake.set()
-
-    async def take(self, timeout: float) -> list[Update | dict[str, Any]]:
-        """Everything queued, waiting up to `timeout` for something; [] when idle that long (time for a heartbeat)."""
-        if not self._out and self.closed is None:
-            self._wake.clear()
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
-            except TimeoutError:
-                return []
-        items = list(self._out)
-        self._out.clear()
-        return items
-
-    def drop(self, close_code: int, code: str, message: str) -> None:
-        if self.closed is None:
-            self.closed = (close_code, code, message)
-            STREAM_DROPPED.labels(code).inc()
-            log.info("stream_dropped", key_id=self.principal.key_id, reason=code)
-        self.done.set()
-        self._wake.set()
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def cancel_tasks(self) -> None:
-        for task in self._tasks:
-            task.cancel()
 
 
 class TooManyStreams(Exception):

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-STATIC = Path(__file__).with_name("static")
+STATIC = Path(__file__).parent.parent / "static"
 
 
 def mount(app: FastAPI) -> None:

@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field, field_validator
 from sitewright_runtime.netguard import BlockedAddress
 from sitewright_runtime.webhook_endpoints import COLLECTION, WebhookEndpoints, active_secrets
 
-from .deps import State, Tenant
-from .state import GatewayState
+from ..state import GatewayState
+from ..web.deps import State, Tenant
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 

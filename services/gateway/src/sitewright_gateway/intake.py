@@ -1,0 +1,137 @@
+"""The write path of a new job: check it, claim its idempotency key, publish its request, record it.
+
+Published first, the job is on the log before anything else: its document then goes in marked
+published and at the place the broker gave the request, with the request as the first page of its
+audit trail, exactly what the projector would write when it reads the request, so the projector has
+nothing to write then (`bench/README.md`, "Requests recorded at the gateway"). If the publish fails,
+the document goes in unpublished with its request (the outbox) and the scheduler publishes it later.
+Concurrent requests' documents go in together (`GroupInsert`). Either way the document is written
+before the answer, so a GET right after it finds the job on any gateway instance, and an accepted job
+is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from fastapi import HTTPException, status
+from pymongo.errors import DuplicateKeyError
+from sitewright_contracts import events as ev
+from sitewright_contracts import uuid7
+from sitewright_contracts.wire import new_traceparent
+from sitewright_runtime.logs import get_logger, log_context
+from sitewright_runtime.metrics import JOBS_CREATED
+from sitewright_runtime.netguard import BlockedAddress
+
+from .readmodel import audit
+from .readmodel.rules import new_job
+from .state import GatewayState
+from .web.schemas import JobCreate
+
+log = get_logger(__name__)
+PUBLISH_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Accepted:
+    job_id: str
+    status: str
+    replayed: bool  # an earlier request with the same Idempotency-Key created the job
+
+
+async def accept(state: GatewayState, tenant: str, body: JobCreate, idempotency_key: str | None) -> Accepted:
+    """Accept a job: publish its request on the log, then write it to the read model."""
+    try:
+        state.guard.check_literal(body.url)
+        for target in body.notify:
+            if target.channel == "webhook":
+                state.guard.check_literal(target.target)
+    except BlockedAddress as exc:
+        raise HTTPException(422, f"{exc.code}: {exc.message}") from None
+
+    event = ev.JobRequested(
+        tenant=tenant,
+        producer="gateway",
+        job_id=uuid7(),
+        data=ev.JobRequestedData(url=body.url, options=body.options, notify=body.notify, priority=body.priority),
+    )
+    if idempotency_key:
+        existing = await _claim_idempotency_key(state, tenant, idempotency_key, body, event.job_id)
+        if existing is not None:
+            return Accepted(existing["_id"], existing["status"], replayed=True)
+
+    # The job's trace starts here; every event of the job carries it (the scheduler's too, from the document).
+    traceparent = new_traceparent()
+    with log_context(job_id=event.job_id, event_id=event.event_id, traceparent=traceparent):
+        landed: tuple[int, int] | None = None
+        try:
+            [landed] = await asyncio.wait_for(state.publisher.publish([event], traceparent=traceparent), PUBLISH_TIMEOUT_S)
+        except Exception as exc:  # accepted all the same: the scheduler's outbox sweep publishes it
+            log.warning("publish_deferred", error=repr(exc))
+        await _record_job(state, event, traceparent, landed)
+        JOBS_CREATED.inc()
+        log.info("job_accepted", url=body.url)
+    return Accepted(event.job_id, "pending", replayed=False)
+
+
+async def _record_job(state: GatewayState, event: ev.JobRequested, traceparent: str, landed: tuple[int, int] | None) -> None:
+    """Write the new job's document, and first its request's page of the audit trail if it is on the log (at `landed`).
+
+    The document carries the request's log position only once that page is written: the projector, reading the
+    request, skips it when the document is already at its position, so a position written before its page (or
+    taken back after a failed page) could leave the trail without the request."""
+    doc: dict[str, Any] = {**new_job(event), "published": landed is not None, "traceparent": traceparent}
+    if landed is None:
+        doc["outbox"] = event.model_dump(mode="json")
+        doc["due_at"] = doc["created_at"] + timedelta(seconds=state.settings.outbox_grace_s)
+    elif await _record_request(state, event, landed, doc):
+        doc["position"] = {"partition": landed[0], "offset": landed[1]}
+    try:
+        await state.job_inserts.insert(doc)
+    except DuplicateKeyError:
+        # The projector read the request off the log and made the document first: only the trace is ours to add.
+        await state.store.jobs.update_one({"_id": event.job_id}, {"$set": {"traceparent": traceparent}})
+    except Exception:
+        if landed is None:
+            raise  # neither on the log nor in the read model: not accepted
+        # On the log, so accepted: the projector writes the document when the database is back.
+        log.warning("job_document_deferred", exc_info=True)
+
+
+async def _record_request(state: GatewayState, event: ev.JobRequested, landed: tuple[int, int], doc: dict[str, Any]) -> bool:
+    """Write the request's page of the audit trail; False if it could not be (the projector records it then)."""
+    try:
+        await state.page_inserts.insert(audit.page(event.job_id, event.tenant, [audit.entry(event, landed, doc)]))
+    except DuplicateKeyError:
+        pass  # the projector recorded it first
+    except Exception:
+        log.warning("request_page_deferred", exc_info=True)
+        return False
+    return True
+
+
+async def _claim_idempotency_key(
+    state: GatewayState, tenant: str, key: str, body: JobCreate, job_id: str
+) -> dict[str, Any] | None:
+    """Claim `key` for `job_id`; return the earlier job if the key was already used for this request."""
+    fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    try:
+        await state.store.idempotency.insert_one(
+            {"_id": f"{tenant}:{key}", "job_id": job_id, "fingerprint": fingerprint, "created_at": ev.utcnow()}
+        )
+        return None
+    except DuplicateKeyError:
+        claimed = await state.store.idempotency.find_one({"_id": f"{tenant}:{key}"})
+    if claimed is None or claimed["fingerprint"] != fingerprint:
+        raise HTTPException(
+            422,
+            "this Idempotency-Key was already used with a different request body; use a new key for a new job",
+        )
+    existing = await state.store.jobs.find_one({"_id": claimed["job_id"]})
+    if existing is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "a request with this Idempotency-Key is still being accepted; retry shortly")
+    return existing

@@ -1,0 +1,92 @@
+"""The read model's documents, typed: a job (`jobs`), its result (`results`), and the parts they share.
+
+These are the shapes the rules (`rules.py`) fold, the writer (`writer.py`) stores, the rebuild compares
+and the API (`web/schemas.py`) answers from. They are TypedDicts, not models: the projector folds
+thousands of them a second, and a dict costs nothing to copy into and out of the database driver.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, NotRequired, TypedDict
+
+from sitewright_contracts.models import JobStatus, Stage
+
+
+class Position(TypedDict):
+    """Where an event sits in `jobs.events`."""
+
+    partition: int
+    offset: int
+
+
+class JobErrorDoc(TypedDict, total=False):
+    code: str
+    message: str
+    retryable: bool
+    retry_after_s: float | None
+    stage: Stage
+
+
+class Action(TypedDict):
+    """What the scheduler does next for a job: retry a stage, or fail it, once `due_at` has come."""
+
+    kind: Literal["retry", "fail"]
+    stage: Stage
+    attempt: int
+    due_at: datetime
+    cause: str
+
+
+class JobDocument(TypedDict):
+    """One job in `jobs`: the fold of its events (`rules.project`), plus the gateway's and scheduler's bookkeeping."""
+
+    _id: str
+    tenant: str
+    url: str
+    options: dict[str, Any]
+    notify: list[dict[str, str]]
+    priority: int
+    status: JobStatus
+    stage: Stage
+    progress: int
+    attempt: int
+    attempts: dict[str, int]
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    next_attempt_at: datetime | None
+    action: Action | None
+    error: JobErrorDoc | None
+    result_summary: dict[str, Any] | None
+    result_at: Position | None
+    stage_started_at: dict[str, datetime]
+    timings: dict[str, float]
+    notifications: list[dict[str, Any]]
+    log: list[str]
+    seen: list[str]
+    version: int
+    position: Position | None
+    pages_crawled: NotRequired[int]
+    tokens: NotRequired[dict[str, int]]
+    cancel_requested_at: NotRequired[datetime]
+    # Bookkeeping outside the fold (`rebuild.BOOKKEEPING`): the gateway's outbox and trace, the scheduler's re-drive.
+    published: NotRequired[bool]
+    outbox: NotRequired[dict[str, Any]]
+    due_at: NotRequired[datetime | None]
+    traceparent: NotRequired[str]
+    redriven_at: NotRequired[datetime]
+
+
+class ResultDocument(TypedDict):
+    """One job's generated content in `results`: the `SeoResult` of its completion, with where it came from."""
+
+    _id: str
+    tenant: str
+    event_id: str
+    created_at: datetime
+    meta: dict[str, Any]
+    content: list[dict[str, Any]]
+    faq: list[dict[str, Any]]
+    schema: dict[str, Any]
