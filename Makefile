@@ -1,10 +1,11 @@
-# Sitewright: `make demo` runs one job end to end, `make up` runs the stack, `make test` runs the tests.
+# Sitewright: `make demo` runs one job end to end, `make up` runs the stack, `make test` runs the tests,
+# `make lint` checks style and types (`make fmt` fixes what it can).
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: setup system up demo test test-faults kcat clean bench bench-crawl bench-sitewright bench-peers bench-streams
+.PHONY: setup system up demo lint fmt test test-unit test-faults kcat clean bench bench-crawl bench-sitewright bench-peers bench-streams
 
 setup: .venv/.synced system
 
@@ -30,8 +31,28 @@ up: setup
 demo: setup
 	$(UV) run sitewright-stack demo
 
+# Ruff's rules and formatting, then mypy: strict on libs/, checked but not strict on every service and tool
+# ([tool.ruff] and [tool.mypy] in pyproject.toml). Every check runs; lint fails if any of them did.
+# The formatter check names the files only: `make fmt` rewrites them.
+lint: .venv/.synced
+	@status=0; \
+	$(UV) run ruff check . || status=1; \
+	$(UV) run ruff format --check --output-format concise . || status=1; \
+	$(UV) run mypy libs/*/src || status=1; \
+	$(UV) run mypy services/*/src tools/*/src || status=1; \
+	exit $$status
+
+# Rewrites files in place: ruff's safe fixes first (they may leave lines to re-wrap), then the formatter.
+fmt: .venv/.synced
+	$(UV) run ruff check --fix --exit-zero .
+	$(UV) run ruff format .
+
 test: setup
 	$(UV) run pytest -m "not faults" $(PYTEST_ARGS)
+
+# The pure tests (tests/unit): no broker, no database, no browser; a few seconds.
+test-unit: .venv/.synced
+	$(UV) run pytest tests/unit $(PYTEST_ARGS)
 
 # The fault scenarios (tests/e2e/test_faults.py): kill -9, failover, DLQ replay, SIGSTOP, broker loss, replay.
 test-faults: setup

@@ -74,16 +74,28 @@ async def publish(settings: NotifierSettings, *events: ev.Event) -> None:
         await publisher.stop()
 
 
+_TARGETS: dict[str, dict[str, Any]] = {}
+
+
 async def add_job(db: AsyncDatabase, *targets: tuple[str, str]) -> str:
-    """A job document as the gateway writes it, reduced to what the notifier reads."""
+    """A job with these notify targets; its outcome events carry them, as every producer's do (`targets`)."""
     job_id = uuid7()
     notify = [{"channel": channel, "target": target} for channel, target in targets]
-    await db["jobs"].insert_one({"_id": job_id, "tenant": TENANT, "url": "https://bakery.example/", "notify": notify})
+    _TARGETS[job_id] = {"url": "https://bakery.example/", "notify": notify}
     return job_id
 
 
+def targets(job_id: str) -> dict[str, Any]:
+    """What an outcome of the job carries for the notifier (`events.OutcomeData`)."""
+    return _TARGETS[job_id]
+
+
 def completed(job_id: str) -> ev.JobCompleted:
-    return ev.JobCompleted(job_id=job_id, tenant=TENANT, producer="test", data=ev.JobCompletedData(result=RESULT))
+    return ev.JobCompleted(job_id=job_id, tenant=TENANT, producer="test", data=ev.JobCompletedData(result=RESULT, **targets(job_id)))
+
+
+def cancelled(job_id: str, **fields: Any) -> ev.JobCancelled:
+    return ev.JobCancelled(job_id=job_id, tenant=TENANT, data=ev.JobCancelledData(**targets(job_id)), **fields)
 
 
 async def registered(db: AsyncDatabase, receiver: WebhookReceiver, path: str = "/hook") -> str:
@@ -128,15 +140,15 @@ async def test_webhook_retries_5xx_and_429_with_one_id_and_a_replay_sends_nothin
                 await eventually(lambda: settled(db, job_id), what="the delivery to succeed")
                 # The same outcome again (a replay of the log), then a later outcome of the same job: the
                 # notifier handles one job's events in order, so once the later one arrives the replay was seen.
-                await publish(settings, outcome, ev.JobCancelled(job_id=job_id, tenant=TENANT))
+                await publish(settings, outcome, cancelled(job_id))
                 await eventually(lambda: at_least(receiver.requests, 4), what="the cancellation webhook")
             async with notifier_app(settings).running():  # and once more after a restart
                 # The replay, the same outcome under a new event id (a redone stage reports it again), and a
                 # failure of a later attempt, which is a new outcome: only that one is sent.
                 await publish(
-                    settings, outcome, ev.JobCancelled(job_id=job_id, tenant=TENANT, event_id=uuid7()),
+                    settings, outcome, cancelled(job_id, event_id=uuid7()),
                     ev.JobFailed(job_id=job_id, tenant=TENANT, attempt=2, data=ev.JobFailedData(
-                        stage="crawl", error=ErrorInfo(code="unreachable", message="down", retryable=True))),
+                        stage="crawl", error=ErrorInfo(code="unreachable", message="down", retryable=True), **targets(job_id))),
                 )
                 await eventually(lambda: at_least(receiver.requests, 5), what="the failure webhook")
             events = await notifications(settings, job_id, 5)
@@ -169,7 +181,7 @@ async def test_two_notifier_instances_deliver_each_outcome_exactly_once(kafka_bo
                     await stack.enter_async_context(notifier_app(settings).running())
                 for job_id in jobs:  # every outcome delivered twice (a redelivery), then a later outcome
                     outcome = completed(job_id)
-                    await publish(settings, outcome, outcome, ev.JobCancelled(job_id=job_id, tenant=TENANT))
+                    await publish(settings, outcome, outcome, cancelled(job_id))
                 await eventually(lambda: at_least(receiver.requests, 12), timeout=60, what="12 webhooks")
                 for job_id in jobs:
                     await eventually(lambda: settled(db, job_id, 2), what="both deliveries recorded")
@@ -225,33 +237,25 @@ async def test_an_event_recorded_but_not_published_before_a_crash_is_published_l
     assert published.event_id == lost.event_id and published.type == "notification.sent"
 
 
-async def test_jobs_are_read_from_the_active_read_model_after_a_rebuild_switched_it(kafka_bootstrap, mongo_url, unique):
-    settings = notifier_settings(kafka_bootstrap, mongo_url, unique)
-    async with database(settings) as db:
-        rebuilt = db.client[f"{settings.mongo_db}_rebuilt"]
-        await db["meta"].insert_one({"_id": "read_model", "db": rebuilt.name})
-        with WebhookReceiver() as receiver:
-            job_id = await add_job(rebuilt, ("webhook", await registered(db, receiver)))
-            async with notifier_app(settings).running():
-                await publish(settings, completed(job_id))
-                [delivery] = await eventually(lambda: settled(db, job_id), what="the delivery")
-    assert delivery["state"] == "sent" and receiver.verified == [True]
-
-
-async def test_the_outcome_of_a_job_whose_request_it_saw_needs_no_read_of_the_job(kafka_bootstrap, mongo_url, unique):
-    """The notifier remembers a request's targets, so its outcome is delivered without the job's document
-    (absent here: a read would find nothing); a job whose request it never saw is read from the model."""
+async def test_an_outcome_carries_its_targets_and_the_notifier_reads_no_job(kafka_bootstrap, mongo_url, unique):
+    """Outcomes carry whom to tell, so the notifier reads no other service's collection: no job document
+    exists here. An outcome from a producer older than that (no targets) is served by the request the
+    notifier saw, and one whose request it never saw is logged and skipped."""
     settings = notifier_settings(kafka_bootstrap, mongo_url, unique)
     async with database(settings) as db:
         with WebhookReceiver() as receiver:
             url = await registered(db, receiver)
+            carried = await add_job(db, ("webhook", url))
             seen = ev.JobRequested(job_id=uuid7(), tenant=TENANT, producer="test", data=ev.JobRequestedData(
                 url="https://seen.example/", notify=[{"channel": "webhook", "target": url}]))
-            read = await add_job(db, ("webhook", url))
+            old = ev.JobCompleted(job_id=seen.job_id, tenant=TENANT, producer="test", data=ev.JobCompletedData(result=RESULT))
+            unknown = ev.JobCompleted(job_id=uuid7(), tenant=TENANT, producer="test", data=ev.JobCompletedData(result=RESULT))
             async with notifier_app(settings).running():
-                await publish(settings, seen, completed(seen.job_id), completed(read))
+                await publish(settings, unknown, seen, old, completed(carried))
                 await eventually(lambda: at_least(receiver.requests, 2), what="both webhooks")
-        assert await db["jobs"].find_one({"_id": seen.job_id}) is None
+                await eventually(lambda: settled(db, carried), what="the carried outcome's delivery")
+        assert await db["jobs"].count_documents({}) == 0
+        assert await db["deliveries"].count_documents({"job_id": unknown.job_id}) == 0
     assert sorted(r.json()["data"]["url"] for r in receiver.requests) == ["https://bakery.example/", "https://seen.example/"]
 
 
@@ -346,7 +350,8 @@ async def test_email_without_tls_or_login_and_a_refused_recipient_is_final(kafka
             job_id = await add_job(db, ("email", "owner@bakery.example"), ("email", "nobody@bakery.example"))
             async with notifier_app(settings).running():
                 await publish(settings, ev.JobFailed(job_id=job_id, tenant=TENANT, data=ev.JobFailedData(
-                    stage="crawl", error=ErrorInfo(code="dns_failure", message="bakery.example does not resolve"))))
+                    stage="crawl", error=ErrorInfo(code="dns_failure", message="bakery.example does not resolve"),
+                    **targets(job_id))))
                 ok, refused = await eventually(lambda: settled(db, job_id, 2), what="both e-mails")
     finally:
         server.stop()

@@ -126,10 +126,10 @@ async def test_notifier_posts_a_signed_webhook_once_per_outcome(kafka_bootstrap,
     hook = f"http://127.0.0.1:{server.server_address[1]}/hook"
     job_id = uuid7()
     mongo = connect(mongo_url)
-    await mongo[settings.mongo_db]["jobs"].insert_one(
-        {"_id": job_id, "url": "https://bakery.example/", "notify": [NotifyTarget(channel="webhook", target=hook).model_dump()]}
-    )
-    failed = ev.JobFailed(job_id=job_id, data=ev.JobFailedData(stage="crawl", error={"code": "dns_failure", "message": "no such host"}))
+    failed = ev.JobFailed(job_id=job_id, data=ev.JobFailedData(
+        stage="crawl", error={"code": "dns_failure", "message": "no such host"},
+        url="https://bakery.example/", notify=[NotifyTarget(channel="webhook", target=hook)],
+    ))
     try:
         async with notifier_app(settings).running():
             await publish(kafka_bootstrap, settings.topic_prefix, failed)

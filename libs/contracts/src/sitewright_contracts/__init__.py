@@ -8,6 +8,20 @@ from .topics import ALL_TOPICS, JOBS_CONTROL, JOBS_DLQ, JOBS_EVENTS, Topics
 from .wire import UndecodableEvent, decode, encode, header
 
 __all__ = [
-    "ALL_TOPICS", "EVENT_TYPES", "JOBS_CONTROL", "JOBS_DLQ", "JOBS_EVENTS", "Topics", "Event", "Payload",
-    "UndecodableEvent", "decode", "derived_uuid7", "encode", "header", "utcnow", "uuid7", "uuid7_floor",
+    "ALL_TOPICS",
+    "EVENT_TYPES",
+    "JOBS_CONTROL",
+    "JOBS_DLQ",
+    "JOBS_EVENTS",
+    "Topics",
+    "Event",
+    "Payload",
+    "UndecodableEvent",
+    "decode",
+    "derived_uuid7",
+    "encode",
+    "header",
+    "utcnow",
+    "uuid7",
+    "uuid7_floor",
 ]

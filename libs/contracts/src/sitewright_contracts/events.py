@@ -9,7 +9,7 @@ change a contract, add fields with defaults; a breaking change bumps
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -79,6 +79,8 @@ class JobRetryRequestedData(Payload):
     options: JobOptions | None = None
     # LLM tokens the job has spent in earlier attempts, so the generator keeps to the per-job cap.
     tokens_spent: int = Field(default=0, ge=0)
+    # Who is told of the job's outcome; carried to it so the notifier needs no read model (None: not said).
+    notify: list[NotifyTarget] | None = None
 
 
 class JobRetryRequested(Event):
@@ -113,6 +115,8 @@ class CrawlProgress(Event):
 
 class CrawlSucceededData(Payload):
     crawl: CrawlContext
+    # The request's notify targets, on their way to the job's outcome (None: a producer that did not carry them).
+    notify: list[NotifyTarget] | None = None
 
 
 class CrawlSucceeded(Event):
@@ -173,7 +177,17 @@ class GenerationFailed(Event):
 # ---- outcomes ---------------------------------------------------------------------------------
 
 
-class JobCompletedData(Payload):
+class OutcomeData(Payload):
+    """What every outcome carries for the notifier: the job's site and whom to tell.
+
+    `notify` None means the producer predates targets travelling with the job (the notifier then
+    falls back to the request it saw); [] means nobody is to be told."""
+
+    url: str | None = None
+    notify: list[NotifyTarget] | None = None
+
+
+class JobCompletedData(OutcomeData):
     result: SeoResult
     pages_crawled: int = 0
     provider: str = ""
@@ -186,7 +200,7 @@ class JobCompleted(Event):
     data: JobCompletedData
 
 
-class JobFailedData(Payload):
+class JobFailedData(OutcomeData):
     stage: Stage
     error: ErrorInfo
 
@@ -196,7 +210,7 @@ class JobFailed(Event):
     data: JobFailedData
 
 
-class JobCancelledData(Payload):
+class JobCancelledData(OutcomeData):
     reason: str = "cancelled by the user"
 
 
@@ -248,31 +262,26 @@ class StageResumed(Event):
 
 
 JobEvent = Annotated[
-    Union[
-        JobRequested,
-        JobCancelRequested,
-        JobRetryRequested,
-        CrawlStarted,
-        CrawlProgress,
-        CrawlSucceeded,
-        CrawlFailed,
-        GenerationStarted,
-        GenerationProgress,
-        ParsingStarted,
-        GenerationFailed,
-        JobCompleted,
-        JobFailed,
-        JobCancelled,
-        NotificationSent,
-        NotificationFailed,
-        StagePaused,
-        StageResumed,
-    ],
+    JobRequested
+    | JobCancelRequested
+    | JobRetryRequested
+    | CrawlStarted
+    | CrawlProgress
+    | CrawlSucceeded
+    | CrawlFailed
+    | GenerationStarted
+    | GenerationProgress
+    | ParsingStarted
+    | GenerationFailed
+    | JobCompleted
+    | JobFailed
+    | JobCancelled
+    | NotificationSent
+    | NotificationFailed
+    | StagePaused
+    | StageResumed,
     Field(discriminator="type"),
 ]
 
-EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(JobEvent)
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.model_fields["type"].default: cls
-    for cls in get_args(get_args(JobEvent)[0])
-}
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(JobEvent)
+EVENT_TYPES: dict[str, type[Event]] = {cls.model_fields["type"].default: cls for cls in get_args(get_args(JobEvent)[0])}

@@ -45,14 +45,23 @@ class JobOptions(BaseModel):
         default="host",
         description="`host`: the start page's host only; `domain`: also its subdomains (www. dropped first).",
     )
-    max_bytes_per_page: int = Field(default=2_000_000, ge=10_000, le=PAGE_BYTES_CAP, description="Larger pages are skipped.")
-    max_total_bytes: int = Field(default=20_000_000, ge=10_000, le=JOB_BYTES_CAP, description="Bytes the crawl may download.")
+    max_bytes_per_page: int = Field(
+        default=2_000_000, ge=10_000, le=PAGE_BYTES_CAP, description="Larger pages are skipped."
+    )
+    max_total_bytes: int = Field(
+        default=20_000_000, ge=10_000, le=JOB_BYTES_CAP, description="Bytes the crawl may download."
+    )
     concurrency: int = Field(default=4, ge=1, le=CONCURRENCY_CAP, description="Requests to one host at once.")
     delay_s: float = Field(
-        default=0.0, ge=0, le=DELAY_CAP_S, description="Pause between requests to one host (robots.txt Crawl-delay wins if longer)."
+        default=0.0,
+        ge=0,
+        le=DELAY_CAP_S,
+        description="Pause between requests to one host (robots.txt Crawl-delay wins if longer).",
     )
     max_redirects: int = Field(default=5, ge=0, le=REDIRECTS_CAP, description="Redirects followed per URL.")
-    max_retries: int = Field(default=2, ge=0, le=RETRIES_CAP, description="Retries of a 5xx, 408 or 429 answer, with backoff.")
+    max_retries: int = Field(
+        default=2, ge=0, le=RETRIES_CAP, description="Retries of a 5xx, 408 or 429 answer, with backoff."
+    )
     use_sitemap: bool = Field(default=True, description="Also crawl the pages sitemap.xml lists.")
 
 

@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
+
 from sitewright_contracts import Event, UndecodableEvent, decode, header
 from sitewright_contracts.topics import H_EVENT_TYPE, H_PRIORITY, H_TRACEPARENT
 from sitewright_contracts.wire import child_traceparent
 
-from .kafka import FETCH_MAX_WAIT_MS, Publisher, new_consumer
 from .instrument import LagGauge, exception, handling
+from .kafka import FETCH_MAX_WAIT_MS, Publisher, new_consumer
 from .logs import get_logger, log_context
 from .metrics import EVENTS_HANDLED
 
@@ -114,8 +115,8 @@ class OffsetTracker:
         return point if point is not None and point != self.committed else None
 
 
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, owner: "KeyedConsumer"):
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type information
+    def __init__(self, owner: KeyedConsumer):
         self.owner = owner
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -291,7 +292,9 @@ class KeyedConsumer:
         self._in_flight -= 1
         self._slot_free.set()
 
-    async def _process(self, tracker: OffsetTracker, record: ConsumerRecord, previous: asyncio.Task[None] | None) -> None:
+    async def _process(
+        self, tracker: OffsetTracker, record: ConsumerRecord, previous: asyncio.Task[None] | None
+    ) -> None:
         if previous is not None:  # the same job's earlier message runs first
             await asyncio.wait([previous])
         try:
@@ -318,8 +321,12 @@ class KeyedConsumer:
             with log_context(job_id=event.job_id, event_id=event.event_id, traceparent=parent, event_type=event.type):
                 started = time.perf_counter()
                 outcome.value = await self._run(handler, event, delivery, handler_name)
-                log.info("handled", outcome=outcome.value, attempt=event.attempt,
-                         duration_ms=round((time.perf_counter() - started) * 1000, 1))
+                log.info(
+                    "handled",
+                    outcome=outcome.value,
+                    attempt=event.attempt,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                )
 
     async def _run(self, handler: Handler, event: Event, delivery: Delivery, handler_name: str) -> str:
         """Call the handler, retrying with backoff; dead-letter the message when every try failed."""
@@ -332,7 +339,9 @@ class KeyedConsumer:
                 raise
             except Exception as exc:
                 exception(self.group, handler_name, exc)
-                log.warning("handler_failed", attempt=attempt, error=repr(exc), exc_info=attempt == self.handler_attempts)
+                log.warning(
+                    "handler_failed", attempt=attempt, error=repr(exc), exc_info=attempt == self.handler_attempts
+                )
                 if attempt == self.handler_attempts:
                     EVENTS_HANDLED.labels(self.group, "dead_lettered").inc()
                     await self._dead_letter(delivery.record, "handler_error", repr(exc), attempt)
@@ -344,7 +353,9 @@ class KeyedConsumer:
         # If the DLQ write itself fails the message stays unfinished and is redelivered later.
         while True:
             try:
-                await self.publisher.dead_letter(record, group=self.group, reason=reason, error=error, attempts=attempts)
+                await self.publisher.dead_letter(
+                    record, group=self.group, reason=reason, error=error, attempts=attempts
+                )
                 return
             except Exception as exc:
                 log.error("dead_letter_failed", error=repr(exc))
@@ -358,7 +369,14 @@ class BatchConsumer:
     """Hands each fetched batch to one function; commits after it returns (retrying until it does)."""
 
     def __init__(
-        self, *, bootstrap: str, topic: str, group: str, name: str, on_batch: BatchHandler, max_records: int = 1000,
+        self,
+        *,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        name: str,
+        on_batch: BatchHandler,
+        max_records: int = 1000,
         fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
     ):
         self.topic, self.group, self.name = topic, group, name

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from sitewright_contracts import UndecodableEvent, decode
 from sitewright_contracts import events as ev
 
@@ -45,8 +46,11 @@ class ControlListener:
     async def run(self) -> None:
         # A pause takes effect within half a second; a shorter wait costs the broker CPU all the time.
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, client_id=self.client_id, group_id=None,
-            enable_auto_commit=False, fetch_max_wait_ms=500,
+            bootstrap_servers=self.bootstrap,
+            client_id=self.client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=500,
         )
         await consumer.start()
         try:

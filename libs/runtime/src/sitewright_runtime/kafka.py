@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
+
 from sitewright_contracts import Event, Topics, encode
 from sitewright_contracts.topics import (
     H_DLQ_ATTEMPTS,
@@ -19,6 +20,7 @@ from sitewright_contracts.topics import (
     H_DLQ_SOURCE_PARTITION,
     H_DLQ_SOURCE_TOPIC,
 )
+from sitewright_contracts.wire import Headers
 
 from .logs import get_logger
 from .metrics import DLQ_MESSAGES, EVENTS_PUBLISHED
@@ -28,11 +30,9 @@ log = get_logger(__name__)
 # A killed member's partitions move in about 9 s with these; the 45 s default makes failover slow.
 SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 1500
-# How long a fetch may wait for data (`SITEWRIGHT_FETCH_MAX_WAIT_MS`). Measured on the embedded broker
-# (bench/README.md, "Fetch wait"): it spends CPU for every fetch it holds open, so at 10 ms the idle
-# pipeline kept the broker at 43-77 % of a core and each consumer at 9 %; at 100 ms, 18 % and 2-3 %,
-# with more jobs/s under load and a few ms more per hop (it answers most long-polls early when data
-# arrives). The 500 ms client default costs a quiet pipeline a quarter-second per hop.
+# How long a fetch may wait for data (`SITEWRIGHT_FETCH_MAX_WAIT_MS`). The embedded broker spends CPU
+# for every fetch it holds open, so a short wait keeps an idle pipeline busy, and the 500 ms client
+# default costs a quiet pipeline a quarter-second per hop (measured: bench/README.md, "Fetch wait").
 FETCH_MAX_WAIT_MS = 100
 
 
@@ -44,7 +44,9 @@ async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int, 
         try:
             await admin.start()
             existing = set(await admin.list_topics())
-            missing = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing]
+            missing = [
+                NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing
+            ]
             if missing:
                 try:
                     await admin.create_topics(missing)
@@ -121,7 +123,11 @@ class Publisher:
             return False
 
     async def publish(
-        self, events: Sequence[Event], *, traceparent: str | None = None, topic: str | None = None,
+        self,
+        events: Sequence[Event],
+        *,
+        traceparent: str | None = None,
+        topic: str | None = None,
         priority: int | None = None,
     ) -> list[tuple[int, int]]:
         """Publish `events` (to the events topic unless told) once the broker has acknowledged all of them.
@@ -138,13 +144,11 @@ class Publisher:
             EVENTS_PUBLISHED.labels(event.type).inc()
         return [(md.partition, md.offset) for md in landed]
 
-    async def send_raw(self, topic: str, *, key: bytes | None, value: bytes | None, headers: list) -> None:
+    async def send_raw(self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers) -> None:
         assert self._producer is not None, "Publisher.start() first"
         await (await self._producer.send(topic, value=value, key=key, headers=headers))
 
-    async def dead_letter(
-        self, record: ConsumerRecord, *, group: str, reason: str, error: str, attempts: int
-    ) -> None:
+    async def dead_letter(self, record: ConsumerRecord, *, group: str, reason: str, error: str, attempts: int) -> None:
         """Copy `record` to the DLQ with headers naming where it came from and why it failed."""
         headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq-")]
         headers += [
@@ -159,6 +163,11 @@ class Publisher:
         await self.send_raw(self.topics.dlq, key=record.key, value=record.value, headers=headers)
         DLQ_MESSAGES.labels(reason).inc()
         log.warning(
-            "dead_lettered", reason=reason, error=error[:300], topic=record.topic,
-            partition=record.partition, offset=record.offset, group=group,
+            "dead_lettered",
+            reason=reason,
+            error=error[:300],
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            group=group,
         )

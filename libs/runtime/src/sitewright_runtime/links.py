@@ -38,7 +38,7 @@ class LinkSettings(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _refuse_default_secret_in_production(self) -> "LinkSettings":
+    def _refuse_default_secret_in_production(self) -> LinkSettings:
         if getattr(self, "env", "production") == "production" and (
             self.link_secret.get_secret_value() == INSECURE_LINK_SECRET
         ):

@@ -11,11 +11,11 @@ import contextlib
 import logging
 import re
 import sys
-from collections.abc import Iterator
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import structlog
+
 from sitewright_contracts.wire import trace_id
 
 # What an API key (`sw_…`) or a webhook secret (`whsec_…`) looks like; never written to a log, whatever logs it.
@@ -45,7 +45,7 @@ def _redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutable
 def configure_logging(service: str, *, fmt: str = "auto", level: str = "INFO") -> None:
     """Configure structlog and the stdlib root logger for one service process."""
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -90,4 +90,4 @@ def log_context(*, job_id: str, event_id: str, traceparent: str | None, **extra:
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)
+    return structlog.stdlib.get_logger(name)

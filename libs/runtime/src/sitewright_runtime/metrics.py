@@ -21,7 +21,9 @@ STAGE_DURATION = Histogram(
     ["stage", "outcome"],
     buckets=_DURATION_BUCKETS,
 )
-JOBS_BY_STATUS = Gauge("sitewright_jobs", "Active jobs in the read model by status (pending, crawling, generating, parsing).", ["status"])
+JOBS_BY_STATUS = Gauge(
+    "sitewright_jobs", "Active jobs in the read model by status (pending, crawling, generating, parsing).", ["status"]
+)
 JOBS_STUCK = Gauge("sitewright_jobs_stuck", "Active jobs with no event for longer than the stuck threshold.")
 RETRIES = Counter("sitewright_retries_total", "Stage retries requested.", ["stage", "reason"])
 DLQ_MESSAGES = Counter("sitewright_dlq_messages_total", "Messages sent to the dead-letter topic.", ["reason"])
@@ -40,10 +42,13 @@ EVENTS_HANDLED = Counter(
 EVENTS_PUBLISHED = Counter("sitewright_events_published_total", "Events published, by type.", ["type"])
 STAGE_PAUSED = Gauge("sitewright_stage_paused", "1 while a stage is paused through jobs.control.", ["stage"])
 LLM_TOKENS = Counter(
-    "sitewright_llm_tokens_total", "LLM tokens consumed, by provider and direction (in, out).", ["provider", "direction"]
+    "sitewright_llm_tokens_total",
+    "LLM tokens consumed, by provider and direction (in, out).",
+    ["provider", "direction"],
 )
 NOTIFICATIONS = Counter(
-    "sitewright_notifications_total", "Notification tries, by channel and verdict (sent, retry, failed).",
+    "sitewright_notifications_total",
+    "Notification tries, by channel and verdict (sent, retry, failed).",
     ["channel", "verdict"],
 )
 
@@ -68,7 +73,9 @@ MESSAGE_PROCESSING = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 MESSAGE_EXCEPTIONS = Counter(
-    "sitewright_message_exceptions_total", "Exceptions raised by handlers, by type.", ["group", "handler", "exception_type"]
+    "sitewright_message_exceptions_total",
+    "Exceptions raised by handlers, by type.",
+    ["group", "handler", "exception_type"],
 )
 
 # HTTP request metrics (the gateway's `http_metrics.py`): route templates, never raw paths.
@@ -87,8 +94,16 @@ SCHEDULER_LEADER = Gauge("sitewright_scheduler_leader", "1 on the gateway whose 
 # (a counter that appears at 1 has no increase to Prometheus) and alerts can fire on it.
 for _status in ("completed", "failed", "cancelled"):
     JOBS_FINISHED.labels(_status)
-for _reason in ("handler_error", "malformed_json", "empty", "invalid", "unknown_type", "header_mismatch",
-                "attempts_exhausted", "not_retryable"):
+for _reason in (
+    "handler_error",
+    "malformed_json",
+    "empty",
+    "invalid",
+    "unknown_type",
+    "header_mismatch",
+    "attempts_exhausted",
+    "not_retryable",
+):
     DLQ_MESSAGES.labels(_reason)
 for _stage in ("crawl", "generate"):
     for _reason in ("stage_failed", "stuck"):

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+# Documents are read and written as plain dicts (PyMongo's default document class).
+Document = dict[str, Any]
 
-def connect(url: str, appname: str = "sitewright") -> AsyncMongoClient:
+
+def connect(url: str, appname: str = "sitewright") -> AsyncMongoClient[Document]:
     """A client with the settings the read model needs on every MongoDB-compatible server.
 
     Retryable writes are off: on SecantusDB every write slows to tens per
@@ -23,7 +27,7 @@ def connect(url: str, appname: str = "sitewright") -> AsyncMongoClient:
 ACTIVE_MODEL = "read_model"
 
 
-async def active_model(db: AsyncDatabase) -> AsyncDatabase:
+async def active_model(db: AsyncDatabase[Document]) -> AsyncDatabase[Document]:
     """The database that holds the log-derived collections now: `db` itself unless a rebuild switched it."""
     doc = await db["meta"].find_one({"_id": ACTIVE_MODEL})
     return db.client[doc["db"]] if doc and doc.get("db") and doc["db"] != db.name else db
@@ -33,12 +37,12 @@ class ActiveModel:
     """`active_model`, looked up at most once per `refresh_s`: a handler that reads the read model per
     message would otherwise pay a second query each time for a switch that happens once per rebuild."""
 
-    def __init__(self, db: AsyncDatabase, refresh_s: float = 1.0):
+    def __init__(self, db: AsyncDatabase[Document], refresh_s: float = 1.0):
         self.db, self.refresh_s = db, refresh_s
-        self._model: AsyncDatabase | None = None
+        self._model: AsyncDatabase[Document] | None = None
         self._at = float("-inf")
 
-    async def get(self) -> AsyncDatabase:
+    async def get(self) -> AsyncDatabase[Document]:
         if time.monotonic() - self._at >= self.refresh_s:
             self._model, self._at = await active_model(self.db), time.monotonic()
         assert self._model is not None

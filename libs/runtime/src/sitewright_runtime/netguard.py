@@ -28,7 +28,7 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 async def system_resolver(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [info[4][0] for info in infos]
+    return [str(info[4][0]) for info in infos]
 
 
 class BlockedAddress(ValueError):
@@ -77,7 +77,9 @@ class AddressGuard:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https"):
-            raise BlockedAddress("unsupported_scheme", f"only http and https URLs are allowed, not {scheme or 'none'!r}")
+            raise BlockedAddress(
+                "unsupported_scheme", f"only http and https URLs are allowed, not {scheme or 'none'!r}"
+            )
         if not parts.hostname:
             raise BlockedAddress("invalid_url", "the URL has no host name")
         if parts.username or parts.password:

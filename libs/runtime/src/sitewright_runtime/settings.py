@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from sitewright_contracts import Topics
 
 from .kafka import FETCH_MAX_WAIT_MS
@@ -18,10 +19,31 @@ LOCAL_ALLOW_CIDRS = ["127.0.0.0/8", "::1/128"]
 
 # Secrets that protect nothing: placeholders and examples, compared case-insensitively and
 # without a scheme prefix (`sw_`, `whsec_`), so `sw_changeme` counts as `changeme`.
-KNOWN_DEFAULT_SECRETS = frozenset({
-    "changeme", "change-me", "change_me", "changeit", "secret", "password", "passw0rd", "default", "admin",
-    "test", "testing", "dev", "local", "example", "sample", "demo", "todo", "xxx", "none", "null", "insecure",
-})
+KNOWN_DEFAULT_SECRETS = frozenset(
+    {
+        "changeme",
+        "change-me",
+        "change_me",
+        "changeit",
+        "secret",
+        "password",
+        "passw0rd",
+        "default",
+        "admin",
+        "test",
+        "testing",
+        "dev",
+        "local",
+        "example",
+        "sample",
+        "demo",
+        "todo",
+        "xxx",
+        "none",
+        "null",
+        "insecure",
+    }
+)
 SECRET_PREFIXES = ("sw_", "whsec_")
 MIN_SECRET_LENGTH = 16
 
@@ -84,8 +106,12 @@ class ServiceSettings(BaseSettings):
     handler_attempts: int = Field(default=3, ge=1, le=20, description="Tries of a failing handler before DLQ.")
     max_in_flight: int = Field(default=256, ge=1, le=10_000, description="Messages a worker handles at once.")
     fetch_max_wait_ms: int = Field(
-        default=FETCH_MAX_WAIT_MS, ge=1, le=10_000,
-        description="How long a consumer's fetch waits for new messages: latency per hop against the CPU idle polling costs.",
+        default=FETCH_MAX_WAIT_MS,
+        ge=1,
+        le=10_000,
+        description=(
+            "How long a consumer's fetch waits for new messages: latency per hop against the CPU idle polling costs."
+        ),
     )
 
     # Names of this service's secret settings: in production, start is refused when one is
@@ -97,17 +123,19 @@ class ServiceSettings(BaseSettings):
         return Topics(self.topic_prefix)
 
     @model_validator(mode="after")
-    def _local_allows_loopback(self) -> "ServiceSettings":
+    def _local_allows_loopback(self) -> ServiceSettings:
         if self.env == "local" and not self.allow_cidrs:
             object.__setattr__(self, "allow_cidrs", list(LOCAL_ALLOW_CIDRS))
         return self
 
     @model_validator(mode="after")
-    def _refuse_default_secrets_in_production(self) -> "ServiceSettings":
+    def _refuse_default_secrets_in_production(self) -> ServiceSettings:
         if self.env == "production" and (problems := insecure_secrets(self, self.secret_fields)):
             raise ValueError(
-                "refusing to start in production with an unsafe secret: " + "; ".join(problems)
-                + ". Set each to a long random value (e.g. `openssl rand -base64 32`), or SITEWRIGHT_ENV=local for a local run"
+                "refusing to start in production with an unsafe secret: "
+                + "; ".join(problems)
+                + ". Set each to a long random value (e.g. `openssl rand -base64 32`),"
+                " or SITEWRIGHT_ENV=local for a local run"
             )
         return self
 
@@ -119,7 +147,7 @@ class SettingsError(SystemExit):
     """Raised at start when settings are missing or invalid; the message names the variables."""
 
 
-def load_settings(cls: type[S], **overrides: object) -> S:
+def load_settings(cls: type[S], **overrides: Any) -> S:
     """Build settings from the environment, failing fast with the variable names that are wrong."""
     try:
         return cls(**overrides)

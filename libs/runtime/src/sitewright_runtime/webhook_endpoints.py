@@ -44,7 +44,7 @@ def active_secrets(doc: dict[str, Any], now: datetime | None = None) -> list[str
 class WebhookEndpoints:
     """Reads and writes endpoint documents; every write is filtered on `_id` (no find-and-modify)."""
 
-    def __init__(self, collection: AsyncCollection):
+    def __init__(self, collection: AsyncCollection[dict[str, Any]]):
         self.collection = collection
 
     async def create_indexes(self) -> None:
@@ -64,9 +64,14 @@ class WebhookEndpoints:
             return doc
         now = datetime.now(UTC)
         doc = {
-            "_id": _id, "tenant": tenant, "url": url, "disabled": False, "disabled_reason": None,
+            "_id": _id,
+            "tenant": tenant,
+            "url": url,
+            "disabled": False,
+            "disabled_reason": None,
             "secrets": [{"secret": new_secret(), "created_at": now, "expires_at": None}],
-            "created_at": now, "updated_at": now,
+            "created_at": now,
+            "updated_at": now,
         }
         try:
             await self.collection.insert_one(doc)

@@ -52,8 +52,11 @@ class Worker:
             keyed = [c for c in consumers if isinstance(c, KeyedConsumer)]
             self.consumers.append(
                 ControlListener(
-                    bootstrap=settings.kafka_bootstrap, topic=settings.topics.control, stage=stage,
-                    consumers=keyed, client_id=f"{name}-control",
+                    bootstrap=settings.kafka_bootstrap,
+                    topic=settings.topics.control,
+                    stage=stage,
+                    consumers=keyed,
+                    client_id=f"{name}-control",
                 )
             )
         self.on_start = list(on_start)
@@ -73,7 +76,7 @@ class Worker:
         )
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator["Worker"]:
+    async def running(self) -> AsyncIterator[Worker]:
         """Run the worker in the background for the body of the `async with` (tests use this)."""
         await ensure_topics(self.settings.kafka_bootstrap, self.settings.topics.all, self.settings.topic_partitions)
         await self.publisher.start()
@@ -81,13 +84,22 @@ class Worker:
             await hook()
         server = uvicorn.Server(
             uvicorn.Config(
-                self.health_app(), host=self.settings.metrics_host, port=self.settings.metrics_port,
-                log_level="warning", access_log=False, lifespan="off",
+                self.health_app(),
+                host=self.settings.metrics_host,
+                port=self.settings.metrics_port,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
             )
         )
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # uvicorn >= 0.29 no longer has or calls install_signal_handlers (it uses capture_signals), so
+        # this assignment no longer keeps uvicorn off SIGINT/SIGTERM; left as it was (a behaviour change of its own).
+        server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
         http_task = asyncio.create_task(server.serve())
-        tasks = [asyncio.create_task(c.run(), name=f"{self.name}:{type(c).__name__}:{i}") for i, c in enumerate(self.consumers)]
+        tasks = [
+            asyncio.create_task(c.run(), name=f"{self.name}:{type(c).__name__}:{i}")
+            for i, c in enumerate(self.consumers)
+        ]
         try:
             while not server.started and not http_task.done():
                 await asyncio.sleep(0.01)
@@ -96,8 +108,8 @@ class Worker:
             log.info("worker_started", metrics_port=self.metrics_port, consumers=len(self.consumers))
             yield self
             for task in tasks:
-                if task.done() and task.exception():
-                    raise task.exception()  # type: ignore[misc]
+                if task.done() and (exc := task.exception()) is not None:
+                    raise exc
         finally:
             for consumer in self.consumers:
                 consumer.stop()

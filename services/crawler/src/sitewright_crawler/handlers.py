@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from sitewright_contracts import derived_uuid7
 from sitewright_contracts import events as ev
-from sitewright_contracts.models import JobOptions
+from sitewright_contracts.models import JobOptions, NotifyTarget
 from sitewright_runtime.consumer import Delivery
 from sitewright_runtime.logs import get_logger
 from sitewright_runtime.metrics import STAGE_DURATION
@@ -33,12 +33,12 @@ class CrawlHandlers:
 
     async def on_job_requested(self, event: ev.Event, delivery: Delivery) -> None:
         assert isinstance(event, ev.JobRequested)
-        await self.run(event, event.data.url, event.data.options, delivery)
+        await self.run(event, event.data.url, event.data.options, delivery, notify=event.data.notify)
 
     async def on_retry_requested(self, event: ev.Event, delivery: Delivery) -> None:
         assert isinstance(event, ev.JobRetryRequested)
         if event.data.stage == "crawl" and event.data.url:
-            await self.run(event, event.data.url, event.data.options or JobOptions(), delivery)
+            await self.run(event, event.data.url, event.data.options or JobOptions(), delivery, notify=event.data.notify)
 
     async def on_cancel_requested(self, event: ev.Event, delivery: Delivery) -> None:
         """Stop the job's crawl if it runs here; a later request for the job will not start one.
@@ -50,9 +50,11 @@ class CrawlHandlers:
         if self.running.cancel(event):
             log.info("crawl_cancelled", job_id=event.job_id)
 
-    async def run(self, cause: ev.Event, url: str, options: JobOptions, delivery: Delivery) -> None:
+    async def run(
+        self, cause: ev.Event, url: str, options: JobOptions, delivery: Delivery, *, notify: list[NotifyTarget] | None = None
+    ) -> None:
         """Crawl for one (job, attempt). Output ids derive from the cause, so a redelivery emits duplicates
-        that consumers drop rather than new facts."""
+        that consumers drop rather than new facts. `notify` travels on to the job's outcome."""
         common = dict(job_id=cause.job_id, tenant=cause.tenant, attempt=cause.attempt, producer=PRODUCER)
         limits = CrawlLimits.from_options(options, request_timeout_s=self.settings.request_timeout_s)
         limits = replace(limits, concurrency=min(limits.concurrency, self.settings.per_job_concurrency))
@@ -73,7 +75,7 @@ class CrawlHandlers:
             return
         STAGE_DURATION.labels("crawl", "succeeded").observe(time.monotonic() - started)
         await delivery.emit(
-            ev.CrawlSucceeded(event_id=derived_uuid7(cause.event_id, "crawl.succeeded"), data=ev.CrawlSucceededData(crawl=context), **common)
+            ev.CrawlSucceeded(event_id=derived_uuid7(cause.event_id, "crawl.succeeded"), data=ev.CrawlSucceededData(crawl=context, notify=notify), **common)
         )
 
     async def _crawl(self, cause: ev.Event, url: str, limits: CrawlLimits, common: dict, delivery: Delivery, progress: "_Progress"):

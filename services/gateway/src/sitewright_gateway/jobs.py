@@ -19,7 +19,7 @@ from sitewright_contracts.models import TERMINAL_STATUSES
 
 from .intake import PUBLISH_TIMEOUT_S
 from .readmodel import audit
-from .readmodel.rules import state_as_of
+from .readmodel.rules import outcome_of, state_as_of
 from .readmodel.store import tenant_job
 from .state import GatewayState
 
@@ -77,7 +77,9 @@ async def cancel(state: GatewayState, tenant: str, job_id: str) -> dict[str, Any
         ev.JobCancelRequested(
             event_id=derived_uuid7(job_id, "cancel_requested"), data=ev.JobCancelRequestedData(reason=reason), **common
         ),
-        ev.JobCancelled(event_id=derived_uuid7(job_id, "cancelled"), data=ev.JobCancelledData(reason=reason), **common),
+        ev.JobCancelled(
+            event_id=derived_uuid7(job_id, "cancelled"), data=ev.JobCancelledData(reason=reason, **outcome_of(job)), **common
+        ),
     ])
     return job
 

@@ -6,7 +6,7 @@ import time
 
 from sitewright_contracts import derived_uuid7
 from sitewright_contracts import events as ev
-from sitewright_contracts.models import CrawlContext
+from sitewright_contracts.models import CrawlContext, NotifyTarget
 from sitewright_runtime.consumer import Delivery
 from sitewright_runtime.logs import get_logger
 from sitewright_runtime.metrics import LLM_TOKENS, STAGE_DURATION
@@ -28,14 +28,17 @@ class GenerateHandlers:
     async def on_crawl_succeeded(self, event: ev.Event, delivery: Delivery) -> None:
         assert isinstance(event, ev.CrawlSucceeded)
         # The generate stage numbers its own attempts: the first is 1, whatever the crawl's was.
-        await self.run(event, event.data.crawl, 1, 0, delivery)
+        await self.run(event, event.data.crawl, 1, 0, delivery, notify=event.data.notify)
 
     async def on_retry_requested(self, event: ev.Event, delivery: Delivery) -> None:
         assert isinstance(event, ev.JobRetryRequested)
         if event.data.stage == "generate" and event.data.crawl is not None:
-            await self.run(event, event.data.crawl, event.attempt, event.data.tokens_spent, delivery)
+            await self.run(event, event.data.crawl, event.attempt, event.data.tokens_spent, delivery, notify=event.data.notify)
 
-    async def run(self, cause: ev.Event, crawl: CrawlContext, attempt: int, tokens_spent: int, delivery: Delivery) -> None:
+    async def run(
+        self, cause: ev.Event, crawl: CrawlContext, attempt: int, tokens_spent: int, delivery: Delivery,
+        *, notify: list[NotifyTarget] | None = None,
+    ) -> None:
         common = dict(job_id=cause.job_id, tenant=cause.tenant, attempt=attempt, producer=PRODUCER)
 
         def eid(*parts: object) -> str:
@@ -98,7 +101,7 @@ class GenerateHandlers:
                 event_id=eid("job.completed"),
                 data=ev.JobCompletedData(
                     result=result, pages_crawled=len(crawl.pages), provider=self.provider.name,
-                    tokens_in=tokens[0], tokens_out=tokens[1],
+                    tokens_in=tokens[0], tokens_out=tokens[1], url=crawl.start_url, notify=notify,
                 ),
                 **common,
             )

@@ -6,12 +6,10 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
 
-from pymongo.asynchronous.database import AsyncDatabase
 from sitewright_contracts import events as ev
 from sitewright_runtime.consumer import Delivery
 from sitewright_runtime.links import sign_link
 from sitewright_runtime.logs import get_logger
-from sitewright_runtime.mongo import ActiveModel
 
 from .config import NotifierSettings
 from .deliveries import DeliveryLoop, DeliveryStore
@@ -23,18 +21,17 @@ KNOWN_REQUESTS = 10_000
 
 
 class NotifyHandlers:
-    def __init__(self, settings: NotifierSettings, db: AsyncDatabase, store: DeliveryStore, loop: DeliveryLoop):
+    def __init__(self, settings: NotifierSettings, store: DeliveryStore, loop: DeliveryLoop):
         self.settings = settings
-        self.model = ActiveModel(db)
         self.store = store
         self.loop = loop
         self._requests: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     async def on_request(self, event: ev.Event, delivery: Delivery) -> None:
-        """Remember what the job's outcome will need (its targets, URL and tenant), so the outcome reads nothing.
+        """Remember the request's targets, URL and tenant, for an outcome whose producer did not carry them.
 
-        A job's events share a partition, so the instance that gets the outcome saw the request, unless the
-        partition moved or this instance restarted in between: then the read model answers.
+        Outcomes carry their targets (`events.OutcomeData`), so the notifier reads no other service's data;
+        this memory only serves outcomes from producers older than that, during an upgrade.
         """
         assert isinstance(event, ev.JobRequested)
         self._requests[event.job_id] = {
@@ -45,13 +42,17 @@ class NotifyHandlers:
             self._requests.popitem(last=False)
 
     async def on_outcome(self, event: ev.Event, delivery: Delivery) -> None:
-        job = self._requests.pop(event.job_id, None)
-        if job is None:
-            # Jobs are in the read model, which a rebuild may have moved to another database.
-            jobs = (await self.model.get())["jobs"]
-            job = await jobs.find_one({"_id": event.job_id}, {"notify": 1, "url": 1, "tenant": 1})
-        if job is None:
-            log.warning("notify_job_unknown", job_id=event.job_id)
+        assert isinstance(event, ev.JobCompleted | ev.JobFailed | ev.JobCancelled)
+        remembered = self._requests.pop(event.job_id, None)
+        carried = event.data
+        if carried.notify is not None:
+            job: dict[str, Any] = {
+                "tenant": event.tenant, "url": carried.url, "notify": [t.model_dump() for t in carried.notify]
+            }
+        elif remembered is not None:
+            job = remembered
+        else:
+            log.warning("notify_targets_unknown", job_id=event.job_id, outcome=event.type)
             return
         payload = self._payload(event, job)
         scheduled = 0

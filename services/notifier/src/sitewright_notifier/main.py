@@ -40,7 +40,7 @@ def create_app(settings: NotifierSettings) -> Worker:
         store, {c.name: c for c in channels}, publisher, settings.retry_schedule,
         poll_s=settings.delivery_poll_s, lease_s=settings.delivery_lease_s, concurrency=settings.delivery_concurrency,
     )
-    handlers = NotifyHandlers(settings, db, store, loop)
+    handlers = NotifyHandlers(settings, store, loop)
     outcome = handlers.on_outcome
     consumer = KeyedConsumer(
         bootstrap=settings.kafka_bootstrap, topic=settings.topics.events, group=settings.notifier_group, name="notifier",

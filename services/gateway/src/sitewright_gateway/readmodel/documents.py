@@ -36,10 +36,22 @@ class Action(TypedDict):
     attempt: int
     due_at: datetime
     cause: str
+    emitted_at: NotRequired[datetime]  # the scheduler's: when it last published the action
 
 
 class JobDocument(TypedDict):
-    """One job in `jobs`: the fold of its events (`rules.project`), plus the gateway's and scheduler's bookkeeping."""
+    """One job in `jobs`: the fold of its events (`rules.project`), plus the gateway's and scheduler's bookkeeping.
+
+    Who writes it, and why there are three writers rather than one:
+    - The projector (`writer.py`) owns every field the fold produces, and is the only writer of them once a job exists.
+    - The intake (`intake.py`) inserts the first document, before answering a POST, so that a GET right after
+      the POST finds the job on any gateway. What it inserts is exactly what the projector would make of the
+      request (`rules.new_job`, at the request's log position), so the projector recognises it and writes
+      nothing; seeding the projector in-process instead would not help a GET served by another gateway.
+    - The scheduler (`scheduler/loop.py`) writes only its bookkeeping: `published`, `outbox` and `due_at` of
+      the outbox, `action.emitted_at`, `redriven_at` of a stuck job, and it deletes a job one retention period after it finished.
+    The rebuild (`rebuild.BOOKKEEPING`) compares read models without those bookkeeping fields.
+    """
 
     _id: str
     tenant: str

@@ -106,6 +106,11 @@ def request_of(doc: JobDocument | Doc) -> ev.JobRequested:
     )
 
 
+def outcome_of(doc: JobDocument | Doc) -> dict[str, Any]:
+    """What an outcome event carries for the notifier (`events.OutcomeData`): the site and whom to tell."""
+    return {"url": doc["url"], "notify": doc.get("notify") or []}
+
+
 def project(doc: Doc | None, event: ev.Event, position: tuple[int, int], policy: RetryPolicy) -> Doc | None:
     """Apply `event` (read at `position` = (partition, offset)) to `doc`; None when nothing changes."""
     at = {"partition": position[0], "offset": position[1]}

@@ -27,7 +27,7 @@ INDEX_OPTIONS_CONFLICT = (85, 86)
 DUPLICATE_KEY = 11000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The embedded database checks each document a query finds against the query's whole `$in` list, so
-# one query by N ids costs N squared: 600 ids took 1.5 ms a document, 50 at a time 0.24 ms.
+# one query by N ids costs N squared; 50 at a time keeps a document's share small (`bench/README.md`).
 IDS_PER_QUERY = 50
 
 
@@ -137,7 +137,7 @@ async def active_jobs(
 async def tenant_job(jobs: AsyncCollection, job_id: str, tenant: str) -> dict[str, Any] | None:
     """The job `job_id` if it is `tenant`'s. Found by `_id` alone and the tenant checked here: the embedded
     database answers `{_id}` from its primary key, but plans `{_id, tenant}`, with no index on both, as a
-    collection scan (`python -m bench.store_ops`, 2026-12-02: 1,576 against 2,682 reads/s of 1,500 jobs)."""
+    collection scan, much slower (`python -m bench.store_ops`; figures in `bench/README.md`)."""
     doc = await jobs.find_one({"_id": job_id})
     return doc if doc is not None and doc["tenant"] == tenant else None
 

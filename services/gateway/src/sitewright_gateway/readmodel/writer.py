@@ -240,8 +240,8 @@ def guarded_set(version: int, fields: dict) -> list[dict]:
 
     The guard sits in an update pipeline rather than in the filter: the embedded database looks a filter on
     `_id` alone up by its primary key, but sends `{_id, version}` through its compound-index planners first,
-    which cost a third of each update (`python -m bench.store_ops`: 234 against 322 updates/s with the five
-    indexes `jobs` had then). MongoDB runs both forms by the `_id` index.
+    which cost a third of each update (`python -m bench.store_ops` measures both; figures in `bench/README.md`).
+    MongoDB runs both forms by the `_id` index.
     """
     merged = {"$mergeObjects": ["$$ROOT", {"$literal": fields}]}
     return [{"$replaceWith": {"$cond": [{"$eq": ["$version", version]}, merged, "$$ROOT"]}}]

@@ -33,7 +33,7 @@ from sitewright_runtime.metrics import JOBS_BY_STATUS, JOBS_STUCK, RETRIES, SCHE
 
 from ..config import GatewaySettings
 from ..readmodel import audit
-from ..readmodel.rules import event_from_document, request_of
+from ..readmodel.rules import event_from_document, outcome_of, request_of
 from ..readmodel.store import EPOCH, Store, active_jobs, by_ids, id_chunks
 
 log = get_logger(__name__)
@@ -167,7 +167,7 @@ class Scheduler:
             event = ev.JobFailed(
                 event_id=derived_uuid7(action["cause"], "job.failed"), job_id=doc["_id"], tenant=doc["tenant"],
                 attempt=action["attempt"], producer="gateway.scheduler",
-                data=ev.JobFailedData(stage=action["stage"], error=error),
+                data=ev.JobFailedData(stage=action["stage"], error=error, **outcome_of(doc)),
             )
             # The failure's audit-trail copy lands just after the job document; give it a moment.
             if not await self.dead_letter_cause(doc["_id"], action["cause"], error) and now - action["due_at"] < ACTION_COOLDOWN:
@@ -227,6 +227,7 @@ class Scheduler:
                     data=ev.JobFailedData(
                         stage=stage,
                         error=ErrorInfo(code="stuck", message=f"no progress for {self.settings.stuck_after_s:g}s in {attempt} attempts"),
+                        **outcome_of(doc),
                     ),
                 )
             elif doc["status"] == "pending":
@@ -265,7 +266,7 @@ class Scheduler:
             job_id=doc["_id"], tenant=doc["tenant"], attempt=attempt, producer="gateway.scheduler",
             data=ev.JobRetryRequestedData(
                 stage=stage, reason=reason, crawl=crawl, url=doc["url"], options=JobOptions.model_validate(doc["options"]),
-                tokens_spent=sum((doc.get("tokens") or {}).values()),
+                tokens_spent=sum((doc.get("tokens") or {}).values()), notify=outcome_of(doc)["notify"],
             ),
         )
 
