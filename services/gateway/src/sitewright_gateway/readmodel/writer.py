@@ -198,7 +198,7 @@ def _fold(
         for event, position in events:
             changed = project(new, event, position, policy)
             if changed is None and isinstance(event, ev.JobRequested) and new is not None and _at(position) == new["position"]:
-                continue  # the gateway recorded the request where it landed, page and all (`api.create_job`)
+                continue  # the gateway recorded the request where it landed, page and all (`intake.accept`)
             new = changed or new
             # The state the event itself produced: a duplicate later in the batch must not
             # replace it with a later state; the audit trail would then differ between replays.
