@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pymongo import AsyncMongoClient
+
 from sitewright_devstack.stack import Stack, StackConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +67,7 @@ class Bench:
     mongo: AsyncMongoClient
     work: Path
     site_proc: subprocess.Popen
-    watcher: "Completions" = field(init=False)
+    watcher: Completions = field(init=False)
 
     @property
     def jobs(self):
@@ -86,7 +87,9 @@ class Bench:
         spec = self.work / f"spec-{time.monotonic_ns()}.json"
         out = spec.with_suffix(".out.json")
         spec.write_text(json.dumps({"gateway": self.stack.gateway_url, "api_key": self.api_key, "phases": phases}))
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.loadgen", str(spec), str(out), cwd=ROOT)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.loadgen", str(spec), str(out), cwd=ROOT
+        )
         try:
             code = await asyncio.wait_for(proc.wait(), timeout_s)
         except TimeoutError:

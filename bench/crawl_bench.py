@@ -43,18 +43,28 @@ def run_sitewright(url: str, pages: int, depth: int, concurrency: int) -> dict:
     import asyncio
 
     import httpx
+
     from sitewright_crawler.crawl import CrawlLimits, crawl
     from sitewright_runtime.netguard import AddressGuard
 
     limits = CrawlLimits(
-        max_pages=pages, max_depth=depth, concurrency=concurrency, timeout_s=300, use_sitemap=False,
-        max_retries=2, max_redirects=5, max_bytes_per_page=2_000_000, max_total_bytes=10**9,
+        max_pages=pages,
+        max_depth=depth,
+        concurrency=concurrency,
+        timeout_s=300,
+        use_sitemap=False,
+        max_retries=2,
+        max_redirects=5,
+        max_bytes_per_page=2_000_000,
+        max_total_bytes=10**9,
     )
 
     async def main() -> dict:
         async with httpx.AsyncClient(trust_env=False) as client:
             started, cpu = time.perf_counter(), time.process_time()
-            context = await crawl(url, limits, client=client, guard=AddressGuard(["127.0.0.0/8"]), user_agent=USER_AGENT)
+            context = await crawl(
+                url, limits, client=client, guard=AddressGuard(["127.0.0.0/8"]), user_agent=USER_AGENT
+            )
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         # pages kept plus pages fetched but left out (noindex, duplicates): every HTML page parsed
         parsed = len(context.pages) + context.skipped.get("noindex", 0) + context.skipped.get("duplicate", 0)
@@ -151,7 +161,8 @@ def child(args: argparse.Namespace) -> None:
 def start_site() -> tuple[subprocess.Popen[str], str]:
     site = subprocess.Popen(
         [sys.executable, "-m", "sitewright_devstack.fixture_site", "--slow-s", "0.05"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert site.stdout is not None
     base = site.stdout.readline().strip()
@@ -163,8 +174,18 @@ def start_site() -> tuple[subprocess.Popen[str], str]:
 
 def measure(which: str, url: str, args: argparse.Namespace) -> dict:
     command = [
-        sys.executable, __file__, "--child", which, "--url", url,
-        "--pages", str(args.pages), "--depth", str(args.depth), "--concurrency", str(args.concurrency),
+        sys.executable,
+        __file__,
+        "--child",
+        which,
+        "--url",
+        url,
+        "--pages",
+        str(args.pages),
+        "--depth",
+        str(args.depth),
+        "--concurrency",
+        str(args.concurrency),
     ]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -200,9 +221,12 @@ def main() -> None:
             for which in order:
                 result = measure(which, base + "/", args)
                 runs[which].append(result)
-                print(f"round {round_ + 1} {which:<10} {result['pages']:>4} pages in {result['seconds']:.2f} s "
-                      f"= {result['pages_per_s']:7.1f} pages/s ({result['pages_per_cpu_s']:.0f} per CPU-s), "
-                      f"peak {result['peak_mib']:.1f} MiB", flush=True)
+                print(
+                    f"round {round_ + 1} {which:<10} {result['pages']:>4} pages in {result['seconds']:.2f} s "
+                    f"= {result['pages_per_s']:7.1f} pages/s ({result['pages_per_cpu_s']:.0f} per CPU-s), "
+                    f"peak {result['peak_mib']:.1f} MiB",
+                    flush=True,
+                )
     finally:
         site.terminate()
         site.wait(timeout=10)
@@ -219,17 +243,23 @@ def main() -> None:
         for which, results in runs.items()
     }
     print()
-    print(f"{'crawler':<12}{'pages':>7}{'pages/s':>10}{'pages/CPU-s':>13}{'peak MiB':>10}{'start-up s':>12}   (median of {args.rounds})")
+    print(
+        f"{'crawler':<12}{'pages':>7}{'pages/s':>10}{'pages/CPU-s':>13}{'peak MiB':>10}{'start-up s':>12}   (median of {args.rounds})"
+    )
     for which, s in summary.items():
-        print(f"{which:<12}{s['median_pages']:>7}{s['median_pages_per_s']:>10}{s['median_pages_per_cpu_s']:>13}"
-              f"{s['median_peak_mib']:>10}{s['median_startup_s']:>12}")
+        print(
+            f"{which:<12}{s['median_pages']:>7}{s['median_pages_per_s']:>10}{s['median_pages_per_cpu_s']:>13}"
+            f"{s['median_peak_mib']:>10}{s['median_startup_s']:>12}"
+        )
 
     results_dir = HERE / "results"
     results_dir.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = results_dir / f"crawl-{stamp}.json"
     settings = {k: getattr(args, k) for k in ("rounds", "pages", "depth", "concurrency")}
-    out.write_text(json.dumps({"settings": settings, "summary": summary, "runs": runs, "cpus": os.cpu_count()}, indent=2))
+    out.write_text(
+        json.dumps({"settings": settings, "summary": summary, "runs": runs, "cpus": os.cpu_count()}, indent=2)
+    )
     print(f"\nwritten to {out.relative_to(HERE.parent)}")
 
 

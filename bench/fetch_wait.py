@@ -25,9 +25,12 @@ async def one(wait_ms: int, n: int) -> dict:
         light = await latency.run(bench, 20, 10)
         result = await throughput.run(bench, n)
         return {
-            "fetch_max_wait_ms": wait_ms, "cpu_idle_pct": idle,
-            "p50_ms_at_20": light["p50_ms"], "p99_ms_at_20": light["p99_ms"],
-            "jobs_per_s": result["jobs_per_s"], "cpu_ms_per_job": result["cpu_ms_per_job"],
+            "fetch_max_wait_ms": wait_ms,
+            "cpu_idle_pct": idle,
+            "p50_ms_at_20": light["p50_ms"],
+            "p99_ms_at_20": light["p99_ms"],
+            "jobs_per_s": result["jobs_per_s"],
+            "cpu_ms_per_job": result["cpu_ms_per_job"],
         }
     finally:
         await stop_bench(bench)

@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 import orjson
 import uvloop
 
-
 # The server closes keep-alive connections idle for 5 s (uvicorn's default); drop ours well before.
 IDLE_S = 2.0
 

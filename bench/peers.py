@@ -22,9 +22,23 @@ SYSTEMS = ("bullmq", "celery", "dramatiq")
 def run_peers(out: Path, jobs: int, rate: float, duration_s: float) -> list[dict]:
     """One rep of the peers' throughput and rate scenarios; their per-run results."""
     runs: list[dict] = []
-    for scenario, extra in (("throughput", ["--jobs", str(jobs)]), ("rate", ["--rate", f"{rate:g}", "--duration", f"{duration_s:g}"])):
+    for scenario, extra in (
+        ("throughput", ["--jobs", str(jobs)]),
+        ("rate", ["--rate", f"{rate:g}", "--duration", f"{duration_s:g}"]),
+    ):
         target = out / scenario
-        cmd = [str(PEERS_DIR / "run.sh"), "--configs", CONFIGS, "--scenario", scenario, "--reps", "1", "--out", str(target), *extra]
+        cmd = [
+            str(PEERS_DIR / "run.sh"),
+            "--configs",
+            CONFIGS,
+            "--scenario",
+            scenario,
+            "--reps",
+            "1",
+            "--out",
+            str(target),
+            *extra,
+        ]
         code = subprocess.run(cmd).returncode
         summary = target / "summary.json"
         if not summary.exists():
@@ -48,8 +62,10 @@ def peer_ratios(summary: dict[str, dict], reps: list[list[dict]]) -> dict:
     ours_tp = (summary.get("throughput.jobs_per_s") or {}).get("median")
     ours_p99 = (summary.get("latency_200.p99_ms") or {}).get("median")
     result: dict = {"peer_medians": {}}
-    lines = ["| peer | config | jobs/s median | p99 ms at 200/s median | Sitewright / peer jobs/s | Sitewright / peer p99 |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| peer | config | jobs/s median | p99 ms at 200/s median | Sitewright / peer jobs/s | Sitewright / peer p99 |",
+        "|---|---|---|---|---|---|",
+    ]
     for system in SYSTEMS:
         configs = sorted({r["config"] for r in flat if r.get("system") == system})
         best_tp: tuple[float, str] | None = None
@@ -63,15 +79,22 @@ def peer_ratios(summary: dict[str, dict], reps: list[list[dict]]) -> dict:
                 best_tp = (tp, config)
             if p99 is not None and (best_p99 is None or p99 < best_p99[0]):
                 best_p99 = (p99, config)
-            lines.append(f"| {system} | {config} | {tp if tp is not None else '–'} | {p99 if p99 is not None else '–'} | | |")
+            lines.append(
+                f"| {system} | {config} | {tp if tp is not None else '–'} | {p99 if p99 is not None else '–'} | | |"
+            )
         tp_ratio = round(ours_tp / best_tp[0], 2) if ours_tp and best_tp else None
         p99_ratio = round(ours_p99 / best_p99[0], 2) if ours_p99 and best_p99 else None
         result[f"ratio_jobs_per_s_vs_{system}"] = tp_ratio
         result[f"ratio_p99_vs_{system}"] = p99_ratio
-        lines.append(f"| **{system} (best)** | {best_tp[1] if best_tp else '–'} / {best_p99[1] if best_p99 else '–'} | "
-                     f"{best_tp[0] if best_tp else '–'} | {best_p99[0] if best_p99 else '–'} | {tp_ratio or '–'} | {p99_ratio or '–'} |")
-    bad = [f"{r.get('system')}/{r.get('config')} {r.get('scenario')}: {r.get('status')} {r.get('error', '')}".strip()
-           for r in flat if r.get("status") != "ok"]
+        lines.append(
+            f"| **{system} (best)** | {best_tp[1] if best_tp else '–'} / {best_p99[1] if best_p99 else '–'} | "
+            f"{best_tp[0] if best_tp else '–'} | {best_p99[0] if best_p99 else '–'} | {tp_ratio or '–'} | {p99_ratio or '–'} |"
+        )
+    bad = [
+        f"{r.get('system')}/{r.get('config')} {r.get('scenario')}: {r.get('status')} {r.get('error', '')}".strip()
+        for r in flat
+        if r.get("status") != "ok"
+    ]
     result["peer_problems"] = bad
     result["peers_table"] = "\n".join(lines + ([""] + [f"- not counted: {b}" for b in bad] if bad else []))
     return result

@@ -29,11 +29,26 @@ async def main(n: int, seconds: int) -> None:
     try:
         spies = [
             subprocess.Popen(
-                [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--duration", str(seconds),
-                 "--rate", "50", "--format", "raw", "--output", str(out / f"{name}.txt"), "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--duration",
+                    str(seconds),
+                    "--rate",
+                    "50",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(out / f"{name}.txt"),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
-            for name, pid in bench.service_pids().items() if name not in ("broker", "prometheus")
+            for name, pid in bench.service_pids().items()
+            if name not in ("broker", "prometheus")
         ]
         result = await throughput.run(bench, n)
         for spy in spies:
@@ -42,8 +57,19 @@ async def main(n: int, seconds: int) -> None:
         print(json.dumps(result, indent=1))
         async with httpx.AsyncClient() as client:
             metrics = (await client.get(f"{bench.stack.gateway_url}/metrics")).text
-        print("\n".join(line for line in metrics.splitlines()
-                        if line.startswith(("sitewright_projection_writes_total", "sitewright_events_handled_total", "sitewright_messages_received"))))
+        print(
+            "\n".join(
+                line
+                for line in metrics.splitlines()
+                if line.startswith(
+                    (
+                        "sitewright_projection_writes_total",
+                        "sitewright_events_handled_total",
+                        "sitewright_messages_received",
+                    )
+                )
+            )
+        )
     finally:
         await stop_bench(bench)
     for f in sorted(out.glob("*.txt")):

@@ -17,14 +17,15 @@ import uuid
 from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sitewright_gateway.readmodel.writer import Projection
+
+from sitewright_contracts import Topics
 from sitewright_gateway.readmodel.rules import RetryPolicy
 from sitewright_gateway.readmodel.store import Store
+from sitewright_gateway.readmodel.writer import Projection
 from sitewright_runtime.consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.loop import run as run_loop
 from sitewright_runtime.mongo import connect
-from sitewright_contracts import Topics
 
 
 async def end_offsets(bootstrap: str, topic: str) -> int:
@@ -70,8 +71,15 @@ async def main(bootstrap: str, mongo_url: str, topic: str, out: str) -> None:
     await client.close()
     seconds = end - times[0] if times else None
     with open(out, "w") as f:
-        json.dump({"events": seen, "topic_events": total, "seconds": seconds,
-                   "events_per_s": round(seen / seconds, 1) if seconds else None}, f)
+        json.dump(
+            {
+                "events": seen,
+                "topic_events": total,
+                "seconds": seconds,
+                "events_per_s": round(seen / seconds, 1) if seconds else None,
+            },
+            f,
+        )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ from .scenarios import api, head_of_line, latency, memory, projection, throughpu
 ROWS = [
     ("throughput.jobs_per_s", "1 end-to-end jobs/s", "> Dramatiq, Celery; >= BullMQ/2"),
     ("throughput.submit_per_s", "1 POST accepted/s during the burst", ""),
-    *[(f"throughput.cpu_ms_per_job.{s}", f"1 CPU ms per job: {s}", "") for s in
-      ("total", "gateway", "crawler", "generator", "notifier", "broker", "mongodb")],
+    *[
+        (f"throughput.cpu_ms_per_job.{s}", f"1 CPU ms per job: {s}", "")
+        for s in ("total", "gateway", "crawler", "generator", "notifier", "broker", "mongodb")
+    ],
     ("latency_50.p50_ms", "2 at 50 jobs/s: p50 ms", ""),
     ("latency_50.p95_ms", "2 at 50 jobs/s: p95 ms", ""),
     ("latency_50.p99_ms", "2 at 50 jobs/s: p99 ms", ""),
@@ -48,7 +50,9 @@ ROWS = [
     ("head_of_line.p99_vs_latency_200", "5 head-of-line p99 / scenario 2 p99", "<= 1.2"),
 ]
 SERVICES = ("gateway", "crawler", "generator", "notifier", "broker", "mongodb")
-ROWS += [(f"memory_idle.{s}", f"6 RSS MiB idle: {s}", "< 100" if s not in ("broker", "mongodb") else "") for s in SERVICES]
+ROWS += [
+    (f"memory_idle.{s}", f"6 RSS MiB idle: {s}", "< 100" if s not in ("broker", "mongodb") else "") for s in SERVICES
+]
 ROWS += [(f"memory_after_1.{s}", f"6 RSS MiB after scenario 1: {s}", "") for s in SERVICES]
 ROWS += [(f"cpu_idle_pct.{s}", f"6 CPU % of a core idle: {s}", "") for s in SERVICES]
 
@@ -150,13 +154,25 @@ async def peers_run(plan: Plan, index: int, peer_jobs: int, out: Path) -> dict:
 
 
 def meta(args: argparse.Namespace, plan: Plan) -> dict:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip())
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = bool(
+        subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    )
     load = Path("/proc/loadavg").read_text().split()[:3]
     return {
-        "commit": commit + ("-dirty" if dirty else ""), "runs": args.runs, "quick": plan.quick, "jobs": plan.jobs,
-        "rate_duration_s": plan.rate_duration_s, "api_duration_s": plan.api_duration_s,
-        "cores": os.cpu_count(), "python": platform.python_version(), "loadavg_at_start": load,
+        "commit": commit + ("-dirty" if dirty else ""),
+        "runs": args.runs,
+        "quick": plan.quick,
+        "jobs": plan.jobs,
+        "rate_duration_s": plan.rate_duration_s,
+        "api_duration_s": plan.api_duration_s,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "loadavg_at_start": load,
         "started_at": datetime.now(UTC).isoformat(),
     }
 

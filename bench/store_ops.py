@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pymongo import MongoClient, ReplaceOne, UpdateOne
+
 from sitewright_devstack.infra import free_port, mongo_url, start_mongo
 from sitewright_gateway.readmodel.writer import guarded_set
 
@@ -33,10 +34,18 @@ CURRENT = 2
 
 def job(i: int) -> dict:
     return {
-        "_id": f"job{i:09d}", "tenant": "default", "status": "pending", "version": 1, "created_at": datetime.now(UTC),
-        "published": True, "options": {"max_pages": 10, "max_depth": 2, "timeout_s": 60.0, "scope": "host"},
-        "notify": [], "log": ["2026-11-23T17:55:14+00:00 crawl.started (attempt 1): crawling http://127.0.0.1/"] * 6,
-        "seen": ["01a2098c-37ec-7967-a0e1-66ad71ace589"] * 6, "action": None, "due_at": None,
+        "_id": f"job{i:09d}",
+        "tenant": "default",
+        "status": "pending",
+        "version": 1,
+        "created_at": datetime.now(UTC),
+        "published": True,
+        "options": {"max_pages": 10, "max_depth": 2, "timeout_s": 60.0, "scope": "host"},
+        "notify": [],
+        "log": ["2026-11-23T17:55:14+00:00 crawl.started (attempt 1): crawling http://127.0.0.1/"] * 6,
+        "seen": ["01a2098c-37ec-7967-a0e1-66ad71ace589"] * 6,
+        "action": None,
+        "due_at": None,
     }
 
 
@@ -47,7 +56,7 @@ def inserts_per_s(db, indexes: int, size: int, n: int = 2000, batch: int = 200) 
     docs = [{"_id": f"{i:012d}", **{f"f{k}": i for k in range(indexes)}, "pad": "x" * size} for i in range(n)]
     started = time.perf_counter()
     for j in range(0, n, batch):
-        c.insert_many(docs[j:j + batch], ordered=False)
+        c.insert_many(docs[j : j + batch], ordered=False)
     return n / (time.perf_counter() - started)
 
 
@@ -66,8 +75,12 @@ def updates_per_s(db, indexes: int, form: str, guarded: bool, n: int = 1500, rou
     c, docs = jobs_collection(db, f"upd_{indexes}_{form}_{guarded}", indexes, n)
     started = time.perf_counter()
     for r in range(rounds):
-        change = {"status": ("crawling", "generating")[r % 2], "version": 2 + r, "log": ["x" * 90] * (7 + r),
-                  "position": {"partition": 1, "offset": r}}
+        change = {
+            "status": ("crawling", "generating")[r % 2],
+            "version": 2 + r,
+            "log": ["x" * 90] * (7 + r),
+            "position": {"partition": 1, "offset": r},
+        }
         ops = []
         for d in docs:
             where = {"_id": d["_id"], "version": 1 + r} if guarded else {"_id": d["_id"]}
@@ -98,17 +111,31 @@ def main() -> None:
             print("inserts/s, insert_many in batches of 200")
             print("| secondary indexes | 100 B | 2 KB | 20 KB |\n| --- | --- | --- | --- |")
             for indexes in (0, 1, 2, 3, 5):
-                print(f"| {indexes} | " + " | ".join(f"{inserts_per_s(db, indexes, size):,.0f}" for size in (100, 2000, 20000)) + " |")
-            print(f"\nupdates/s of a job document, bulk_write, with the first N of the `jobs` indexes ({CURRENT} is today's)")
-            print("| indexes | $set by {_id, version} | $set by {_id} | replace by {_id, version} | replace by {_id} "
-                  "| $set by {_id}, version guard in a pipeline |")
+                print(
+                    f"| {indexes} | "
+                    + " | ".join(f"{inserts_per_s(db, indexes, size):,.0f}" for size in (100, 2000, 20000))
+                    + " |"
+                )
+            print(
+                f"\nupdates/s of a job document, bulk_write, with the first N of the `jobs` indexes ({CURRENT} is today's)"
+            )
+            print(
+                "| indexes | $set by {_id, version} | $set by {_id} | replace by {_id, version} | replace by {_id} "
+                "| $set by {_id}, version guard in a pipeline |"
+            )
             print("| --- | --- | --- | --- | --- | --- |")
             for indexes in range(len(JOBS_INDEXES) + 1):
-                cells = [updates_per_s(db, indexes, form, guarded) for form in ("set", "replace") for guarded in (True, False)]
+                cells = [
+                    updates_per_s(db, indexes, form, guarded)
+                    for form in ("set", "replace")
+                    for guarded in (True, False)
+                ]
                 cells.append(updates_per_s(db, indexes, "pipeline", True))
                 print(f"| {indexes} | " + " | ".join(f"{v:,.0f}" for v in cells) + " |")
             print("\nreads/s of a job document, find_one one at a time, with the `jobs` indexes")
-            print(f"| by {{_id}} | {reads_per_s(db, 'id'):,.0f} |\n| by {{_id, tenant}} | {reads_per_s(db, 'id_tenant'):,.0f} |")
+            print(
+                f"| by {{_id}} | {reads_per_s(db, 'id'):,.0f} |\n| by {{_id, tenant}} | {reads_per_s(db, 'id_tenant'):,.0f} |"
+            )
         finally:
             client.close()
             server.stop()

@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 import websockets
+
 from sitewright_contracts import Topics
 from sitewright_devstack.stack import Stack, StackConfig
 from sitewright_devstack.synthetic import job_story
@@ -53,7 +54,9 @@ async def _clients(url: str, key: str, n: int, jobs: int, ready: Any) -> dict[st
     async def one() -> list[tuple[str, float]]:
         nonlocal count
         async with gate:
-            ws = await websockets.connect(url, additional_headers={"Authorization": f"Bearer {key}"}, open_timeout=60, max_queue=None)
+            ws = await websockets.connect(
+                url, additional_headers={"Authorization": f"Bearer {key}"}, open_timeout=60, max_queue=None
+            )
             await ws.send(json.dumps({"type": "subscribe", "all": True}))
             while json.loads(await ws.recv())["type"] != "ready":
                 pass
@@ -104,7 +107,9 @@ async def run_level(stack: Stack, clients: int, jobs: int, rate: float, processe
     try:
         async with httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.headers, timeout=30) as api:
             for _ in range(jobs):
-                job_id = (await api.post("/api/jobs", json={"url": "https://example.com/"})).raise_for_status().json()["id"]
+                job_id = (
+                    (await api.post("/api/jobs", json={"url": "https://example.com/"})).raise_for_status().json()["id"]
+                )
                 next_at = time.monotonic()
                 for event in job_story(job_id, "https://example.com/"):
                     next_at += 1 / rate
@@ -128,15 +133,23 @@ async def run_level(stack: Stack, clients: int, jobs: int, rate: float, processe
     await asyncio.gather(watcher, return_exceptions=True)
     projected = sorted(recorded[e] - produced[e] for e in produced if e in recorded)
     return {
-        "clients": clients, "events": len(produced), "deliveries": len(latencies), "missing": missing,
-        **_percentiles(latencies, ""), **_percentiles(projected, "recorded_"),
+        "clients": clients,
+        "events": len(produced),
+        "deliveries": len(latencies),
+        "missing": missing,
+        **_percentiles(latencies, ""),
+        **_percentiles(projected, "recorded_"),
     }
 
 
 def _percentiles(values: list[float], prefix: str) -> dict[str, float]:
     values = sorted(values)
     q = statistics.quantiles(values, n=100, method="inclusive")
-    return {f"{prefix}p50_ms": round(q[49] * 1000, 1), f"{prefix}p99_ms": round(q[98] * 1000, 1), f"{prefix}max_ms": round(values[-1] * 1000, 1)}
+    return {
+        f"{prefix}p50_ms": round(q[49] * 1000, 1),
+        f"{prefix}p99_ms": round(q[98] * 1000, 1),
+        f"{prefix}max_ms": round(values[-1] * 1000, 1),
+    }
 
 
 async def _watch_recorded(stack: Stack, recorded: dict[str, float]) -> None:
@@ -161,30 +174,49 @@ async def main() -> None:
     levels = [int(c) for c in args.clients.split(",")]
 
     with tempfile.TemporaryDirectory(prefix="sw-bench-") as home:
-        stack = Stack(StackConfig(
-            home=Path(home), gateway_port=0, services=("gateway",),
-            extra_env={"SITEWRIGHT_STREAM_MAX_PER_KEY": str(max(levels) + 10), "SITEWRIGHT_LOG_LEVEL": "warning"},
-        ))
+        stack = Stack(
+            StackConfig(
+                home=Path(home),
+                gateway_port=0,
+                services=("gateway",),
+                extra_env={"SITEWRIGHT_STREAM_MAX_PER_KEY": str(max(levels) + 10), "SITEWRIGHT_LOG_LEVEL": "warning"},
+            )
+        )
         await stack.start()
         try:
             rows = []
             for clients in levels:
                 row = await run_level(stack, clients, args.jobs, args.rate, args.processes)
                 rows.append(row)
-                print(f"{row['clients']:>5} clients  p50 {row['p50_ms']:>7.1f} ms  p99 {row['p99_ms']:>7.1f} ms  "
-                      f"max {row['max_ms']:>7.1f} ms  ({row['deliveries']} deliveries, {row['missing']} missing; "
-                      f"in the audit trail after p50 {row['recorded_p50_ms']} ms, p99 {row['recorded_p99_ms']} ms)", flush=True)
+                print(
+                    f"{row['clients']:>5} clients  p50 {row['p50_ms']:>7.1f} ms  p99 {row['p99_ms']:>7.1f} ms  "
+                    f"max {row['max_ms']:>7.1f} ms  ({row['deliveries']} deliveries, {row['missing']} missing; "
+                    f"in the audit trail after p50 {row['recorded_p50_ms']} ms, p99 {row['recorded_p99_ms']} ms)",
+                    flush=True,
+                )
         finally:
             stack.stop()
 
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"stream_fanout-{stamp}.json"
-    out.write_text(json.dumps({
-        "benchmark": "stream_fanout", "at": stamp, "rate_events_per_s": args.rate, "jobs_per_level": args.jobs,
-        "client_processes": args.processes, "cpus": os.cpu_count(), "python": sys.version.split()[0],
-        "machine": platform.machine(), "levels": rows,
-    }, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "benchmark": "stream_fanout",
+                "at": stamp,
+                "rate_events_per_s": args.rate,
+                "jobs_per_level": args.jobs,
+                "client_processes": args.processes,
+                "cpus": os.cpu_count(),
+                "python": sys.version.split()[0],
+                "machine": platform.machine(),
+                "levels": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {out}")
 
 

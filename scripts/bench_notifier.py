@@ -28,10 +28,13 @@ from sitewright_notifier.main import create_app
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.mongo import connect
 
-RESULT = SeoResult.model_validate({
-    "meta": {"title": "Bench", "description": "Bench."}, "content": [{"heading": "H", "body": "B"}],
-    "schema": {"@context": "https://schema.org", "@type": "Thing"},
-})
+RESULT = SeoResult.model_validate(
+    {
+        "meta": {"title": "Bench", "description": "Bench."},
+        "content": [{"heading": "H", "body": "B"}],
+        "schema": {"@context": "https://schema.org", "@type": "Thing"},
+    }
+)
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -56,15 +59,25 @@ async def main(jobs: int, instances: int) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     hook = f"http://127.0.0.1:{server.server_address[1]}/hook"
     settings = NotifierSettings(
-        kafka_bootstrap=f"127.0.0.1:{kafka_port}", mongo_url=infra.mongo_url(mongo_port), env="local",
-        topic_partitions=4, log_level="WARNING",
+        kafka_bootstrap=f"127.0.0.1:{kafka_port}",
+        mongo_url=infra.mongo_url(mongo_port),
+        env="local",
+        topic_partitions=4,
+        log_level="WARNING",
     )
     mongo = connect(settings.mongo_url)
     try:
         ids = [uuid7() for _ in range(jobs)]
         await mongo[settings.mongo_db]["jobs"].insert_many(
-            [{"_id": i, "tenant": "default", "url": "https://bench.example/", "notify": [{"channel": "webhook", "target": hook}]}
-             for i in ids]
+            [
+                {
+                    "_id": i,
+                    "tenant": "default",
+                    "url": "https://bench.example/",
+                    "notify": [{"channel": "webhook", "target": hook}],
+                }
+                for i in ids
+            ]
         )
         async with contextlib.AsyncExitStack() as stack:
             for _ in range(instances):
@@ -86,9 +99,11 @@ async def main(jobs: int, instances: int) -> None:
                 await asyncio.sleep(0.05)
         took = max(Receiver.arrivals) - started
         latencies = sorted(a - started for a in Receiver.arrivals)
-        print(f"{len(Receiver.arrivals)}/{jobs} webhooks, {instances} notifier(s): {took:.2f} s, "
-              f"{len(Receiver.arrivals) / took:.0f} webhooks/s; time to first {latencies[0] * 1000:.0f} ms, "
-              f"median {statistics.median(latencies) * 1000:.0f} ms, last {latencies[-1] * 1000:.0f} ms")
+        print(
+            f"{len(Receiver.arrivals)}/{jobs} webhooks, {instances} notifier(s): {took:.2f} s, "
+            f"{len(Receiver.arrivals) / took:.0f} webhooks/s; time to first {latencies[0] * 1000:.0f} ms, "
+            f"median {statistics.median(latencies) * 1000:.0f} ms, last {latencies[-1] * 1000:.0f} ms"
+        )
     finally:
         await mongo.close()
         server.shutdown()

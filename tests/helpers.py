@@ -15,7 +15,9 @@ TEST_API_KEY = "sw_test-admin-key-for-the-default-tenant"
 AUTH = {"Authorization": f"Bearer {TEST_API_KEY}"}
 
 
-async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 30, interval: float = 0.1, what: str = "") -> T:
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, timeout: float = 30, interval: float = 0.1, what: str = ""
+) -> T:
     """Poll `check` until it returns a truthy value, or fail after `timeout` seconds with the last value."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -63,6 +65,7 @@ def service_logging(service: str, fmt: str = "json") -> Iterator[None]:
     capture's file after the test has closed it.
     """
     import structlog
+
     from sitewright_runtime.logs import configure_logging
 
     configure_logging(service, fmt=fmt, level="DEBUG")

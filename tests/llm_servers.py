@@ -38,8 +38,16 @@ GOOD_ANSWER: dict[str, Any] = {
 # What a chatty model often sends: prose, a fence, and a title far over the limit. Repairable.
 REPAIRABLE_ANSWER = (
     "Here is the SEO content you asked for:\n\n```json\n"
-    + json.dumps(GOOD_ANSWER | {"meta": GOOD_ANSWER["meta"] | {
-        "title": "Crumb & Co Bakery | Sourdough Bread, Croissants, Celebration Cakes and Coffee - Open Every Day"}}, indent=2)
+    + json.dumps(
+        GOOD_ANSWER
+        | {
+            "meta": GOOD_ANSWER["meta"]
+            | {
+                "title": "Crumb & Co Bakery | Sourdough Bread, Croissants, Celebration Cakes and Coffee - Open Every Day"
+            }
+        },
+        indent=2,
+    )
     + "\n```\nLet me know if you would like any changes."
 )
 MALFORMED_ANSWER = "I am sorry, but I can only describe the site in prose: it is a bakery in Portland."
@@ -51,7 +59,12 @@ class FakeLLM:
     """One provider's API on 127.0.0.1 at a free port; `with FakeLLM(...) as llm:` serves `llm.base_url`."""
 
     def __init__(
-        self, flavour: str, script: dict[str, list[str]] | None = None, *, delta_chars: int = 40, delta_delay_s: float = 0
+        self,
+        flavour: str,
+        script: dict[str, list[str]] | None = None,
+        *,
+        delta_chars: int = 40,
+        delta_delay_s: float = 0,
     ) -> None:
         assert flavour in ("anthropic", "openai")
         self.flavour = flavour
@@ -77,7 +90,7 @@ class FakeLLM:
         port = self.server.server_address[1]
         return f"http://127.0.0.1:{port}" + ("/v1" if self.flavour == "openai" else "")
 
-    def __enter__(self) -> "FakeLLM":
+    def __enter__(self) -> FakeLLM:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
@@ -132,19 +145,28 @@ class _Handler(BaseHTTPRequestHandler):
             case "ok" | "repairable" | "malformed":
                 self._stream(prompt, answer[name], body)
             case "rate_limit":
-                self._error(429, "rate_limit_error", "rate_limit_exceeded", "Rate limit reached", {"retry-after": arg or "1"})
+                self._error(
+                    429, "rate_limit_error", "rate_limit_exceeded", "Rate limit reached", {"retry-after": arg or "1"}
+                )
             case "quota":
                 self._error(429, "insufficient_quota", "insufficient_quota", "You exceeded your current quota")
             case "error500":
                 self._error(500, "api_error", "server_error", "Internal server error")
             case "overloaded":
-                self._error(529 if self.fake.flavour == "anthropic" else 503, "overloaded_error", "overloaded", "Overloaded")
+                self._error(
+                    529 if self.fake.flavour == "anthropic" else 503, "overloaded_error", "overloaded", "Overloaded"
+                )
             case "auth":
                 self._error(401, "authentication_error", "invalid_api_key", "invalid x-api-key")
             case "context":
-                self._error(400, "invalid_request_error", "context_length_exceeded",
-                            "prompt is too long: 250000 tokens > 200000 maximum" if self.fake.flavour == "anthropic"
-                            else "This model's maximum context length is 8192 tokens.")
+                self._error(
+                    400,
+                    "invalid_request_error",
+                    "context_length_exceeded",
+                    "prompt is too long: 250000 tokens > 200000 maximum"
+                    if self.fake.flavour == "anthropic"
+                    else "This model's maximum context length is 8192 tokens.",
+                )
             case "stall":
                 self._stream(prompt, json.dumps(GOOD_ANSWER), body, stall_s=float(arg or 30))
             case "truncate":  # the connection drops mid-body
@@ -171,7 +193,11 @@ class _Handler(BaseHTTPRequestHandler):
             payload = {"error": {"message": message, "type": kind, "param": None, "code": code}}
         data = json.dumps(payload).encode()
         self.send_response(status)
-        for key, value in {"content-type": "application/json", "content-length": str(len(data)), **(headers or {})}.items():
+        for key, value in {
+            "content-type": "application/json",
+            "content-length": str(len(data)),
+            **(headers or {}),
+        }.items():
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
@@ -181,8 +207,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _stream(
-        self, prompt: str, text: str, body: dict[str, Any], *, stop: str = "", stall_s: float = 0, cut: bool = False,
-        error: str = "", garbage: bool = False, clean: bool = False,
+        self,
+        prompt: str,
+        text: str,
+        body: dict[str, Any],
+        *,
+        stop: str = "",
+        stall_s: float = 0,
+        cut: bool = False,
+        error: str = "",
+        garbage: bool = False,
+        clean: bool = False,
     ) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -195,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake.stopping.wait(stall_s)
             self.close_connection = True
             return
-        deltas = [text[i:i + self.fake.delta_chars] for i in range(0, len(text), self.fake.delta_chars)]
+        deltas = [text[i : i + self.fake.delta_chars] for i in range(0, len(text), self.fake.delta_chars)]
         for i, delta in enumerate(deltas):
             if cut and i == len(deltas) // 2:
                 if clean:
@@ -226,24 +261,42 @@ class _Anthropic:
 
     def start(self, tokens_in: int) -> bytes:
         message = {
-            "id": "msg_01", "type": "message", "role": "assistant", "content": [], "model": self.model,
-            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": tokens_in, "output_tokens": 1},
+            "id": "msg_01",
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "model": self.model,
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": tokens_in, "output_tokens": 1},
         }
         return (
             _sse("message_start", {"type": "message_start", "message": message})
-            + _sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+            + _sse(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            )
             + _sse("ping", {"type": "ping"})
         )
 
     def delta(self, text: str) -> bytes:
-        return _sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}})
+        return _sse(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+        )
 
     def finish(self, stop: str, tokens_in: int, tokens_out: int) -> bytes:
         reason = {"end": "end_turn", "max_tokens": "max_tokens", "refusal": "refusal"}[stop]
         return (
             _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
-            + _sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": None},
-                                     "usage": {"output_tokens": tokens_out}})
+            + _sse(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": reason, "stop_sequence": None},
+                    "usage": {"output_tokens": tokens_out},
+                },
+            )
             + _sse("message_stop", {"type": "message_stop"})
         )
 
@@ -257,8 +310,17 @@ class _OpenAI:
         self.usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
     def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        return _sse(None, {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": int(time.time()),
-                           "model": self.model, "choices": choices, **extra})
+        return _sse(
+            None,
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": self.model,
+                "choices": choices,
+                **extra,
+            },
+        )
 
     def start(self, tokens_in: int) -> bytes:
         self.tokens_in = tokens_in
@@ -273,8 +335,14 @@ class _OpenAI:
         reason = {"end": "stop", "max_tokens": "length"}[stop]
         out = self._chunk([{"index": 0, "delta": {}, "finish_reason": reason}])
         if self.usage:
-            out += self._chunk([], usage={"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
-                                          "total_tokens": tokens_in + tokens_out})
+            out += self._chunk(
+                [],
+                usage={
+                    "prompt_tokens": tokens_in,
+                    "completion_tokens": tokens_out,
+                    "total_tokens": tokens_in + tokens_out,
+                },
+            )
         return out + _sse(None, "[DONE]")
 
     def error(self, kind: str) -> bytes:

@@ -11,10 +11,12 @@ from . import latency
 
 
 async def run(bench: Bench, normal: int = 200, rate: float = 200, timeout_s: float = 120) -> dict:
-    slow, normals = await bench.load([
-        {"kind": "post", "n": 1, "concurrency": 1, "site": bench.sites["slow"]},
-        {"kind": "post", "rate": rate, "duration": normal / rate, "site": bench.sites["fast"]},
-    ])
+    slow, normals = await bench.load(
+        [
+            {"kind": "post", "n": 1, "concurrency": 1, "site": bench.sites["slow"]},
+            {"kind": "post", "rate": rate, "duration": normal / rate, "site": bench.sites["fast"]},
+        ]
+    )
     requests = normals["requests"]
     complete = await bench.watcher.wait_for([r[3] for r in requests if r[3]], timeout_s)
     result = latency.summarize(bench, requests, complete)

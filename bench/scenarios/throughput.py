@@ -19,7 +19,9 @@ async def run(bench: Bench, n: int, concurrency: int = 32, timeout_s: float = 60
     last_submit = max(r[0] + r[1] for r in phase["requests"])
     done = [bench.watcher.seen[i] for i in ids if i in bench.watcher.seen]
     cpu_after = bench.cpu()
-    cpu_ms = {name: round(spent * 1000 / max(len(done), 1), 2) for name, spent in cpu_spent(cpu_before, cpu_after).items()}
+    cpu_ms = {
+        name: round(spent * 1000 / max(len(done), 1), 2) for name, spent in cpu_spent(cpu_before, cpu_after).items()
+    }
     cpu_ms["total"] = round(sum(cpu_ms.values()), 2)
     last = max(done) if done else last_submit
     return {

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
+
 from sitewright_devstack.sample_site import StaticSite
 from sitewright_devstack.stack import Stack, StackConfig
-
 from tests.e2e.test_pipeline import wait_ready
 
 pytestmark = pytest.mark.e2e
@@ -105,7 +105,10 @@ def watch_problems(page: Page) -> list[str]:
 
     page.on("console", console)
     page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 and not r.url.endswith(expected) else None)
+    page.on(
+        "response",
+        lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 and not r.url.endswith(expected) else None,
+    )
     return problems
 
 
@@ -123,7 +126,9 @@ async def check_page(page: Page, name: str, problems: list[str]) -> None:
     """Accessibility basics and no script or CSP errors; then a screenshot of the whole page."""
     assert await page.evaluate(UNLABELLED) == [], f"{name}: inputs without a label"
     assert await page.evaluate(LOW_CONTRAST) == [], f"{name}: text below WCAG AA contrast"
-    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), f"{name}: scrolls sideways"
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), (
+        f"{name}: scrolls sideways"
+    )
     assert problems == [], f"{name}: console errors {problems}"
     path = ARTIFACTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
@@ -152,7 +157,9 @@ async def desktop(browser: Browser, stack: Stack, site: StaticSite, api: httpx.A
     page = await context.new_page()
     problems = watch_problems(page)
     sockets, frames = [], []
-    page.on("websocket", lambda ws: (sockets.append(ws.url), ws.on("framereceived", lambda payload: frames.append(payload))))
+    page.on(
+        "websocket", lambda ws: (sockets.append(ws.url), ws.on("framereceived", lambda payload: frames.append(payload)))
+    )
     try:
         await sign_in(page, stack)
         await check_page(page, "sign-in-done", problems)
@@ -173,7 +180,9 @@ async def desktop(browser: Browser, stack: Stack, site: StaticSite, api: httpx.A
         assert seen[0] < 100 and seen[-1] == 100 and seen == sorted(seen), seen
         assert await page.evaluate("window.__loadedOnce === true"), "the page reloaded"
         updates = [json.loads(f) for f in frames if isinstance(f, str) and '"job"' in f]
-        assert any(u.get("job_id") == job_id and u.get("progress") == 100 for u in updates), "no update came over the WebSocket"
+        assert any(u.get("job_id") == job_id and u.get("progress") == 100 for u in updates), (
+            "no update came over the WebSocket"
+        )
         assert len(sockets) == 1 and sockets[0].endswith("/api/jobs/stream"), sockets
         await check_page(page, "jobs", problems)
 
@@ -224,7 +233,9 @@ async def desktop(browser: Browser, stack: Stack, site: StaticSite, api: httpx.A
 
 
 async def phone(browser: Browser, stack: Stack, job_id: str) -> None:
-    context = await browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True, has_touch=True)
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True, has_touch=True
+    )
     context.set_default_timeout(STEP_MS)
     page = await context.new_page()
     problems = watch_problems(page)

@@ -24,18 +24,18 @@ import httpx
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from pymongo.asynchronous.collection import AsyncCollection
+
 from sitewright_contracts import Topics
 from sitewright_devstack.infra import free_port
 from sitewright_devstack.sample_site import StaticSite
 from sitewright_devstack.stack import Stack, StackConfig
-from sitewright_gateway.readmodel import audit
 from sitewright_gateway.config import GatewaySettings
-from sitewright_gateway.readmodel.rules import RetryPolicy, state_as_of
+from sitewright_gateway.readmodel import audit
 from sitewright_gateway.readmodel.rebuild import canonical, digest, rebuild
+from sitewright_gateway.readmodel.rules import RetryPolicy, state_as_of
 from sitewright_gateway.readmodel.store import Store
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.mongo import connect
-
 from tests.helpers import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(900)]
@@ -126,6 +126,7 @@ async def _ready(api: httpx.AsyncClient) -> None:
             return (await api.get("/readyz")).status_code == 200
         except httpx.HTTPError:
             return False
+
     await eventually(ready, timeout=90, what="gateway ready")
 
 
@@ -142,6 +143,7 @@ async def submit(api: httpx.AsyncClient, url: str, n: int = JOBS, hook: str | No
             r = await api.post("/api/jobs", json=body)
         assert r.status_code == 202, r.text
         return r.json()["id"]
+
     return list(await asyncio.gather(*(one() for _ in range(n))))
 
 
@@ -153,11 +155,18 @@ async def wait_final(store: Store, ids: list[str], timeout: float = 240) -> dict
     async def final():
         found = await docs(store, ids)
         return found if len(found) == len(ids) and all(d["status"] in TERMINAL for d in found.values()) else None
+
     return await eventually(final, timeout=timeout, interval=0.5, what=f"{len(ids)} jobs in a final state")
 
 
-async def check(store: Store, ids: list[str], *, expect: set[str] = frozenset({"completed"}), max_attempts: int = 1,
-                hooks: Hooks | None = None) -> dict[str, int]:
+async def check(
+    store: Store,
+    ids: list[str],
+    *,
+    expect: set[str] = frozenset({"completed"}),
+    max_attempts: int = 1,
+    hooks: Hooks | None = None,
+) -> dict[str, int]:
     """The invariants every scenario ends with; returns counts for the report line."""
     jobs = await wait_final(store, ids)
     statuses = Counter(d["status"] for d in jobs.values())
@@ -167,22 +176,30 @@ async def check(store: Store, ids: list[str], *, expect: set[str] = frozenset({"
         events = sorted(await audit.job_events(store.events, job_id), key=lambda e: (e["occurred_at"], e["_id"]))
         # A failed job may be retried (from the API or the DLQ) and end again: count from the last retry on.
         restarts = [i for i, e in enumerate(events) if e["type"] == "job.retry_requested"]
-        last_run = events[restarts[-1]:] if restarts else events
+        last_run = events[restarts[-1] :] if restarts else events
         finals = {e["type"] for e in last_run if e["type"] in ("job.completed", "job.failed", "job.cancelled")}
         assert finals == {f"job.{doc['status']}"}, (job_id, doc["status"], finals)
         folded = state_as_of(events, datetime.now(UTC), policy)
-        assert folded is not None and folded["status"] == doc["status"], (job_id, doc["status"], folded and folded["status"])
+        assert folded is not None and folded["status"] == doc["status"], (
+            job_id,
+            doc["status"],
+            folded and folded["status"],
+        )
         assert max(doc["attempts"].values()) <= max_attempts, (job_id, doc["attempts"])
     out = {"jobs": len(ids), "lost": len(ids) - len(jobs), **statuses}
     if hooks is not None:
+
         async def delivered() -> bool:
             return all(hooks.deliveries[i] >= 1 for i in ids)
+
         try:
             await eventually(delivered, timeout=DELIVERY_LEASE_S + 60, what="a webhook per job")
         except AssertionError:
             missing = [i for i in ids if hooks.deliveries[i] == 0]
             notes = [d async for d in store.db["deliveries"].find({"job_id": {"$in": missing}})]
-            raise AssertionError(f"{len(missing)} jobs got no webhook: {missing[:5]}; their deliveries: {notes[:5]}") from None
+            raise AssertionError(
+                f"{len(missing)} jobs got no webhook: {missing[:5]}; their deliveries: {notes[:5]}"
+            ) from None
         await asyncio.sleep(1)
         # One notification per job: one webhook-id. A delivery the receiver answered too slowly is retried
         # with the same id (Standard Webhooks receivers dedupe on it); those retries are counted, not failed.
@@ -216,8 +233,13 @@ async def test_kill_9_mid_run_loses_nothing_and_repeats_nothing(stack, site, hoo
     stack.start_service(victim)
     await _ready(api)
     counts = await check(store, ids, hooks=hooks)
-    report(f"kill -9 {victim}", seconds=round(time.monotonic() - started, 1), in_flight_at_kill=in_flight,
-           after_kill_s=round(time.monotonic() - killed, 1), **counts)
+    report(
+        f"kill -9 {victim}",
+        seconds=round(time.monotonic() - started, 1),
+        in_flight_at_kill=in_flight,
+        after_kill_s=round(time.monotonic() - killed, 1),
+        **counts,
+    )
     assert in_flight > 0, "the kill came after the batch was done: it tested nothing"
 
 
@@ -229,6 +251,7 @@ async def test_a_second_instance_takes_over_when_the_first_dies(stack, site, hoo
 
     def partition(job_id: str) -> int:  # where the publisher puts a job's events
         return DefaultPartitioner()(job_id.encode(), list(range(stack.config.partitions)), [])
+
     rest: asyncio.Task[list[str]] | None = None
     try:
         async with httpx.AsyncClient(base_url=second, headers=stack.headers, timeout=15) as api2:
@@ -251,7 +274,10 @@ async def test_a_second_instance_takes_over_when_the_first_dies(stack, site, hoo
                 # partitions is the takeover.
                 done = store.jobs.find({"status": "completed", "_id": {"$nin": earlier}}, {"_id": 1})
                 return {partition(d["_id"]) async for d in done} == set(range(stack.config.partitions))
-            await eventually(every_partition_progressed, timeout=60, what="the survivors completing jobs on every partition")
+
+            await eventually(
+                every_partition_progressed, timeout=60, what="the survivors completing jobs on every partition"
+            )
             takeover = time.monotonic() - killed
             ids += await rest
             counts = await check(store, ids, hooks=hooks)
@@ -262,7 +288,12 @@ async def test_a_second_instance_takes_over_when_the_first_dies(stack, site, hoo
             stack.children.pop(f"{name}2").stop()
             stack.children[name].stop()  # already dead unless the scenario failed before the kill
             stack.start_service(name)
-    report("two instances, one killed", takeover_s=round(takeover, 1), total_s=round(time.monotonic() - killed, 1), **counts)
+    report(
+        "two instances, one killed",
+        takeover_s=round(takeover, 1),
+        total_s=round(time.monotonic() - killed, 1),
+        **counts,
+    )
     assert takeover < 45
 
 
@@ -273,6 +304,7 @@ async def test_a_stage_that_fails_twice_then_succeeds_completes_on_the_third_att
     async def all_failed_twice():
         found = await docs(store, ids)
         return all(d["attempts"]["crawl"] == 2 and d["error"] for d in found.values()) and len(found) == len(ids)
+
     await eventually(all_failed_twice, timeout=120, interval=0.2, what="two failed attempts of every job")
     with StaticSite(port=port):
         counts = await check(store, ids, max_attempts=3)
@@ -295,6 +327,7 @@ async def test_an_always_failing_stage_ends_in_the_dlq_and_a_replay_completes_it
             if page:
                 items[job_id] = page[0]
         return items if len(items) == len(ids) else None
+
     entries = await eventually(dead_letters, timeout=60, what="every failed job in the DLQ")
     with StaticSite(port=port):
         for entry in entries.values():
@@ -308,8 +341,12 @@ async def test_a_poison_message_is_set_aside_and_the_pipeline_goes_on(stack, sit
     await publisher.start()
     try:
         for i in range(3):
-            await publisher.send_raw(Topics(stack.config.topic_prefix).events, key=f"poison-{i}".encode(), value=b"\x00not an event",
-                                     headers=[("event-type", b"job.requested")])
+            await publisher.send_raw(
+                Topics(stack.config.topic_prefix).events,
+                key=f"poison-{i}".encode(),
+                value=b"\x00not an event",
+                headers=[("event-type", b"job.requested")],
+            )
     finally:
         await publisher.stop()
     ids = await submit(api, site.url)
@@ -318,6 +355,7 @@ async def test_a_poison_message_is_set_aside_and_the_pipeline_goes_on(stack, sit
     async def poison_listed():
         items = (await api.get("/api/dlq", params={"limit": 100})).json()["items"]
         return [e for e in items if e["job_id"] is None and e["reason"] == "malformed_json"]
+
     poison = await eventually(poison_listed, timeout=60, what="the poison in the DLQ")
     report("poison messages", poison_entries=len(poison), **counts)
     assert len(poison) >= 3
@@ -333,6 +371,7 @@ class SlowSite(StaticSite):
         def slow(request, address):  # type: ignore[no-untyped-def]
             time.sleep(1)
             serve(request, address)
+
         self.server.finish_request = slow  # type: ignore[method-assign]
 
 
@@ -356,8 +395,15 @@ async def _frozen_crawler_scenario(stack, api, store, hooks, url: str) -> None:
     events = [e for job_id in ids for e in await audit.job_events(store.events, job_id)]
     completed = sum(e["type"] == "job.completed" for e in events)
     redriven = sum(e["type"] == "job.retry_requested" for e in events)
-    report("SIGSTOP past the stuck threshold", frozen_s=STUCK_AFTER_S + 5, redriven=redriven,
-           completed_events=completed, results=results, total_s=round(time.monotonic() - frozen, 1), **counts)
+    report(
+        "SIGSTOP past the stuck threshold",
+        frozen_s=STUCK_AFTER_S + 5,
+        redriven=redriven,
+        completed_events=completed,
+        results=results,
+        total_s=round(time.monotonic() - frozen, 1),
+        **counts,
+    )
     assert results == len(ids)
     assert redriven > 0, "the frozen crawler's jobs should have been driven again"
 
@@ -366,8 +412,11 @@ async def test_replaying_the_log_twice_gives_the_live_read_model(stack, site, ap
     ids = await submit(api, site.url, n=20)
     await wait_final(store, ids)
     settings = GatewaySettings(
-        kafka_bootstrap=stack.bootstrap, mongo_url=stack.env()["SITEWRIGHT_MONGO_URL"],
-        topic_partitions=stack.config.partitions, retry_backoff_s=BACKOFF_S, env="local",
+        kafka_bootstrap=stack.bootstrap,
+        mongo_url=stack.env()["SITEWRIGHT_MONGO_URL"],
+        topic_partitions=stack.config.partitions,
+        retry_backoff_s=BACKOFF_S,
+        env="local",
     )
     # The live model is compared once it has stopped changing, and only if it did not change while
     # the log was replayed: late events of earlier scenarios' jobs (a notification retried on its
@@ -380,6 +429,7 @@ async def test_replaying_the_log_twice_gives_the_live_read_model(stack, site, ap
         now = await digest(store)
         stable, last = now == last, now
         return now if stable else None
+
     for _ in range(3):
         live = await eventually(settled, timeout=120, what="the live read model to stop changing")
         runs = []
@@ -389,16 +439,26 @@ async def test_replaying_the_log_twice_gives_the_live_read_model(stack, site, ap
         if await digest(store) == live:
             break
     (first, d1), (second, d2) = runs
-    report("replay twice", events=first.events, seconds=round(first.seconds, 1), jobs=live["jobs"]["documents"],
-           digest=d1["sha256"][:16], equal_to_live=d1["sha256"] == live["sha256"])
+    report(
+        "replay twice",
+        events=first.events,
+        seconds=round(first.seconds, 1),
+        jobs=live["jobs"]["documents"],
+        digest=d1["sha256"][:16],
+        equal_to_live=d1["sha256"] == live["sha256"],
+    )
     assert d1 == d2, "two replays of one log must give identical read models"
     # The live projector may still be applying the tail the replays already read: the live model must
     # reach exactly the replayed one.
     try:
-        await eventually(lambda: _equal(digest(store), d1), timeout=60, interval=1, what="the live read model to equal the replay")
+        await eventually(
+            lambda: _equal(digest(store), d1), timeout=60, interval=1, what="the live read model to equal the replay"
+        )
     except AssertionError:
         replayed = Store(store.db, store.db.client[first.database])
-        raise AssertionError(f"a replay must give the live read model; differences: {await differences(store, replayed)}") from None
+        raise AssertionError(
+            f"a replay must give the live read model; differences: {await differences(store, replayed)}"
+        ) from None
 
 
 async def _equal(found: Awaitable[dict], expected: dict) -> bool:
@@ -408,20 +468,31 @@ async def _equal(found: Awaitable[dict], expected: dict) -> bool:
 async def differences(live: Store, replayed: Store, most: int = 3) -> list[tuple[str, str, dict]]:
     """The documents that differ, per collection, with the differing fields (live, replayed)."""
     found = []
-    for name, ours_c, theirs_c in (("jobs", live.jobs, replayed.jobs), ("job_events", live.events, replayed.events),
-                                   ("results", live.results, replayed.results)):
+    for name, ours_c, theirs_c in (
+        ("jobs", live.jobs, replayed.jobs),
+        ("job_events", live.events, replayed.events),
+        ("results", live.results, replayed.results),
+    ):
         # Compared as the digest hashes them (JSON text), which tells 40 from 40.0 where `==` does not.
         def docs(c: AsyncCollection) -> AsyncIterator[dict]:
             return audit.every_event(c) if name == "job_events" else c.find({})
+
         ours = {d["_id"]: canonical(d) async for d in docs(ours_c)}
         theirs = {d["_id"]: canonical(d) async for d in docs(theirs_c)}
 
         def text(v: object) -> str:
             return json.dumps(v, sort_keys=True, default=str)
+
         diff = [k for k in sorted(set(ours) | set(theirs)) if text(ours.get(k)) != text(theirs.get(k))]
         for key in diff[:most]:
             a, b = ours.get(key) or {}, theirs.get(key) or {}
-            found.append((name, key, {k: (text(a.get(k)), text(b.get(k))) for k in set(a) | set(b) if text(a.get(k)) != text(b.get(k))}))
+            found.append(
+                (
+                    name,
+                    key,
+                    {k: (text(a.get(k)), text(b.get(k))) for k in set(a) | set(b) if text(a.get(k)) != text(b.get(k))},
+                )
+            )
     return found
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+
 from sitewright_devstack import prometheus
 from sitewright_devstack.sample_site import StaticSite
 from sitewright_devstack.stack import Stack, StackConfig
-
 from tests.e2e.test_pipeline import wait_finished, wait_ready
 from tests.helpers import eventually
 
@@ -72,7 +72,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     for path in (rules / "rules").glob("*.yml"):
         path.write_text(re.sub(r"(\n\s+for: )\S+", r"\g<1>1s", path.read_text()))
     config = StackConfig(
-        home=home, gateway_port=0, partitions=4, prometheus_dir=rules, prometheus_interval="1s",
+        home=home,
+        gateway_port=0,
+        partitions=4,
+        prometheus_dir=rules,
+        prometheus_interval="1s",
         extra_env={
             "SITEWRIGHT_STUCK_AFTER_S": "4",
             "SITEWRIGHT_RETRY_BACKOFF_S": "[0.2]",
@@ -131,7 +135,13 @@ async def test_metrics_alerts_dashboards_and_traces(stack: Stack):
 
             async def all_targets_up() -> bool:
                 targets = (await prom.get("/api/v1/targets")).json()["data"]["activeTargets"]
-                return {t["labels"]["job"] for t in targets if t["health"] == "up"} >= {"gateway", "crawler", "generator", "notifier"}
+                return {t["labels"]["job"] for t in targets if t["health"] == "up"} >= {
+                    "gateway",
+                    "crawler",
+                    "generator",
+                    "notifier",
+                }
+
             # Prometheus applies discovered targets some seconds after it starts. A counter first
             # scraped after its increments shows no increase, so its alert could never fire: the
             # monitoring must be watching before the failures happen, as it is in production.
@@ -139,7 +149,9 @@ async def test_metrics_alerts_dashboards_and_traces(stack: Stack):
             with StaticSite() as site:
                 good = [(await api.post("/api/jobs", json={"url": site.url})).json()["id"] for _ in range(3)]
                 bad = [(await api.post("/api/jobs", json={"url": closed_port_url()})).json()["id"] for _ in range(3)]
-                stuck = (await api.post("/api/jobs", json={"url": hanging.url, "options": {"timeout_s": 60}})).json()["id"]
+                stuck = (await api.post("/api/jobs", json={"url": hanging.url, "options": {"timeout_s": 60}})).json()[
+                    "id"
+                ]
                 jobs = await wait_finished(api, good + bad, timeout=120)
             assert [jobs[i]["status"] for i in good] == ["completed"] * 3, jobs
             assert [jobs[i]["status"] for i in bad] == ["failed"] * 3, jobs
@@ -161,12 +173,19 @@ async def test_metrics_alerts_dashboards_and_traces(stack: Stack):
                 return firing if wanted <= firing else None
 
             try:
-                firing = await eventually(alerts_firing, timeout=180, interval=0.5, what="stuck, failure-rate and DLQ alerts")
+                firing = await eventually(
+                    alerts_firing, timeout=180, interval=0.5, what="stuck, failure-rate and DLQ alerts"
+                )
             except AssertionError as exc:
-                evidence = {expr: [(r["metric"], r["value"][1]) for r in await query(prom, expr)] for expr in (
-                    "max_over_time(sitewright_jobs_stuck[5m])", "sitewright_dlq_messages_total",
-                    "increase(sitewright_dlq_messages_total[5m])", "ALERTS",
-                )}
+                evidence = {
+                    expr: [(r["metric"], r["value"][1]) for r in await query(prom, expr)]
+                    for expr in (
+                        "max_over_time(sitewright_jobs_stuck[5m])",
+                        "sitewright_dlq_messages_total",
+                        "increase(sitewright_dlq_messages_total[5m])",
+                        "ALERTS",
+                    )
+                }
                 raise AssertionError(f"{exc}; firing at the end: {sorted(seen)}; {evidence}") from None
             assert "SitewrightServiceDown" not in firing
             assert (await api.get(f"/api/jobs/{stuck}")).json()["status"] == "crawling"
@@ -178,12 +197,19 @@ async def test_metrics_alerts_dashboards_and_traces(stack: Stack):
                 return None if empty else ["ok"]
 
             try:
-                await eventually(every_panel_has_data, timeout=30, interval=1, what="every dashboard panel's query to return data")
+                await eventually(
+                    every_panel_has_data, timeout=30, interval=1, what="every dashboard panel's query to return data"
+                )
             except AssertionError:
                 empty = [(d, t, e) for d, t, e in panel_queries() if not await query(prom, e)]
                 raise AssertionError(f"panels without data: {empty}") from None
             lag_groups = {r["metric"]["group"] for r in await query(prom, "sitewright_consumer_lag")}
-            assert {"sitewright-crawler", "sitewright-generator", "sitewright-notifier", "sitewright-projector"} <= lag_groups
+            assert {
+                "sitewright-crawler",
+                "sitewright-generator",
+                "sitewright-notifier",
+                "sitewright-projector",
+            } <= lag_groups
             routes = {r["metric"]["route"] for r in await query(prom, "sitewright_http_requests_total")}
             assert "/api/jobs/{job_id}" in routes and not any(g in r for g in good for r in routes), routes
     finally:
@@ -194,6 +220,8 @@ async def test_metrics_alerts_dashboards_and_traces(stack: Stack):
         lines = job_log_lines(stack.logs, job_id)
         services = {line["service"] for line in lines}
         traces = {line.get("trace_id") for line in lines}
-        expected = {"gateway", "crawler", "generator", "notifier"} if job_id in good else {"gateway", "crawler", "notifier"}
+        expected = (
+            {"gateway", "crawler", "generator", "notifier"} if job_id in good else {"gateway", "crawler", "notifier"}
+        )
         assert services >= expected, (job_id, services)
         assert len(traces) == 1 and None not in traces, (job_id, traces, lines)

@@ -7,13 +7,12 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
+
 from sitewright_devstack.sample_site import SAMPLE_SITE, StaticSite
 from sitewright_devstack.stack import Stack, StackConfig
-
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
@@ -54,6 +53,7 @@ async def wait_ready(api: httpx.AsyncClient) -> None:
             return (await api.get("/readyz")).status_code == 200
         except httpx.HTTPError:
             return False
+
     await eventually(ready, timeout=60, what="gateway ready")
 
 
@@ -61,6 +61,7 @@ async def wait_finished(api: httpx.AsyncClient, ids: list[str], timeout: float =
     async def all_done():
         jobs = {i: (await api.get(f"/api/jobs/{i}")).json() for i in ids}
         return jobs if all(j["status"] in ("completed", "failed", "cancelled") for j in jobs.values()) else None
+
     return await eventually(all_done, timeout=timeout, interval=0.25, what=f"{len(ids)} jobs to finish")
 
 
@@ -80,8 +81,14 @@ async def test_jobs_complete_through_all_four_services(stack: Stack, site: Stati
             assert job["status"] == "completed" and job["progress"] == 100, job
             assert job["pages_crawled"] >= 3
             types = [e["type"] for e in (await api.get(f"/api/jobs/{job_id}/events")).json()]
-            for expected in ("job.requested", "crawl.started", "crawl.succeeded", "generation.started",
-                             "parsing.started", "job.completed"):
+            for expected in (
+                "job.requested",
+                "crawl.started",
+                "crawl.succeeded",
+                "generation.started",
+                "parsing.started",
+                "job.completed",
+            ):
                 assert expected in types, (expected, types)
             assert types.index("crawl.started") < types.index("crawl.succeeded") < types.index("generation.started")
             assert types.index("parsing.started") < types.index("job.completed")
@@ -120,11 +127,15 @@ async def test_restarting_the_gateway_and_workers_mid_run_loses_no_job(stack: St
     try:
         async with httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.headers, timeout=10) as api:
             await wait_ready(api)
-            ids = [(await api.post("/api/jobs", json={"url": url, "options": {"max_pages": 6}})).json()["id"] for _ in range(8)]
+            ids = [
+                (await api.post("/api/jobs", json={"url": url, "options": {"max_pages": 6}})).json()["id"]
+                for _ in range(8)
+            ]
 
             async def some_crawling():
                 statuses = [(await api.get(f"/api/jobs/{i}")).json()["status"] for i in ids]
                 return "crawling" in statuses
+
             await eventually(some_crawling, what="jobs mid-crawl")
 
             # A crash (SIGKILL) of the workers, and a clean restart of the gateway.
@@ -135,6 +146,8 @@ async def test_restarting_the_gateway_and_workers_mid_run_loses_no_job(stack: St
                 stack.start_service(name)
             await wait_ready(api)
             jobs = await wait_finished(api, ids, timeout=180)
-        assert {j["status"] for j in jobs.values()} == {"completed"}, {i: (j["status"], j["error"]) for i, j in jobs.items()}
+        assert {j["status"] for j in jobs.values()} == {"completed"}, {
+            i: (j["status"], j["error"]) for i, j in jobs.items()
+        }
     finally:
         slow.shutdown()

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from aiokafka.structs import ConsumerRecord
+
 from sitewright_contracts import Topics, decode
 from sitewright_contracts import events as ev
 from sitewright_runtime.consumer import BatchConsumer, Delivery, KeyedConsumer
@@ -25,19 +26,27 @@ def started(job_id: str) -> None:
 async def main(bootstrap: str, topic: str, group: str, kind: str) -> None:
     forever = asyncio.Event()
     if kind == "keyed":
+
         async def handle(event: ev.Event, _: Delivery) -> None:
             started(event.job_id)
             await forever.wait()
+
         publisher = Publisher(bootstrap, "member", Topics())
         consumer: KeyedConsumer | BatchConsumer = KeyedConsumer(
-            bootstrap=bootstrap, topic=topic, group=group, name="member", handlers={"job.requested": handle},
+            bootstrap=bootstrap,
+            topic=topic,
+            group=group,
+            name="member",
+            handlers={"job.requested": handle},
             publisher=publisher,
         )
     else:
+
         async def on_batch(records: Sequence[ConsumerRecord]) -> None:
             for record in records:
                 started(decode(record.value).job_id)
             await forever.wait()
+
         consumer = BatchConsumer(bootstrap=bootstrap, topic=topic, group=group, name="member", on_batch=on_batch)
     await consumer.run()
 

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
 from sitewright_devstack import infra
 
 
@@ -57,7 +58,7 @@ class ScriptedServer:
     body: bytes = b""
     requests: list[Request] = field(default_factory=list)
 
-    def __enter__(self) -> "ScriptedServer":
+    def __enter__(self) -> ScriptedServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -133,8 +134,14 @@ class TwilioApi(ScriptedServer):
         status, headers, _ = super().answer(request)
         form = {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
         if status == 201:
-            resource = {"sid": f"SM{len(self.requests):032d}", "status": "queued", "to": form.get("To"),
-                        "from": form.get("From"), "body": form.get("Body"), "account_sid": self.account_sid}
+            resource = {
+                "sid": f"SM{len(self.requests):032d}",
+                "status": "queued",
+                "to": form.get("To"),
+                "from": form.get("From"),
+                "body": form.get("Body"),
+                "account_sid": self.account_sid,
+            }
             return 201, {"content-type": "application/json"}, json.dumps(resource).encode()
         body = self.error_body or {"code": 20500 if status >= 500 else 20429, "message": f"HTTP {status}"}
         return status, {"content-type": "application/json", **headers}, json.dumps(body).encode()
@@ -166,7 +173,9 @@ class MailHandler:
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
-        self.messages.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), envelope.content, session.ssl is not None, login))
+        self.messages.append(
+            Mail(envelope.mail_from, list(envelope.rcpt_tos), envelope.content, session.ssl is not None, login)
+        )
         return "250 Message accepted"
 
 
@@ -174,14 +183,33 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     """(certificate, key) for localhost and 127.0.0.1, made with the openssl command."""
     cert, key = directory / "smtp.crt", directory / "smtp.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
 
-def smtp_server(handler: MailHandler, *, cert: tuple[Path, Path] | None = None, users: dict[str, str] | None = None) -> Controller:
+def smtp_server(
+    handler: MailHandler, *, cert: tuple[Path, Path] | None = None, users: dict[str, str] | None = None
+) -> Controller:
     """A started aiosmtpd server on a free port; with `cert` it requires STARTTLS, with `users` a login."""
     options: dict[str, Any] = {}
     if cert is not None:
@@ -189,9 +217,14 @@ def smtp_server(handler: MailHandler, *, cert: tuple[Path, Path] | None = None, 
         context.load_cert_chain(str(cert[0]), str(cert[1]))
         options |= {"tls_context": context, "require_starttls": True}
     if users is not None:
+
         def authenticate(server, session, envelope, mechanism, auth_data):
-            ok = isinstance(auth_data, LoginPassword) and users.get(auth_data.login.decode()) == auth_data.password.decode()
+            ok = (
+                isinstance(auth_data, LoginPassword)
+                and users.get(auth_data.login.decode()) == auth_data.password.decode()
+            )
             return AuthResult(success=ok, auth_data=auth_data)
+
         options |= {"authenticator": authenticate, "auth_required": True, "auth_require_tls": cert is not None}
     controller = Controller(handler, hostname="127.0.0.1", port=infra.free_port(), **options)
     controller.start()

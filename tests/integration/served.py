@@ -7,11 +7,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+
 from sitewright_devstack.infra import free_port
 from sitewright_gateway.config import GatewaySettings
 from sitewright_gateway.main import create_app
 from sitewright_gateway.web.server import GatewayServer, uvicorn_config
-
 from tests.helpers import eventually
 
 

@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+
 from sitewright_cli.config import CliConfig
 from sitewright_cli.main import main
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import ErrorInfo
 from sitewright_devstack.infra import free_port
 from sitewright_devstack.synthetic import job_story
-
 from tests.helpers import TEST_API_KEY
 from tests.integration.served import served
 from tests.integration.test_gateway_api import gateway_settings
@@ -35,8 +35,14 @@ class Cli:
 
     async def start(self, *args: str) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sitewright_cli", *args, env=self.env, cwd=self.cwd,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "sitewright_cli",
+            *args,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
 
     async def run(self, *args: str) -> tuple[int, str, str]:
@@ -62,7 +68,9 @@ async def finish(proc: asyncio.subprocess.Process, timeout: float = 120) -> tupl
     return proc.returncode or 0, out.decode(), err.decode()
 
 
-async def test_submit_follow_exits_0_when_the_job_completes_and_the_other_commands_show_it(kafka_bootstrap, mongo_url, unique, tmp_path):
+async def test_submit_follow_exits_0_when_the_job_completes_and_the_other_commands_show_it(
+    kafka_bootstrap, mongo_url, unique, tmp_path
+):
     settings = gateway_settings(kafka_bootstrap, mongo_url, unique)
     async with served(settings) as base, publisher(kafka_bootstrap, settings.topic_prefix) as publish:
         cli = Cli(base, tmp_path)
@@ -93,10 +101,12 @@ async def test_follow_exits_1_with_the_reason_when_the_job_fails(kafka_bootstrap
         proc = await Cli(base, tmp_path).start("submit", URL, "--follow")
         job_id = await submitted(proc)
         error = ErrorInfo(code="site_unreachable", message="the site did not answer", retryable=False)
-        await publish([
-            ev.CrawlStarted(job_id=job_id, data=ev.CrawlStartedData(url=URL)),
-            ev.JobFailed(job_id=job_id, data=ev.JobFailedData(stage="crawl", error=error)),
-        ])
+        await publish(
+            [
+                ev.CrawlStarted(job_id=job_id, data=ev.CrawlStartedData(url=URL)),
+                ev.JobFailed(job_id=job_id, data=ev.JobFailedData(stage="crawl", error=error)),
+            ]
+        )
         code, out, err = await finish(proc)
     assert code == 1, (out, err)
     assert f"{job_id}  failed: site_unreachable: the site did not answer" in out

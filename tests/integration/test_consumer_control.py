@@ -9,7 +9,6 @@ from sitewright_contracts import events as ev
 from sitewright_runtime.consumer import Delivery, KeyedConsumer
 from sitewright_runtime.control import ControlListener
 from sitewright_runtime.kafka import Publisher, ensure_topics
-
 from tests.helpers import eventually
 
 
@@ -30,8 +29,13 @@ async def test_a_saturated_worker_starts_the_highest_priority_waiting_job_first(
         await release.wait()
 
     consumer = KeyedConsumer(
-        bootstrap=kafka_bootstrap, topic=topics.events, group=f"g{unique}", name="prio",
-        handlers={"job.requested": handle}, publisher=publisher, max_in_flight=1,
+        bootstrap=kafka_bootstrap,
+        topic=topics.events,
+        group=f"g{unique}",
+        name="prio",
+        handlers={"job.requested": handle},
+        publisher=publisher,
+        max_in_flight=1,
     )
     task = asyncio.create_task(consumer.run())
     try:
@@ -62,10 +66,16 @@ async def test_a_paused_stage_takes_no_new_work_until_resumed_and_loses_nothing(
         handled.append(event.job_id)
 
     consumer = KeyedConsumer(
-        bootstrap=kafka_bootstrap, topic=topics.events, group=f"g{unique}", name="paused",
-        handlers={"job.requested": handle}, publisher=publisher,
+        bootstrap=kafka_bootstrap,
+        topic=topics.events,
+        group=f"g{unique}",
+        name="paused",
+        handlers={"job.requested": handle},
+        publisher=publisher,
     )
-    control = ControlListener(bootstrap=kafka_bootstrap, topic=topics.control, stage="crawl", consumers=[consumer], client_id="t")
+    control = ControlListener(
+        bootstrap=kafka_bootstrap, topic=topics.control, stage="crawl", consumers=[consumer], client_id="t"
+    )
     # Paused before this instance starts: it must start paused, from the control topic's history.
     await publisher.publish(
         [ev.StagePaused(job_id="stage:crawl", data=ev.StageControlData(stage="crawl"))], topic=topics.control

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from aiokafka.structs import ConsumerRecord
+
 from sitewright_contracts import Topics, decode, uuid7
 from sitewright_contracts import events as ev
 from sitewright_runtime.consumer import BatchConsumer, Delivery, KeyedConsumer
 from sitewright_runtime.kafka import Publisher, ensure_topics
-
 from tests.helpers import eventually
 
 ROOT = Path(__file__).parents[2]
@@ -41,15 +41,30 @@ async def test_the_survivor_of_a_killed_member_takes_over_its_unfinished_and_new
         handled.extend(decode(r.value).job_id for r in records)
 
     survivor: KeyedConsumer | BatchConsumer = (
-        KeyedConsumer(bootstrap=kafka_bootstrap, topic=topics.events, group=group, name="survivor",
-                      handlers={"job.requested": handle}, publisher=publisher)
-        if kind == "keyed" else
-        BatchConsumer(bootstrap=kafka_bootstrap, topic=topics.events, group=group, name="survivor", on_batch=on_batch)
+        KeyedConsumer(
+            bootstrap=kafka_bootstrap,
+            topic=topics.events,
+            group=group,
+            name="survivor",
+            handlers={"job.requested": handle},
+            publisher=publisher,
+        )
+        if kind == "keyed"
+        else BatchConsumer(
+            bootstrap=kafka_bootstrap, topic=topics.events, group=group, name="survivor", on_batch=on_batch
+        )
     )
     # The other member takes what it is given and never finishes it, until it is killed.
     member = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.integration.group_member", kafka_bootstrap, topics.events, group, kind,
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tests.integration.group_member",
+        kafka_bootstrap,
+        topics.events,
+        group,
+        kind,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
     )
     taken: list[str] = []
 
@@ -58,25 +73,36 @@ async def test_the_survivor_of_a_killed_member_takes_over_its_unfinished_and_new
         async for line in member.stdout:  # its log lines go there too
             if line.startswith(b"started "):
                 taken.append(line.decode().split()[1])
+
     reader = asyncio.create_task(read_member())
     task = asyncio.create_task(survivor.run())
     try:
+
         def owned() -> int:
             return len(survivor._consumer.assignment()) if survivor.running else 0
-        await eventually(lambda: asyncio.sleep(0, owned() == PARTITIONS // 2), timeout=60, what="the group split in two")
+
+        await eventually(
+            lambda: asyncio.sleep(0, owned() == PARTITIONS // 2), timeout=60, what="the group split in two"
+        )
         # At least once: a rebalance may hand a job to both members.
         before = requests(40)
         await publisher.publish(before)
-        await eventually(lambda: asyncio.sleep(0, set(handled) | set(taken) >= {j.job_id for j in before}), timeout=30,
-                         what="every job taken by one member or the other")
+        await eventually(
+            lambda: asyncio.sleep(0, set(handled) | set(taken) >= {j.job_id for j in before}),
+            timeout=30,
+            what="every job taken by one member or the other",
+        )
         assert taken, "the member took none of the work: the test would prove nothing"
         member.send_signal(signal.SIGKILL)
         await member.wait()
         after = requests(40)
         await publisher.publish(after)
         expected = set(taken) | {j.job_id for j in before} | {j.job_id for j in after}
-        await eventually(lambda: asyncio.sleep(0, expected <= set(handled)), timeout=60,
-                         what="the survivor handling the killed member's unfinished jobs and the new ones")
+        await eventually(
+            lambda: asyncio.sleep(0, expected <= set(handled)),
+            timeout=60,
+            what="the survivor handling the killed member's unfinished jobs and the new ones",
+        )
         assert owned() == PARTITIONS
     finally:
         if member.returncode is None:

@@ -10,6 +10,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
+
 from sitewright_contracts.models import CrawlContext
 from sitewright_crawler.crawl import CrawlError, CrawlLimits, crawl
 from sitewright_crawler.robots import RobotsCache
@@ -55,7 +56,9 @@ async def fails(site: FixtureSite, path: str, client: httpx.AsyncClient, **limit
 
 
 def paths(context: CrawlContext) -> list[str]:
-    return [urlsplit(p.url).path + (f"?{urlsplit(p.url).query}" if urlsplit(p.url).query else "") for p in context.pages]
+    return [
+        urlsplit(p.url).path + (f"?{urlsplit(p.url).query}" if urlsplit(p.url).query else "") for p in context.pages
+    ]
 
 
 # -- the walk ------------------------------------------------------------------
@@ -157,17 +160,35 @@ async def test_later_crawls_reuse_robots_txt_and_still_honour_its_crawl_delay(cl
     cache = RobotsCache(ttl_s=60)
     with FixtureSite(sections=2, pages_per_section=2, crawl_delay=0.3) as site:
         for _ in range(2):
-            await crawl(site.url("/"), CrawlLimits(max_pages=3, max_depth=1, concurrency=4, use_sitemap=False),
-                        client=client, guard=LOOPBACK, user_agent=USER_AGENT, robots_cache=cache)
+            await crawl(
+                site.url("/"),
+                CrawlLimits(max_pages=3, max_depth=1, concurrency=4, use_sitemap=False),
+                client=client,
+                guard=LOOPBACK,
+                user_agent=USER_AGENT,
+                robots_cache=cache,
+            )
         assert site.hits("/robots.txt") == 1
         second = [r.at for r in site.requests if r.path != "/robots.txt"][3:]
         assert len(second) >= 3 and min(b - a for a, b in zip(second, second[1:])) >= 0.25
         # Another agent's rules are its own, and an expired entry is asked for again.
-        await crawl(site.url("/"), CrawlLimits(max_pages=1, use_sitemap=False), client=client, guard=LOOPBACK,
-                    user_agent="OtherBot/2.0", robots_cache=cache)
+        await crawl(
+            site.url("/"),
+            CrawlLimits(max_pages=1, use_sitemap=False),
+            client=client,
+            guard=LOOPBACK,
+            user_agent="OtherBot/2.0",
+            robots_cache=cache,
+        )
         assert site.hits("/robots.txt") == 2
-        await crawl(site.url("/"), CrawlLimits(max_pages=1, use_sitemap=False), client=client, guard=LOOPBACK,
-                    user_agent=USER_AGENT, robots_cache=RobotsCache(ttl_s=0))
+        await crawl(
+            site.url("/"),
+            CrawlLimits(max_pages=1, use_sitemap=False),
+            client=client,
+            guard=LOOPBACK,
+            user_agent=USER_AGENT,
+            robots_cache=RobotsCache(ttl_s=0),
+        )
         assert site.hits("/robots.txt") == 3
 
 

@@ -12,13 +12,15 @@ from sitewright_crawler.config import CrawlerSettings
 from sitewright_crawler.main import create_app as crawler_app
 from sitewright_devstack.fixture_site import FixtureSite
 from sitewright_runtime.kafka import Publisher
-
 from tests.helpers import read_topic
 
 
 def settings_for(kafka: str, unique: str, **extra: Any) -> CrawlerSettings:
     values: dict[str, Any] = dict(
-        kafka_bootstrap=kafka, topic_prefix=f"c{unique}.", topic_partitions=2, env="local",
+        kafka_bootstrap=kafka,
+        topic_prefix=f"c{unique}.",
+        topic_partitions=2,
+        env="local",
         crawler_group=f"crawler-{unique}",
     )
     return CrawlerSettings(**(values | extra))
@@ -55,7 +57,9 @@ async def test_progress_is_throttled_and_stays_in_the_crawl_band(kafka_bootstrap
         job = request(site.url("/"), max_pages=14, concurrency=1, use_sitemap=False)
         async with crawler_app(settings).running():
             await publish(kafka_bootstrap, settings.topic_prefix, job)
-            records = await read_topic(kafka_bootstrap, settings.topics.events, until=has(job.job_id, "crawl.succeeded"), timeout=60)
+            records = await read_topic(
+                kafka_bootstrap, settings.topics.events, until=has(job.job_id, "crawl.succeeded"), timeout=60
+            )
     events = events_of(records, job.job_id)
     progress = [e for e in events if isinstance(e, ev.CrawlProgress)]
     assert len(progress) >= 2
@@ -84,15 +88,22 @@ async def test_a_blocked_address_fails_the_job_with_a_clear_code(kafka_bootstrap
 async def test_a_slow_site_does_not_hold_up_other_jobs(kafka_bootstrap, unique):
     # One partition: both jobs' messages share it, so only key-level concurrency lets the fast one pass.
     settings = settings_for(kafka_bootstrap, unique, topic_partitions=1)
-    with FixtureSite(sections=2, pages_per_section=3, page_delay_s=1.0) as slow, FixtureSite(sections=2, pages_per_section=3) as fast:
+    with (
+        FixtureSite(sections=2, pages_per_section=3, page_delay_s=1.0) as slow,
+        FixtureSite(sections=2, pages_per_section=3) as fast,
+    ):
         slow_job = request(slow.url("/"), max_pages=6, concurrency=1, use_sitemap=False)
         fast_job = request(fast.url("/"), max_pages=6, use_sitemap=False)
         async with crawler_app(settings).running():
             await publish(kafka_bootstrap, settings.topic_prefix, slow_job, fast_job)
-            records = await read_topic(kafka_bootstrap, settings.topics.events, until=has(fast_job.job_id, "crawl.succeeded"), timeout=60)
+            records = await read_topic(
+                kafka_bootstrap, settings.topics.events, until=has(fast_job.job_id, "crawl.succeeded"), timeout=60
+            )
             assert not has(slow_job.job_id, "crawl.succeeded")(records)  # still crawling
             assert has(slow_job.job_id, "crawl.started")(records)  # and started before the fast one finished
-            await read_topic(kafka_bootstrap, settings.topics.events, until=has(slow_job.job_id, "crawl.succeeded"), timeout=60)
+            await read_topic(
+                kafka_bootstrap, settings.topics.events, until=has(slow_job.job_id, "crawl.succeeded"), timeout=60
+            )
 
 
 async def test_cancel_stops_a_crawl_in_progress(kafka_bootstrap, unique):
@@ -105,13 +116,19 @@ async def test_cancel_stops_a_crawl_in_progress(kafka_bootstrap, unique):
         job = request(slow.url("/"), max_pages=40, concurrency=1, use_sitemap=False)
         async with crawler_app(settings).running():
             await publish(kafka_bootstrap, settings.topic_prefix, job)
-            await read_topic(kafka_bootstrap, settings.topics.events, until=has(job.job_id, "crawl.progress"), timeout=30)
+            await read_topic(
+                kafka_bootstrap, settings.topics.events, until=has(job.job_id, "crawl.progress"), timeout=30
+            )
             cancel = ev.JobCancelRequested(job_id=job.job_id, producer="gateway")
             asked = time.monotonic()
-            await publish(kafka_bootstrap, settings.topic_prefix, cancel, ev.JobCancelled(job_id=job.job_id, producer="gateway"))
+            await publish(
+                kafka_bootstrap, settings.topic_prefix, cancel, ev.JobCancelled(job_id=job.job_id, producer="gateway")
+            )
             sentinel = request(other.url("/"), max_pages=4, concurrency=1, use_sitemap=False)
             await publish(kafka_bootstrap, settings.topic_prefix, sentinel)
-            records = await read_topic(kafka_bootstrap, settings.topics.events, until=has(sentinel.job_id, "crawl.succeeded"), timeout=60)
+            records = await read_topic(
+                kafka_bootstrap, settings.topics.events, until=has(sentinel.job_id, "crawl.succeeded"), timeout=60
+            )
             finished = time.monotonic()
         last_request = max(r.at for r in slow.requests)
     assert finished - asked > 1.5  # the sentinel gave a running crawl time to go on
@@ -133,6 +150,8 @@ async def test_a_request_after_its_cancel_does_not_crawl(kafka_bootstrap, unique
             await publish(kafka_bootstrap, settings.topic_prefix, ev.JobCancelRequested(job_id=job.job_id), job)
             sentinel = request(site.url("/about"), max_depth=0)
             await publish(kafka_bootstrap, settings.topic_prefix, sentinel)
-            records = await read_topic(kafka_bootstrap, settings.topics.events, until=has(sentinel.job_id, "crawl.succeeded"))
+            records = await read_topic(
+                kafka_bootstrap, settings.topics.events, until=has(sentinel.job_id, "crawl.succeeded")
+            )
         assert [r.path for r in site.requests] == ["/robots.txt", "/about"]  # only the sentinel's
     assert [e.type for e in events_of(records, job.job_id)] == ["job.cancel_requested", "job.requested"]

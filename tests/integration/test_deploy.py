@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+
 from sitewright_devstack import infra
 from sitewright_devstack import prometheus as prometheus_server
 
@@ -53,9 +54,14 @@ def run(*argv: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subp
 
 # -- Prometheus -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("config", [PROMETHEUS / "prometheus.yml", DEPLOY / "k8s" / "prometheus.yml"], ids=["compose", "k8s"])
+
+@pytest.mark.parametrize(
+    "config", [PROMETHEUS / "prometheus.yml", DEPLOY / "k8s" / "prometheus.yml"], ids=["compose", "k8s"]
+)
 def test_promtool_checks_the_configs(config: Path):
-    out = run(tool("promtool"), "check", "config", "--syntax-only" if "k8s" in str(config) else "--lint=all", str(config))
+    out = run(
+        tool("promtool"), "check", "config", "--syntax-only" if "k8s" in str(config) else "--lint=all", str(config)
+    )
     assert "SUCCESS" in out.stdout + out.stderr
 
 
@@ -81,8 +87,14 @@ def test_every_alert_has_a_unit_test_that_expects_it_to_fire():
     for path in (PROMETHEUS / "tests").glob("*.yml"):
         for case in yaml.safe_load(path.read_text())["tests"]:
             tested |= {t["alertname"] for t in case.get("alert_rule_test", []) if t.get("exp_alerts")}
-    required = {"SitewrightJobsStuck", "SitewrightJobFailureRateHigh", "SitewrightConsumerLagGrowing",
-                "SitewrightNoThroughput", "SitewrightServiceDown", "SitewrightDeadLetters"}
+    required = {
+        "SitewrightJobsStuck",
+        "SitewrightJobFailureRateHigh",
+        "SitewrightConsumerLagGrowing",
+        "SitewrightNoThroughput",
+        "SitewrightServiceDown",
+        "SitewrightDeadLetters",
+    }
     assert required <= alert_names()
     assert alert_names() - tested == set(), "alerts without a firing test"
 
@@ -107,6 +119,7 @@ def test_prometheus_loads_the_deploy_rules(prometheus: str):
 
 # -- Grafana ----------------------------------------------------------------------------------
 
+
 def dashboard_queries(path: Path) -> list[tuple[str, str]]:
     return [(p["title"], t["expr"]) for p in json.loads(path.read_text())["panels"] for t in p.get("targets", [])]
 
@@ -114,6 +127,7 @@ def dashboard_queries(path: Path) -> list[tuple[str, str]]:
 def defined_metric_names() -> set[str]:
     """Every series name the services can expose (counters' _total, histograms' _bucket/_count/_sum)."""
     from prometheus_client import REGISTRY
+
     from sitewright_runtime import metrics  # noqa: F401  (registers them)
 
     names = {"up"}
@@ -129,7 +143,9 @@ def defined_metric_names() -> set[str]:
 
 def test_dashboards_are_valid_with_unique_panel_ids_and_the_provisioned_datasource():
     assert {p.stem for p in DASHBOARDS} == {"overview", "stages", "log"}
-    datasource = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][0]
+    datasource = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text())[
+        "datasources"
+    ][0]
     uids = set()
     for path in DASHBOARDS:
         board = json.loads(path.read_text())
@@ -170,9 +186,12 @@ def test_rules_use_defined_metrics():
 
 # -- docker-compose.yml -----------------------------------------------------------------------
 
+
 def check_compose_schema(path: Path) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("check-jsonschema")
-    return subprocess.run([str(exe), "--builtin-schema", "vendor.compose-spec", str(path)], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(exe), "--builtin-schema", "vendor.compose-spec", str(path)], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_compose_file_matches_the_compose_spec(tmp_path: Path):
@@ -188,14 +207,18 @@ def test_compose_stack_structure():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
     assert {"redpanda", "mongo", "prometheus", "grafana", *SERVICES} <= set(services)
-    assert any(v.startswith("redpanda:") for v in services["redpanda"]["volumes"]), "the broker needs a persistent volume"
+    assert any(v.startswith("redpanda:") for v in services["redpanda"]["volumes"]), (
+        "the broker needs a persistent volume"
+    )
     assert "--replSet" in services["mongo"]["command"], "MongoDB must run as a replica set"
     for name, service in services.items():
         for dependency, condition in (service.get("depends_on") or {}).items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
             assert condition["condition"] in ("service_healthy", "service_started", "service_completed_successfully")
             if condition["condition"] == "service_healthy":
-                assert "healthcheck" in services[dependency], f"{name} waits for {dependency} to be healthy; it has no check"
+                assert "healthcheck" in services[dependency], (
+                    f"{name} waits for {dependency} to be healthy; it has no check"
+                )
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             if source.startswith("."):
@@ -214,7 +237,11 @@ def test_compose_stack_structure():
             assert service["deploy"]["replicas"] >= 2
     # Prometheus scrapes each service by its compose name, on the port the service serves /metrics on.
     scrape = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"]
-    ports = {j["job_name"]: (j["dns_sd_configs"][0]["names"], j["dns_sd_configs"][0]["port"]) for j in scrape if j["job_name"] in SERVICES}
+    ports = {
+        j["job_name"]: (j["dns_sd_configs"][0]["names"], j["dns_sd_configs"][0]["port"])
+        for j in scrape
+        if j["job_name"] in SERVICES
+    }
     assert set(ports) == set(SERVICES)
     for name, (names, port) in ports.items():
         env = services[name]["environment"]
@@ -224,6 +251,7 @@ def test_compose_stack_structure():
 
 # -- deploy/Dockerfile ------------------------------------------------------------------------
 
+
 def dockerfile_instructions() -> list[tuple[str, str]]:
     text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
@@ -232,11 +260,17 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 def stage_context(dest: Path) -> None:
     """Copy the repository as Docker would send it as the build context (without .dockerignore's paths)."""
-    patterns = [p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines() if p.strip() and not p.startswith("#")]
+    patterns = [
+        p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines() if p.strip() and not p.startswith("#")
+    ]
 
     def ignored(rel: str) -> bool:
-        return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(rel, p.removeprefix("**/")) or
-                   fnmatch.fnmatch(Path(rel).name, p.removeprefix("**/")) for p in patterns)
+        return any(
+            fnmatch.fnmatch(rel, p)
+            or fnmatch.fnmatch(rel, p.removeprefix("**/"))
+            or fnmatch.fnmatch(Path(rel).name, p.removeprefix("**/"))
+            for p in patterns
+        )
 
     for path in ROOT.rglob("*"):
         rel = path.relative_to(ROOT).as_posix()
@@ -252,7 +286,9 @@ def test_dockerfile_copy_sources_exist():
     for *sources, _dest in copies:
         for source in sources:
             assert (ROOT / source).exists(), f"COPY {source}: not in the repository root"
-            assert not (ROOT / ".dockerignore").read_text().count(f"\n{source}\n"), f"COPY {source} is excluded by .dockerignore"
+            assert not (ROOT / ".dockerignore").read_text().count(f"\n{source}\n"), (
+                f"COPY {source} is excluded by .dockerignore"
+            )
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -290,6 +326,7 @@ def test_dockerfile_builds_each_service(service: str, tmp_path: Path):
 
 # -- deploy/k8s -------------------------------------------------------------------------------
 
+
 def k8s_documents() -> list[dict]:
     kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
     docs = []
@@ -324,10 +361,14 @@ def test_k8s_manifests_agree_with_each_other():
                 assert source["configMapRef"]["name"] in configmaps
         env = {**configmaps["sitewright-config"]["data"], **{e["name"]: e["value"] for e in container.get("env", [])}}
         assert "SITEWRIGHT_KAFKA_BOOTSTRAP" in env
-        assert int(env["SITEWRIGHT_TOPIC_PARTITIONS"]) >= spec["replicas"], "replicas beyond the partition count sit idle"
+        assert int(env["SITEWRIGHT_TOPIC_PARTITIONS"]) >= spec["replicas"], (
+            "replicas beyond the partition count sit idle"
+        )
     for service in by_kind["Service"]:
         selector = service["spec"]["selector"]
-        matching = [d for d in deployments.values() if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()]
+        matching = [
+            d for d in deployments.values() if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+        ]
         assert matching, f"Service {service['metadata']['name']} selects no pods"
     # Prometheus in the cluster scrapes each headless Service by name on the port the pods serve.
     headless = {s["metadata"]["name"]: s for s in by_kind["Service"] if s["spec"].get("clusterIP") == "None"}

@@ -7,20 +7,25 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+
 from sitewright_gateway.config import GatewaySettings
 from sitewright_gateway.main import create_app
-
 from tests.helpers import AUTH, TEST_API_KEY, eventually
 
 
 def gateway_settings(kafka: str, mongo: str, unique: str, **extra: object) -> GatewaySettings:
     return GatewaySettings(
-        kafka_bootstrap=kafka, mongo_url=mongo, mongo_db=f"gw_{unique}", topic_prefix=f"t{unique}.",
-        projector_group=f"projector-{unique}", env="local", topic_partitions=2,
-        bootstrap_api_key=TEST_API_KEY, **extra,
+        kafka_bootstrap=kafka,
+        mongo_url=mongo,
+        mongo_db=f"gw_{unique}",
+        topic_prefix=f"t{unique}.",
+        projector_group=f"projector-{unique}",
+        env="local",
+        topic_partitions=2,
+        bootstrap_api_key=TEST_API_KEY,
+        **extra,
     )
 
 
@@ -32,7 +37,9 @@ async def gateway(
     app = app or create_app(settings)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway", headers=AUTH if headers is None else headers) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gateway", headers=AUTH if headers is None else headers
+        ) as client:
             yield client
 
 
@@ -60,6 +67,7 @@ async def test_a_job_accepted_while_the_log_is_unreachable_is_published_later(ka
         async def projected(job_id):
             events = (await client.get(f"/api/jobs/{job_id}/events")).json()
             return [e["type"] for e in events] == ["job.requested"] and events
+
         for job_id in (on_time, deferred):
             await eventually(lambda: projected(job_id), timeout=30, what=f"the request of {job_id} on the log")
         doc = await state.store.jobs.find_one({"_id": deferred})
@@ -86,11 +94,14 @@ async def test_get_after_post_finds_the_job_on_a_second_instance(kafka_bootstrap
         async def request_projected():
             events = (await second.get(f"/api/jobs/{body['id']}/events")).json()
             return [e["type"] for e in events] == ["job.requested"] and events
+
         events = await eventually(request_projected, what="job.requested in the audit trail")
         assert events[0]["offset"] >= 0
 
 
-async def test_the_gateway_records_a_published_request_so_the_projector_writes_nothing_for_it(kafka_bootstrap, mongo_url, unique):
+async def test_the_gateway_records_a_published_request_so_the_projector_writes_nothing_for_it(
+    kafka_bootstrap, mongo_url, unique
+):
     """The document goes in at the place the broker gave the request, with the request's page of the
     audit trail; the projector then reads the request and has nothing to write. If that page could not
     be written, the document says so (no position) and the projector records the request itself, even
@@ -109,6 +120,7 @@ async def test_the_gateway_records_a_published_request_so_the_projector_writes_n
         # Its own topics: the request is the only event the projector has to read.
         async def read():
             return state.projection.applied == 1
+
         await eventually(read, what="the projector reading the request")
         assert await state.store.jobs.find_one({"_id": job_id}) == doc  # not written again
         assert await state.store.events.count_documents({"job_id": job_id}) == 1
@@ -118,6 +130,7 @@ async def test_the_gateway_records_a_published_request_so_the_projector_writes_n
             async def unwritable(page, delay_s=delay_s):
                 await asyncio.sleep(delay_s)
                 raise ConnectionError("database gone")
+
             state.page_inserts.insert = unwritable
             job_id = (await client.post("/api/jobs", json={"url": f"https://example.com/{delay_s}"})).json()["id"]
 
@@ -126,6 +139,7 @@ async def test_the_gateway_records_a_published_request_so_the_projector_writes_n
                 doc = await state.store.jobs.find_one({"_id": job_id}) or {}
                 at = [(e["type"], {"partition": e["partition"], "offset": e["offset"]}) for e in events]
                 return at == [("job.requested", doc.get("position"))]
+
             await eventually(recorded, what="the projector recording the request, page and position")
 
 
@@ -148,11 +162,17 @@ async def test_invalid_input_gets_a_clear_422_and_oversized_bodies_a_413(kafka_b
         assert r.status_code == 422 and "bogus" in r.json()["message"]
         r = await api.post("/api/jobs", json={"url": "https://example.com/" + "a" * 3000})
         assert r.status_code == 422 and "at most 2048 characters" in r.json()["message"]
-        r = await api.post("/api/jobs", json={"url": "https://example.com/", "notify": [{"channel": "webhook", "target": "file:///etc/passwd"}]})
+        r = await api.post(
+            "/api/jobs",
+            json={"url": "https://example.com/", "notify": [{"channel": "webhook", "target": "file:///etc/passwd"}]},
+        )
         assert r.status_code == 422 and "http:// or https://" in r.json()["message"]
 
-        r = await api.post("/api/jobs", content=b'{"url": "https://example.com/", "pad": "' + b"x" * 100_000 + b'"}',
-                           headers={"content-type": "application/json"})
+        r = await api.post(
+            "/api/jobs",
+            content=b'{"url": "https://example.com/", "pad": "' + b"x" * 100_000 + b'"}',
+            headers={"content-type": "application/json"},
+        )
         assert r.status_code == 413 and "larger than" in r.json()["detail"]
         assert (await api.get("/api/jobs/does-not-exist")).status_code == 404
 
@@ -160,8 +180,15 @@ async def test_invalid_input_gets_a_clear_422_and_oversized_bodies_a_413(kafka_b
 async def test_production_refuses_private_addresses_at_submission(kafka_bootstrap, mongo_url, unique):
     settings = gateway_settings(kafka_bootstrap, mongo_url, unique).model_copy(update={"allow_cidrs": []})
     async with gateway(settings) as api:
-        for url in ("http://127.0.0.1:8080/", "http://localhost/", "http://169.254.169.254/latest/meta-data/",
-                    "http://[::ffff:10.0.0.1]/", "http://10.1.2.3/", "http://[::1]/", "http://[::ffff:127.0.0.1]/"):
+        for url in (
+            "http://127.0.0.1:8080/",
+            "http://localhost/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::ffff:10.0.0.1]/",
+            "http://10.1.2.3/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+        ):
             r = await api.post("/api/jobs", json={"url": url})
             assert r.status_code == 422, url
             assert "blocked_address" in r.json()["detail"], r.json()
@@ -223,7 +250,9 @@ async def test_api_keys_gate_every_route_and_scope_jobs_to_their_tenant(kafka_bo
         assert (await admin.post("/api/admin/keys", headers=acme, json={"tenant": "x"})).status_code == 403
 
         job_id = (await admin.post("/api/jobs", headers=acme, json={"url": "https://example.com/"})).json()["id"]
-        assert (await admin.get(f"/api/jobs/{job_id}", headers={"Authorization": "", "X-API-Key": made.json()["key"]})).status_code == 200
+        assert (
+            await admin.get(f"/api/jobs/{job_id}", headers={"Authorization": "", "X-API-Key": made.json()["key"]})
+        ).status_code == 200
         assert (await admin.get(f"/api/jobs/{job_id}")).status_code == 404, "the default tenant must not see acme's job"
         assert job_id not in [j["id"] for j in (await admin.get("/api/jobs")).json()["items"]]
 

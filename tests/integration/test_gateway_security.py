@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from aiokafka.structs import ConsumerRecord
+from fastapi.routing import APIWebSocketRoute, iter_route_contexts
+from starlette.routing import BaseRoute, WebSocketRoute
+
 from sitewright_contracts import encode
 from sitewright_contracts import events as ev
 from sitewright_contracts.events import utcnow
@@ -21,9 +24,6 @@ from sitewright_contracts.models import ErrorInfo
 from sitewright_contracts.topics import H_DLQ_ATTEMPTS, H_DLQ_ERROR, H_DLQ_REASON, H_DLQ_SOURCE_TOPIC
 from sitewright_gateway.dead_letters import entry_document
 from sitewright_gateway.main import create_app
-from fastapi.routing import APIWebSocketRoute, iter_route_contexts
-from starlette.routing import BaseRoute, WebSocketRoute
-
 from tests.helpers import AUTH, TEST_API_KEY, eventually, service_logging
 from tests.integration.test_gateway_api import gateway, gateway_settings
 
@@ -69,23 +69,40 @@ async def world(kafka_bootstrap, mongo_url) -> AsyncIterator[World]:
         # B's job has a result, so a route that forgot the tenant would have something to leak.
         state = app.state.gateway
         await state.store.results.insert_one(
-            {"_id": b_job, "tenant": "beta", "meta": {"title": "B secret", "description": "d"}, "content": [], "faq": [], "schema": {}}
+            {
+                "_id": b_job,
+                "tenant": "beta",
+                "meta": {"title": "B secret", "description": "d"},
+                "content": [],
+                "faq": [],
+                "schema": {},
+            }
         )
         # ... and a dead letter, as the DLQ reader stores one.
         # The document the DLQ reader stores for it (the original message with the DLQ headers), so that the
         # owner's replay can go through whatever state B's job is in when the case runs.
-        failed = ev.CrawlFailed(job_id=b_job, tenant="beta", producer="crawler",
-                                data=ev.StageFailedData(error=ErrorInfo(code="unreachable", message="B secret")))
+        failed = ev.CrawlFailed(
+            job_id=b_job,
+            tenant="beta",
+            producer="crawler",
+            data=ev.StageFailedData(error=ErrorInfo(code="unreachable", message="B secret")),
+        )
         key, value, headers = encode(failed)
-        headers += [(H_DLQ_SOURCE_TOPIC, settings.topics.events.encode()), (H_DLQ_REASON, b"handler_failed"),
-                    (H_DLQ_ERROR, b"B secret"), (H_DLQ_ATTEMPTS, b"3")]
+        headers += [
+            (H_DLQ_SOURCE_TOPIC, settings.topics.events.encode()),
+            (H_DLQ_REASON, b"handler_failed"),
+            (H_DLQ_ERROR, b"B secret"),
+            (H_DLQ_ATTEMPTS, b"3"),
+        ]
         record = ConsumerRecord(settings.topics.dlq, 0, 1, 0, 0, key, value, None, len(key), len(value), headers)
         await state.store.dlq.insert_one(
-            entry_document(record) | {"_id": B_DEAD_LETTER, "groups": ["crawler"], "created_at": utcnow(), "replays": []}
+            entry_document(record)
+            | {"_id": B_DEAD_LETTER, "groups": ["crawler"], "created_at": utcnow(), "replays": []}
         )
 
         async def b_events_projected():
             return (await api.get(f"/api/jobs/{b_job}/events", headers=b)).json()
+
         await eventually(b_events_projected, what="B's job.requested in its audit trail")
         yield World(api, app, list(app.routes), AUTH, a, b, a_job, b_job, keys)
 
@@ -101,13 +118,17 @@ def _fill(path: str, value: str) -> str:
 
 def _owned_by_b(value: str | None = None, **params: str) -> Case:
     """A names B's thing (B's job unless `value`): 404 as if it did not exist, nothing of it in the answer; B gets through."""
+
     async def case(w: World, method: str, path: str) -> None:
         url = _fill(path, value or w.b_job)
         as_a = await w.api.request(method, url, headers=w.a, params=params)
         assert as_a.status_code == 404, f"{method} {path}: tenant A got {as_a.status_code} for B's: {as_a.text}"
         assert "B secret" not in as_a.text
         as_b = await w.api.request(method, url, headers=w.b, params=params)
-        assert as_b.status_code not in (401, 403, 404, 422), f"{method} {path}: the owner got {as_b.status_code}: {as_b.text}"
+        assert as_b.status_code not in (401, 403, 404, 422), (
+            f"{method} {path}: the owner got {as_b.status_code}: {as_b.text}"
+        )
+
     return case
 
 
@@ -145,12 +166,16 @@ async def _job_create(w: World, method: str, path: str) -> None:
 
 def _admin_only(body: dict | None = None, *, url: str | None = None) -> Case:
     """Tenant A's (non-admin) key gets 403; the admin's gets through. `url` when the path needs real values."""
+
     async def case(w: World, method: str, path: str) -> None:
         url_ = url or _fill(path, "nope")
         as_a = await w.api.request(method, url_, headers=w.a, json=body)
-        assert as_a.status_code == 403 and "admin" in as_a.json()["detail"], f"{method} {path}: {as_a.status_code} {as_a.text}"
+        assert as_a.status_code == 403 and "admin" in as_a.json()["detail"], (
+            f"{method} {path}: {as_a.status_code} {as_a.text}"
+        )
         as_admin = await w.api.request(method, url_, headers=w.admin, json=body)
         assert as_admin.status_code not in (401, 403), f"{method} {path}: admin got {as_admin.status_code}"
+
     return case
 
 
@@ -175,7 +200,9 @@ async def _ws_stream(w: World, method: str, path: str) -> None:
     import uvicorn
     import websockets
 
-    server = uvicorn.Server(uvicorn.Config(w.app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws="websockets-sansio"))
+    server = uvicorn.Server(
+        uvicorn.Config(w.app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws="websockets-sansio")
+    )
     task = asyncio.create_task(server.serve())
     try:
         await eventually(lambda: asyncio.sleep(0, server.started), what="a server for the WebSocket case")
@@ -281,7 +308,9 @@ async def test_no_route_answers_without_a_valid_key(world):
         if method == "WS":
             continue  # WebSocket handshakes are checked by their route's own case
         for what, headers in bad.items():
-            r = await world.api.request(method, _fill(path, world.b_job), headers=headers, json={} if method == "POST" else None)
+            r = await world.api.request(
+                method, _fill(path, world.b_job), headers=headers, json={} if method == "POST" else None
+            )
             assert r.status_code == 401, f"{method} {path} with {what}: {r.status_code} {r.text}"
             assert r.headers["www-authenticate"].startswith("Bearer"), (method, path, what)
 
@@ -310,12 +339,18 @@ async def test_keys_never_reach_a_log_line(world, capfd, caplog):
 
 async def test_errors_never_echo_the_key(world):
     a_key = world.keys["alpha"]
-    for headers in ({"Authorization": f"Bearer {a_key}x"}, {"X-API-Key": a_key + "x"}, {"Authorization": f"Basic {a_key}"}):
+    for headers in (
+        {"Authorization": f"Bearer {a_key}x"},
+        {"X-API-Key": a_key + "x"},
+        {"Authorization": f"Basic {a_key}"},
+    ):
         r = await world.api.get("/api/jobs", headers=headers)
         assert r.status_code == 401 and a_key[3:20] not in r.text and a_key[3:20] not in str(r.headers)
 
 
-async def test_a_key_revoked_on_one_instance_stops_working_on_another_within_the_cache_time(kafka_bootstrap, mongo_url, unique):
+async def test_a_key_revoked_on_one_instance_stops_working_on_another_within_the_cache_time(
+    kafka_bootstrap, mongo_url, unique
+):
     from sitewright_gateway.web.auth import KEY_CACHE_S
 
     settings = gateway_settings(kafka_bootstrap, mongo_url, unique)
@@ -324,10 +359,13 @@ async def test_a_key_revoked_on_one_instance_stops_working_on_another_within_the
         acme = _key_headers(made["key"])
         assert (await second.get("/api/jobs", headers=acme)).status_code == 200  # now cached on the second
         assert (await first.delete(f"/api/admin/keys/{made['key_id']}")).status_code == 204
-        assert (await first.get("/api/jobs", headers=acme)).status_code == 401, "the revoking instance forgets it at once"
+        assert (await first.get("/api/jobs", headers=acme)).status_code == 401, (
+            "the revoking instance forgets it at once"
+        )
 
         async def refused():
             return (await second.get("/api/jobs", headers=acme)).status_code == 401
+
         await eventually(refused, timeout=KEY_CACHE_S + 5, what="the revoked key refused by the other instance")
 
 
@@ -342,7 +380,9 @@ async def test_job_creation_is_rate_limited_per_key_with_retry_after(kafka_boots
         assert limited.status_code == 429, limited.text
         assert 1 <= int(limited.headers["retry-after"]) <= 100
         assert "0.01 per second with bursts of 3" in limited.json()["detail"]
-        assert (await admin.post("/api/jobs", headers=other, json=JOB)).status_code == 202, "another key has its own bucket"
+        assert (await admin.post("/api/jobs", headers=other, json=JOB)).status_code == 202, (
+            "another key has its own bucket"
+        )
         assert (await admin.get("/api/jobs")).status_code == 200, "reads are not limited"
 
 
@@ -362,7 +402,10 @@ async def test_request_bodies_over_the_limit_get_413_also_when_chunked(kafka_boo
 
         async def small():
             yield b'{"url": "https://example.com/"}'
+
         ok = await api.post("/api/jobs", content=small(), headers={"content-type": "application/json"})
         assert ok.status_code == 202, ok.text
-        declared = await api.post("/api/jobs", content=b"{" + b" " * 5000 + b"}", headers={"content-type": "application/json"})
+        declared = await api.post(
+            "/api/jobs", content=b"{" + b" " * 5000 + b"}", headers={"content-type": "application/json"}
+        )
         assert declared.status_code == 413

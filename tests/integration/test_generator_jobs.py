@@ -7,11 +7,11 @@ from datetime import datetime
 
 import pytest
 from prometheus_client import REGISTRY
+
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import CrawlContext, PageSummary
 from sitewright_generator.config import GeneratorSettings
 from sitewright_generator.main import create_app as generator_app
-
 from tests.helpers import eventually
 from tests.integration.test_gateway_api import gateway, gateway_settings
 from tests.integration.test_workers import publish
@@ -33,27 +33,49 @@ SCENARIOS: dict[str, tuple[list[str], str, int, list[str]]] = {
 
 def crawl_of(host: str) -> CrawlContext:
     url = f"https://{host}/"
-    return CrawlContext(start_url=url, pages=[PageSummary(
-        url=url, title="Crumb & Co | Bakery", text="Crumb & Co bakes sourdough bread every morning in Portland. " * 30)])
+    return CrawlContext(
+        start_url=url,
+        pages=[
+            PageSummary(
+                url=url,
+                title="Crumb & Co | Bakery",
+                text="Crumb & Co bakes sourdough bread every morning in Portland. " * 30,
+            )
+        ],
+    )
 
 
 def tokens_counted(provider: str, direction: str) -> float:
-    return REGISTRY.get_sample_value("sitewright_llm_tokens_total", {"provider": provider, "direction": direction}) or 0.0
+    return (
+        REGISTRY.get_sample_value("sitewright_llm_tokens_total", {"provider": provider, "direction": direction}) or 0.0
+    )
 
 
 @pytest.mark.parametrize("flavour", ["anthropic", "openai"])
 async def test_each_provider_outcome_shows_on_the_job(kafka_bootstrap, mongo_url, unique, flavour):
     gw = gateway_settings(
-        kafka_bootstrap, mongo_url, unique, retry_backoff_s=[0.5, 0.5, 0.5], retry_max_attempts=3,
-        scheduler_interval_s=0.2, stuck_after_s=120,
+        kafka_bootstrap,
+        mongo_url,
+        unique,
+        retry_backoff_s=[0.5, 0.5, 0.5],
+        retry_max_attempts=3,
+        scheduler_interval_s=0.2,
+        stuck_after_s=120,
     )
     tokens_before = tokens_counted(flavour, "in"), tokens_counted(flavour, "out")
     with FakeLLM(flavour, {host: steps for host, (steps, *_) in SCENARIOS.items()}) as llm:
         gen = GeneratorSettings(
-            kafka_bootstrap=kafka_bootstrap, topic_prefix=gw.topic_prefix, topic_partitions=gw.topic_partitions,
-            env="local", generator_group=f"generator-{unique}", progress_interval_s=0,
-            generator_provider=flavour, generator_base_url=llm.base_url, generator_api_key="sk-test",
-            generator_model="test-model", generator_timeout_s=1.5,
+            kafka_bootstrap=kafka_bootstrap,
+            topic_prefix=gw.topic_prefix,
+            topic_partitions=gw.topic_partitions,
+            env="local",
+            generator_group=f"generator-{unique}",
+            progress_interval_s=0,
+            generator_provider=flavour,
+            generator_base_url=llm.base_url,
+            generator_api_key="sk-test",
+            generator_model="test-model",
+            generator_timeout_s=1.5,
         )
         async with gateway(gw) as api, generator_app(gen).running():
             jobs: dict[str, str] = {}
@@ -62,10 +84,14 @@ async def test_each_provider_outcome_shows_on_the_job(kafka_bootstrap, mongo_url
                 assert created.status_code == 202, created.text
                 jobs[host] = created.json()["id"]
             # The crawler's part, played here: the generator starts from each job's crawl.
-            await publish(kafka_bootstrap, gw.topic_prefix, *[
-                ev.CrawlSucceeded(job_id=job_id, data=ev.CrawlSucceededData(crawl=crawl_of(host)))
-                for host, job_id in jobs.items()
-            ])
+            await publish(
+                kafka_bootstrap,
+                gw.topic_prefix,
+                *[
+                    ev.CrawlSucceeded(job_id=job_id, data=ev.CrawlSucceededData(crawl=crawl_of(host)))
+                    for host, job_id in jobs.items()
+                ],
+            )
 
             async def all_finished():
                 views = {host: (await api.get(f"/api/jobs/{job_id}")).json() for host, job_id in jobs.items()}
@@ -105,7 +131,10 @@ async def test_each_provider_outcome_shows_on_the_job(kafka_bootstrap, mongo_url
     limited = events["ratelimited.example"]
     failed_at = next(_at(e) for e in limited if e["type"] == "generation.failed")
     retried_at = next(_at(e) for e in limited if e["type"] == "job.retry_requested")
-    assert limited[[e["type"] for e in limited].index("generation.failed")]["data"]["error"]["retry_after_s"] == RETRY_AFTER_S
+    assert (
+        limited[[e["type"] for e in limited].index("generation.failed")]["data"]["error"]["retry_after_s"]
+        == RETRY_AFTER_S
+    )
     assert (retried_at - failed_at).total_seconds() >= RETRY_AFTER_S
     first, second = llm.requests_for("ratelimited.example")
     assert second["at"] - first["at"] >= RETRY_AFTER_S

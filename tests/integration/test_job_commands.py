@@ -9,7 +9,6 @@ from sitewright_contracts import Topics, decode, header
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import ErrorInfo
 from sitewright_runtime.kafka import Publisher
-
 from tests.helpers import eventually, read_topic
 from tests.integration.test_gateway_api import gateway, gateway_settings
 
@@ -21,7 +20,9 @@ async def publish(settings, *events: ev.Event, topic: str | None = None, raw: by
     await publisher.start()
     try:
         if raw is not None:
-            await publisher.send_raw(settings.topics.events, key=b"poison", value=raw, headers=[("event-type", b"crawl.started")])
+            await publisher.send_raw(
+                settings.topics.events, key=b"poison", value=raw, headers=[("event-type", b"crawl.started")]
+            )
         else:
             await publisher.publish(events, topic=topic)
     finally:
@@ -30,7 +31,9 @@ async def publish(settings, *events: ev.Event, topic: str | None = None, raw: by
 
 def crawl_failed(job: dict, attempt: int) -> ev.CrawlFailed:
     return ev.CrawlFailed(
-        job_id=job["id"], attempt=attempt, producer="test",
+        job_id=job["id"],
+        attempt=attempt,
+        producer="test",
         data=ev.StageFailedData(error=ErrorInfo(code="unreachable", message="connection refused", retryable=True)),
     )
 
@@ -53,7 +56,10 @@ async def test_cancel_ends_the_job_and_nothing_revives_it(kafka_bootstrap, mongo
         assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
 
         # A worker that did not hear of the cancel in time reports on: the job stays cancelled.
-        await publish(settings, ev.CrawlProgress(job_id=job["id"], data=ev.CrawlProgressData(pages_done=3, pages_estimated=4, progress=25)))
+        await publish(
+            settings,
+            ev.CrawlProgress(job_id=job["id"], data=ev.CrawlProgressData(pages_done=3, pages_estimated=4, progress=25)),
+        )
         events = await eventually(lambda: _types(api, job["id"], "crawl.progress"), what="late progress projected")
         assert events.count("job.cancelled") == 1 and events.count("job.cancel_requested") == 1
         assert (await job_state(api, job["id"]))["status"] == "cancelled"
@@ -78,7 +84,9 @@ async def test_spent_attempts_fail_the_job_into_the_dlq_and_a_replay_restarts_it
         entry = entries[0]
         assert (entry["event_type"], entry["reason"], entry["attempts"]) == ("crawl.failed", "attempts_exhausted", 2)
         # The message really is on jobs.dlq, with the headers that say where it came from.
-        records = await read_topic(kafka_bootstrap, settings.topics.dlq, until=lambda rs: any(r.key == job["id"].encode() for r in rs))
+        records = await read_topic(
+            kafka_bootstrap, settings.topics.dlq, until=lambda rs: any(r.key == job["id"].encode() for r in rs)
+        )
         record = next(r for r in records if r.key == job["id"].encode())
         assert header(record.headers, "dlq-source-topic") == settings.topics.events
         assert header(record.headers, "dlq-reason") == "attempts_exhausted"
@@ -90,19 +98,27 @@ async def test_spent_attempts_fail_the_job_into_the_dlq_and_a_replay_restarts_it
         revived = await eventually(lambda: _status_is(api, job["id"], "crawling"), what="the job restarted")
         assert revived["attempt"] == 3 and revived["finished_at"] is None
         records = await read_topic(
-            kafka_bootstrap, settings.topics.events,
-            until=lambda rs: sum(r.key == job["id"].encode() and header(r.headers, "event-type") == "job.retry_requested" for r in rs) == 2,
+            kafka_bootstrap,
+            settings.topics.events,
+            until=lambda rs: (
+                sum(
+                    r.key == job["id"].encode() and header(r.headers, "event-type") == "job.retry_requested" for r in rs
+                )
+                == 2
+            ),
         )
-        assert {header(r.headers, "priority") for r in records if r.key == job["id"].encode() and header(r.headers, "event-type") == "job.retry_requested"} == {"8"}
+        assert {
+            header(r.headers, "priority")
+            for r in records
+            if r.key == job["id"].encode() and header(r.headers, "event-type") == "job.retry_requested"
+        } == {"8"}
 
 
 async def test_a_poison_message_is_dead_lettered_once_and_cannot_be_replayed(kafka_bootstrap, mongo_url, unique):
     settings = gateway_settings(kafka_bootstrap, mongo_url, unique, **FAST)
     async with gateway(settings) as api:
         await publish(settings, raw=b"{not json")
-        entries = await eventually(
-            lambda: _json(api, "/api/dlq"), what="the poison message listed for the admin"
-        )
+        entries = await eventually(lambda: _json(api, "/api/dlq"), what="the poison message listed for the admin")
         poison = [e for e in entries["items"] if e["job_id"] is None]
         assert len(poison) == 1 and poison[0]["reason"] == "malformed_json"
         refused = await api.post(f"/api/dlq/{poison[0]['id']}/replay")

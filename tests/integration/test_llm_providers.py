@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from sitewright_contracts.models import CrawlContext, PageSummary
 from sitewright_generator.config import GeneratorSettings
 from sitewright_generator.generate import Attempt, Generator
 from sitewright_generator.main import create_provider
 from sitewright_generator.provider import GenerationError
-
 from tests.llm_servers import GOOD_ANSWER, FakeLLM
 
 FLAVOURS = ["anthropic", "openai"]
@@ -20,15 +20,23 @@ def crawl(host: str, pages: int = 1, text: str = "We bake sourdough bread every 
     start = f"https://{host}/"
     return CrawlContext(
         start_url=start,
-        pages=[PageSummary(url=start + (f"p{i}" if i else ""), depth=min(i, 1), title=f"Page {i}", text=text * 20)
-               for i in range(pages)],
+        pages=[
+            PageSummary(url=start + (f"p{i}" if i else ""), depth=min(i, 1), title=f"Page {i}", text=text * 20)
+            for i in range(pages)
+        ],
     )
 
 
 def settings(llm: FakeLLM, **extra: object) -> GeneratorSettings:
     return GeneratorSettings(
-        kafka_bootstrap="unused:9092", env="local", generator_provider=llm.flavour, generator_base_url=llm.base_url,
-        generator_api_key="sk-test", generator_model="test-model", generator_timeout_s=1, **extra,
+        kafka_bootstrap="unused:9092",
+        env="local",
+        generator_provider=llm.flavour,
+        generator_base_url=llm.base_url,
+        generator_api_key="sk-test",
+        generator_model="test-model",
+        generator_timeout_s=1,
+        **extra,
     )
 
 
@@ -121,7 +129,12 @@ async def test_a_repairable_answer_is_repaired(flavour):
 async def test_a_large_site_is_split_into_parts_within_the_budget_and_merged(flavour):
     with FakeLLM(flavour, delta_delay_s=0.02) as llm:
         run, result = await attempt(
-            llm, "big.example", pages=24, generator_prompt_tokens=3_000, generator_max_parts=3, generator_concurrency=2,
+            llm,
+            "big.example",
+            pages=24,
+            generator_prompt_tokens=3_000,
+            generator_max_parts=3,
+            generator_concurrency=2,
         )
     assert not isinstance(result, GenerationError), result
     assert len(run.calls) == 3 and len(llm.requests) == 3
@@ -161,7 +174,12 @@ def test_production_refuses_an_api_key_provider_without_a_key():
 async def test_one_failed_part_fails_the_attempt_and_stops_the_others(flavour):
     with FakeLLM(flavour, {"big.example": ["ok", "error500", "ok"]}, delta_delay_s=0.05) as llm:
         run, failure = await attempt(
-            llm, "big.example", pages=24, generator_prompt_tokens=3_000, generator_max_parts=3, generator_concurrency=3,
+            llm,
+            "big.example",
+            pages=24,
+            generator_prompt_tokens=3_000,
+            generator_max_parts=3,
+            generator_concurrency=3,
         )
     assert isinstance(failure, GenerationError) and failure.code == "provider_error" and failure.retryable
     assert len(run.calls) == 3

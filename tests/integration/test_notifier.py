@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from pymongo.asynchronous.database import AsyncDatabase
+
 from sitewright_contracts import decode, uuid7
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import ErrorInfo, SeoResult
@@ -26,7 +27,6 @@ from sitewright_notifier.main import create_app as notifier_app
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.mongo import connect
 from sitewright_runtime.webhook_endpoints import COLLECTION, WebhookEndpoints, active_secrets
-
 from tests.helpers import eventually, read_topic
 from tests.integration.local_servers import (
     MailHandler,
@@ -38,20 +38,30 @@ from tests.integration.local_servers import (
 )
 
 TENANT = "default"
-RESULT = SeoResult.model_validate({
-    "meta": {"title": "Crumb & Co, sourdough bakery", "description": "Sourdough baked daily in Leeds."},
-    "content": [{"heading": "Our bread", "body": "Baked at dawn.\n<script>alert('crawled text')</script>"}],
-    "faq": [{"question": "Do you deliver?", "answer": "Within Leeds, daily."}],
-    "schema": {"@context": "https://schema.org", "@type": "Bakery", "name": "Crumb & Co"},
-})
+RESULT = SeoResult.model_validate(
+    {
+        "meta": {"title": "Crumb & Co, sourdough bakery", "description": "Sourdough baked daily in Leeds."},
+        "content": [{"heading": "Our bread", "body": "Baked at dawn.\n<script>alert('crawled text')</script>"}],
+        "faq": [{"question": "Do you deliver?", "answer": "Within Leeds, daily."}],
+        "schema": {"@context": "https://schema.org", "@type": "Bakery", "name": "Crumb & Co"},
+    }
+)
 
 
 def notifier_settings(kafka: str, mongo: str, unique: str, **extra: Any) -> NotifierSettings:
     """Settings sharing the gateway test helper's database and topics, with retries in tenths of a second."""
     base: dict[str, Any] = dict(
-        kafka_bootstrap=kafka, mongo_url=mongo, mongo_db=f"gw_{unique}", topic_prefix=f"t{unique}.", topic_partitions=2,
-        env="local", notifier_group=f"notifier-{unique}", retry_delays_s=[0.3, 0.6], retry_jitter=0,
-        delivery_poll_s=0.05, public_url="http://gateway",
+        kafka_bootstrap=kafka,
+        mongo_url=mongo,
+        mongo_db=f"gw_{unique}",
+        topic_prefix=f"t{unique}.",
+        topic_partitions=2,
+        env="local",
+        notifier_group=f"notifier-{unique}",
+        retry_delays_s=[0.3, 0.6],
+        retry_jitter=0,
+        delivery_poll_s=0.05,
+        public_url="http://gateway",
     )
     return NotifierSettings(**(base | extra))
 
@@ -91,7 +101,9 @@ def targets(job_id: str) -> dict[str, Any]:
 
 
 def completed(job_id: str) -> ev.JobCompleted:
-    return ev.JobCompleted(job_id=job_id, tenant=TENANT, producer="test", data=ev.JobCompletedData(result=RESULT, **targets(job_id)))
+    return ev.JobCompleted(
+        job_id=job_id, tenant=TENANT, producer="test", data=ev.JobCompletedData(result=RESULT, **targets(job_id))
+    )
 
 
 def cancelled(job_id: str, **fields: Any) -> ev.JobCancelled:
@@ -117,10 +129,14 @@ async def settled(db: AsyncDatabase, job_id: str, count: int = 1) -> list[dict[s
 
 async def notifications(settings: NotifierSettings, job_id: str, count: int) -> list[ev.Event]:
     """The job's notification.* events on the log, once there are `count`, in the order of the tries."""
+
     def mine(records) -> list[ev.Event]:
         events = (decode(r.value) for r in records if r.key == job_id.encode())
         return [e for e in events if e.type.startswith("notification.")]
-    records = await read_topic(settings.kafka_bootstrap, settings.topics.events, until=lambda rs: len(mine(rs)) >= count)
+
+    records = await read_topic(
+        settings.kafka_bootstrap, settings.topics.events, until=lambda rs: len(mine(rs)) >= count
+    )
     found = mine(records)
     assert len(found) == count, [(e.type, e.data.delivery_attempt) for e in found]
     return sorted(found, key=lambda e: (e.data.outcome, e.data.delivery_attempt))
@@ -129,7 +145,9 @@ async def notifications(settings: NotifierSettings, job_id: str, count: int) -> 
 # ---- webhooks ---------------------------------------------------------------------------------
 
 
-async def test_webhook_retries_5xx_and_429_with_one_id_and_a_replay_sends_nothing_twice(kafka_bootstrap, mongo_url, unique):
+async def test_webhook_retries_5xx_and_429_with_one_id_and_a_replay_sends_nothing_twice(
+    kafka_bootstrap, mongo_url, unique
+):
     settings = notifier_settings(kafka_bootstrap, mongo_url, unique)
     async with database(settings) as db:
         with WebhookReceiver(statuses=(500, 429, 204)) as receiver:
@@ -146,9 +164,19 @@ async def test_webhook_retries_5xx_and_429_with_one_id_and_a_replay_sends_nothin
                 # The replay, the same outcome under a new event id (a redone stage reports it again), and a
                 # failure of a later attempt, which is a new outcome: only that one is sent.
                 await publish(
-                    settings, outcome, cancelled(job_id, event_id=uuid7()),
-                    ev.JobFailed(job_id=job_id, tenant=TENANT, attempt=2, data=ev.JobFailedData(
-                        stage="crawl", error=ErrorInfo(code="unreachable", message="down", retryable=True), **targets(job_id))),
+                    settings,
+                    outcome,
+                    cancelled(job_id, event_id=uuid7()),
+                    ev.JobFailed(
+                        job_id=job_id,
+                        tenant=TENANT,
+                        attempt=2,
+                        data=ev.JobFailedData(
+                            stage="crawl",
+                            error=ErrorInfo(code="unreachable", message="down", retryable=True),
+                            **targets(job_id),
+                        ),
+                    ),
                 )
                 await eventually(lambda: at_least(receiver.requests, 5), what="the failure webhook")
             events = await notifications(settings, job_id, 5)
@@ -165,7 +193,10 @@ async def test_webhook_retries_5xx_and_429_with_one_id_and_a_replay_sends_nothin
 
     done = [e for e in events if e.data.outcome == "completed"]
     assert [(e.type, e.data.delivery_attempt, e.data.status_code) for e in done] == [
-        ("notification.failed", 1, 500), ("notification.failed", 2, 429), ("notification.sent", 3, 204)]
+        ("notification.failed", 1, 500),
+        ("notification.failed", 2, 429),
+        ("notification.sent", 3, 204),
+    ]
     assert done[0].data.next_attempt_at is not None and done[2].data.next_attempt_at is None
     assert len({e.event_id for e in events}) == 5
 
@@ -190,7 +221,9 @@ async def test_two_notifier_instances_deliver_each_outcome_exactly_once(kafka_bo
     assert sorted(r.json()["data"]["job_id"] for r in receiver.requests) == sorted(jobs * 2)
 
 
-async def test_a_pending_retry_survives_a_restart_and_a_dead_instances_claim_is_taken_over(kafka_bootstrap, mongo_url, unique):
+async def test_a_pending_retry_survives_a_restart_and_a_dead_instances_claim_is_taken_over(
+    kafka_bootstrap, mongo_url, unique
+):
     # The retry is due in a minute, so it is still pending when the first instance stops.
     settings = notifier_settings(kafka_bootstrap, mongo_url, unique, retry_delays_s=[60.0, 60.0], delivery_lease_s=1.5)
     async with database(settings) as db:
@@ -211,28 +244,52 @@ async def test_a_pending_retry_survives_a_restart_and_a_dead_instances_claim_is_
             async with notifier_app(settings).running():
                 [doc] = await eventually(lambda: settled(db, job_id), what="the claim to be taken over")
             events = await notifications(settings, job_id, 2)
-    assert len(receiver.requests) == 2 and receiver.requests[1].at - claimed_at >= 1.5 * 0.9, "not before the lease ran out"
+    assert len(receiver.requests) == 2 and receiver.requests[1].at - claimed_at >= 1.5 * 0.9, (
+        "not before the lease ran out"
+    )
     assert (doc["state"], doc["attempt"]) == ("sent", 3)
     assert [(e.type, e.data.delivery_attempt) for e in events] == [("notification.failed", 1), ("notification.sent", 3)]
 
 
-async def test_an_event_recorded_but_not_published_before_a_crash_is_published_later(kafka_bootstrap, mongo_url, unique):
+async def test_an_event_recorded_but_not_published_before_a_crash_is_published_later(
+    kafka_bootstrap, mongo_url, unique
+):
     settings = notifier_settings(kafka_bootstrap, mongo_url, unique)
     job_id = uuid7()
-    lost = ev.NotificationSent(job_id=job_id, tenant=TENANT, producer="notifier", data=ev.NotificationData(
-        channel="webhook", target="https://hooks.example/", outcome="completed", outcome_event_id=uuid7(), status_code=200))
+    lost = ev.NotificationSent(
+        job_id=job_id,
+        tenant=TENANT,
+        producer="notifier",
+        data=ev.NotificationData(
+            channel="webhook",
+            target="https://hooks.example/",
+            outcome="completed",
+            outcome_event_id=uuid7(),
+            status_code=200,
+        ),
+    )
     async with database(settings) as db:
         # What a try leaves when its process dies between recording the result and publishing the event.
         long_ago = datetime.now(UTC) - timedelta(minutes=1)
-        await db["deliveries"].insert_one({
-            "_id": f"{lost.data.outcome_event_id}:0", "job_id": job_id, "state": "sent", "attempt": 1, "version": 2,
-            "next_attempt_at": None, "updated_at": long_ago, "has_outbox": True, "outbox": [lost.model_dump(mode="json")],
-        })
+        await db["deliveries"].insert_one(
+            {
+                "_id": f"{lost.data.outcome_event_id}:0",
+                "job_id": job_id,
+                "state": "sent",
+                "attempt": 1,
+                "version": 2,
+                "next_attempt_at": None,
+                "updated_at": long_ago,
+                "has_outbox": True,
+                "outbox": [lost.model_dump(mode="json")],
+            }
+        )
         async with notifier_app(settings).running():
             [published] = await notifications(settings, job_id, 1)
 
             async def cleared():
                 return (await db["deliveries"].find_one({"job_id": job_id}))["has_outbox"] is False
+
             await eventually(cleared, what="the outbox cleared")
     assert published.event_id == lost.event_id and published.type == "notification.sent"
 
@@ -246,24 +303,38 @@ async def test_an_outcome_carries_its_targets_and_the_notifier_reads_no_job(kafk
         with WebhookReceiver() as receiver:
             url = await registered(db, receiver)
             carried = await add_job(db, ("webhook", url))
-            seen = ev.JobRequested(job_id=uuid7(), tenant=TENANT, producer="test", data=ev.JobRequestedData(
-                url="https://seen.example/", notify=[{"channel": "webhook", "target": url}]))
-            old = ev.JobCompleted(job_id=seen.job_id, tenant=TENANT, producer="test", data=ev.JobCompletedData(result=RESULT))
-            unknown = ev.JobCompleted(job_id=uuid7(), tenant=TENANT, producer="test", data=ev.JobCompletedData(result=RESULT))
+            seen = ev.JobRequested(
+                job_id=uuid7(),
+                tenant=TENANT,
+                producer="test",
+                data=ev.JobRequestedData(url="https://seen.example/", notify=[{"channel": "webhook", "target": url}]),
+            )
+            old = ev.JobCompleted(
+                job_id=seen.job_id, tenant=TENANT, producer="test", data=ev.JobCompletedData(result=RESULT)
+            )
+            unknown = ev.JobCompleted(
+                job_id=uuid7(), tenant=TENANT, producer="test", data=ev.JobCompletedData(result=RESULT)
+            )
             async with notifier_app(settings).running():
                 await publish(settings, unknown, seen, old, completed(carried))
                 await eventually(lambda: at_least(receiver.requests, 2), what="both webhooks")
                 await eventually(lambda: settled(db, carried), what="the carried outcome's delivery")
         assert await db["jobs"].count_documents({}) == 0
         assert await db["deliveries"].count_documents({"job_id": unknown.job_id}) == 0
-    assert sorted(r.json()["data"]["url"] for r in receiver.requests) == ["https://bakery.example/", "https://seen.example/"]
+    assert sorted(r.json()["data"]["url"] for r in receiver.requests) == [
+        "https://bakery.example/",
+        "https://seen.example/",
+    ]
 
 
 async def test_a_redirect_is_a_failed_try_and_410_disables_the_endpoint(kafka_bootstrap, mongo_url, unique):
     settings = notifier_settings(kafka_bootstrap, mongo_url, unique, retry_delays_s=[0.2])
     async with database(settings) as db:
-        with ScriptedServer() as elsewhere, WebhookReceiver(statuses=(410,)) as gone, \
-                WebhookReceiver(statuses=(302,), headers={"location": elsewhere.url + "/moved"}) as redirecting:
+        with (
+            ScriptedServer() as elsewhere,
+            WebhookReceiver(statuses=(410,)) as gone,
+            WebhookReceiver(statuses=(302,), headers={"location": elsewhere.url + "/moved"}) as redirecting,
+        ):
             moved = await add_job(db, ("webhook", await registered(db, redirecting)))
             gone_job = await add_job(db, ("webhook", await registered(db, gone)))
             async with notifier_app(settings).running():
@@ -272,18 +343,25 @@ async def test_a_redirect_is_a_failed_try_and_410_disables_the_endpoint(kafka_bo
                 await eventually(lambda: settled(db, gone_job), what="the 410 delivery to fail")
                 later = await add_job(db, ("webhook", gone.url + "/hook"))
                 await publish(settings, completed(later))
-                [later_delivery] = await eventually(lambda: settled(db, later), what="the delivery to a disabled endpoint")
+                [later_delivery] = await eventually(
+                    lambda: settled(db, later), what="the delivery to a disabled endpoint"
+                )
             moved_events = await notifications(settings, moved, 2)
             endpoint = await db[COLLECTION].find_one({"url": gone.url + "/hook"})
 
     assert len(redirecting.requests) == 2 and elsewhere.requests == [], "redirects are tried again, never followed"
     assert moved_delivery["state"] == "failed" and "redirects are not followed" in moved_delivery["last"]["error"]
     assert [(e.data.delivery_attempt, e.data.status_code, e.data.next_attempt_at is None) for e in moved_events] == [
-        (1, 302, False), (2, 302, True)]
+        (1, 302, False),
+        (2, 302, True),
+    ]
     assert len(gone.requests) == 1, "a 410 is final, and a disabled endpoint gets nothing more"
     assert endpoint["disabled"] and "410" in endpoint["disabled_reason"]
     assert later_delivery["state"] == "failed" and later_delivery["attempt"] == 1
-    assert "disabled" in later_delivery["last"]["error"] and "POST /api/webhooks/endpoints" in later_delivery["last"]["error"]
+    assert (
+        "disabled" in later_delivery["last"]["error"]
+        and "POST /api/webhooks/endpoints" in later_delivery["last"]["error"]
+    )
 
 
 async def test_a_webhook_to_a_private_address_is_refused_without_a_request(kafka_bootstrap, mongo_url, unique):
@@ -291,7 +369,9 @@ async def test_a_webhook_to_a_private_address_is_refused_without_a_request(kafka
     settings = notifier_settings(kafka_bootstrap, mongo_url, unique, allow_cidrs=["192.0.2.0/24"])
     async with database(settings) as db:
         with WebhookReceiver() as receiver:
-            job_id = await add_job(db, ("webhook", receiver.url + "/hook"), ("webhook", "http://169.254.169.254/latest/meta-data"))
+            job_id = await add_job(
+                db, ("webhook", receiver.url + "/hook"), ("webhook", "http://169.254.169.254/latest/meta-data")
+            )
             async with notifier_app(settings).running():
                 await publish(settings, completed(job_id))
                 docs = await eventually(lambda: settled(db, job_id, 2), what="both deliveries refused")
@@ -309,8 +389,15 @@ async def test_email_over_starttls_with_login_retries_a_temporary_refusal(kafka_
     handler = MailHandler(refuse_rcpt=1)
     server = smtp_server(handler, cert=cert, users={"sitewright": "mail-password"})
     settings = notifier_settings(
-        kafka_bootstrap, mongo_url, unique, smtp_host="127.0.0.1", smtp_port=server.port, smtp_starttls=True,
-        smtp_username="sitewright", smtp_password="mail-password", smtp_ca_file=str(cert[0]),
+        kafka_bootstrap,
+        mongo_url,
+        unique,
+        smtp_host="127.0.0.1",
+        smtp_port=server.port,
+        smtp_starttls=True,
+        smtp_username="sitewright",
+        smtp_password="mail-password",
+        smtp_ca_file=str(cert[0]),
         smtp_from="Sitewright <noreply@sitewright.test>",
     )
     try:
@@ -336,7 +423,9 @@ async def test_email_over_starttls_with_login_retries_a_temporary_refusal(kafka_
 async def test_email_without_tls_or_login_and_a_refused_recipient_is_final(kafka_bootstrap, mongo_url, unique):
     handler = MailHandler()
     server = smtp_server(handler)
-    settings = notifier_settings(kafka_bootstrap, mongo_url, unique, smtp_host="127.0.0.1", smtp_port=server.port, smtp_starttls=False)
+    settings = notifier_settings(
+        kafka_bootstrap, mongo_url, unique, smtp_host="127.0.0.1", smtp_port=server.port, smtp_starttls=False
+    )
 
     async def refuse_unknown(server_, session, envelope, address, rcpt_options):
         if address.startswith("nobody@"):
@@ -349,9 +438,18 @@ async def test_email_without_tls_or_login_and_a_refused_recipient_is_final(kafka
         async with database(settings) as db:
             job_id = await add_job(db, ("email", "owner@bakery.example"), ("email", "nobody@bakery.example"))
             async with notifier_app(settings).running():
-                await publish(settings, ev.JobFailed(job_id=job_id, tenant=TENANT, data=ev.JobFailedData(
-                    stage="crawl", error=ErrorInfo(code="dns_failure", message="bakery.example does not resolve"),
-                    **targets(job_id))))
+                await publish(
+                    settings,
+                    ev.JobFailed(
+                        job_id=job_id,
+                        tenant=TENANT,
+                        data=ev.JobFailedData(
+                            stage="crawl",
+                            error=ErrorInfo(code="dns_failure", message="bakery.example does not resolve"),
+                            **targets(job_id),
+                        ),
+                    ),
+                )
                 ok, refused = await eventually(lambda: settled(db, job_id, 2), what="both e-mails")
     finally:
         server.stop()
@@ -367,8 +465,13 @@ async def test_email_without_tls_or_login_and_a_refused_recipient_is_final(kafka
 async def test_sms_through_a_twilio_shaped_api_retries_429_and_5xx(kafka_bootstrap, mongo_url, unique):
     with TwilioApi(statuses=(429, 500, 201), headers={"retry-after": "1"}) as api:
         settings = notifier_settings(
-            kafka_bootstrap, mongo_url, unique, sms_base_url=api.url, sms_account_sid=api.account_sid,
-            sms_auth_token=api.auth_token, sms_from="+15550001111",
+            kafka_bootstrap,
+            mongo_url,
+            unique,
+            sms_base_url=api.url,
+            sms_account_sid=api.account_sid,
+            sms_auth_token=api.auth_token,
+            sms_from="+15550001111",
         )
         async with database(settings) as db:
             job_id = await add_job(db, ("sms", "+15551234567"))
@@ -377,20 +480,30 @@ async def test_sms_through_a_twilio_shaped_api_retries_429_and_5xx(kafka_bootstr
                 [delivery] = await eventually(lambda: settled(db, job_id), what="the SMS")
             events = await notifications(settings, job_id, 3)
     assert delivery["state"] == "sent" and len(api.requests) == 3
-    assert api.requests[1].at - api.requests[0].at >= 0.9, "the 429's Retry-After (1 s) is longer than the 0.3 s schedule"
+    assert api.requests[1].at - api.requests[0].at >= 0.9, (
+        "the 429's Retry-After (1 s) is longer than the 0.3 s schedule"
+    )
     form = {k: v[0] for k, v in parse_qs(api.requests[-1].body.decode()).items()}
     assert form["To"] == "+15551234567" and form["From"] == "+15550001111"
     assert "bakery.example" in form["Body"] and "http://gateway/r/" in form["Body"]
     assert [(e.type, e.data.status_code) for e in events] == [
-        ("notification.failed", 429), ("notification.failed", 500), ("notification.sent", 201)]
+        ("notification.failed", 429),
+        ("notification.failed", 500),
+        ("notification.sent", 201),
+    ]
 
 
 async def test_sms_refused_by_the_provider_is_not_retried(kafka_bootstrap, mongo_url, unique):
     message = "The 'To' number +15551234567 is not a valid phone number."
     with TwilioApi(statuses=(400,), error_body={"code": 21211, "message": message}) as api:
         settings = notifier_settings(
-            kafka_bootstrap, mongo_url, unique, sms_base_url=api.url, sms_account_sid=api.account_sid,
-            sms_auth_token=api.auth_token, sms_from="+15550001111",
+            kafka_bootstrap,
+            mongo_url,
+            unique,
+            sms_base_url=api.url,
+            sms_account_sid=api.account_sid,
+            sms_auth_token=api.auth_token,
+            sms_from="+15550001111",
         )
         async with database(settings) as db:
             job_id = await add_job(db, ("sms", "+15551234567"))

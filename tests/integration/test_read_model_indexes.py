@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pymongo import ASCENDING, DESCENDING
+
 from sitewright_contracts import uuid7
 from sitewright_gateway.readmodel.rules import due_at
-from sitewright_gateway.scheduler.loop import Scheduler, due
 from sitewright_gateway.readmodel.store import EPOCH, IDS_PER_QUERY, Store, by_ids
+from sitewright_gateway.scheduler.loop import Scheduler, due
 from sitewright_runtime.mongo import connect
-
 from tests.integration.test_gateway_api import gateway_settings
 
 
@@ -31,20 +31,29 @@ async def test_indexes_are_exactly_the_declared_ones_and_the_ticks_queries_use_t
     # (an unpublished request, a due action, a TTL) became `due_at`: their documents get it first.
     await store.jobs.create_index([("status", ASCENDING), ("updated_at", ASCENDING)])
     await store.jobs.create_index([("tenant", ASCENDING), ("_id", DESCENDING)])  # a tenant's jobs, until 2026-12-02
-    await store.jobs.create_index([("created_at", ASCENDING)], name="outbox", partialFilterExpression={"published": False})
+    await store.jobs.create_index(
+        [("created_at", ASCENDING)], name="outbox", partialFilterExpression={"published": False}
+    )
     await store.jobs.create_index(
         [("action.due_at", ASCENDING)], name="actions", partialFilterExpression={"action.due_at": {"$gte": EPOCH}}
     )
     await store.jobs.create_index(
-        [("expire_at", ASCENDING)], name="ttl_expire_at", expireAfterSeconds=0, partialFilterExpression={"expire_at": {"$gte": EPOCH}}
+        [("expire_at", ASCENDING)],
+        name="ttl_expire_at",
+        expireAfterSeconds=0,
+        partialFilterExpression={"expire_at": {"$gte": EPOCH}},
     )
-    later = [datetime(2099, 1, day, tzinfo=UTC) for day in (1, 2, 3)]  # BSON dates: milliseconds, and no TTL deletes them
-    await store.jobs.insert_many([
-        {"_id": "unpublished", "published": False, "created_at": later[0], "action": None},
-        {"_id": "retrying", "published": True, "action": {"kind": "retry", "due_at": later[1]}},
-        {"_id": "finished", "published": True, "action": None, "expire_at": later[2]},
-        {"_id": "running", "published": True, "action": None},
-    ])
+    later = [
+        datetime(2099, 1, day, tzinfo=UTC) for day in (1, 2, 3)
+    ]  # BSON dates: milliseconds, and no TTL deletes them
+    await store.jobs.insert_many(
+        [
+            {"_id": "unpublished", "published": False, "created_at": later[0], "action": None},
+            {"_id": "retrying", "published": True, "action": {"kind": "retry", "due_at": later[1]}},
+            {"_id": "finished", "published": True, "action": None, "expire_at": later[2]},
+            {"_id": "running", "published": True, "action": None},
+        ]
+    )
     await store.create_indexes(timedelta(days=7))
     await store.create_indexes(timedelta(days=3))  # a new retention period rebuilds the TTL indexes
     jobs = {i["name"]: i async for i in await store.jobs.list_indexes()}
@@ -52,7 +61,10 @@ async def test_indexes_are_exactly_the_declared_ones_and_the_ticks_queries_use_t
     assert jobs["due"]["partialFilterExpression"] == {"due_at": {"$gte": EPOCH.replace(tzinfo=None)}}
     migrated = {d["_id"]: d async for d in store.jobs.find({})}
     assert {k: d.get("due_at") for k, d in migrated.items()} == {
-        "unpublished": later[0], "retrying": later[1], "finished": later[2], "running": None,
+        "unpublished": later[0],
+        "retrying": later[1],
+        "finished": later[2],
+        "running": None,
     }
     assert not any("expire_at" in d for d in migrated.values())
     await store.jobs.delete_many({})
@@ -61,10 +73,12 @@ async def test_indexes_are_exactly_the_declared_ones_and_the_ticks_queries_use_t
     assert {i["name"] async for i in await store.events.list_indexes()} == {"_id_", "job_id_1"}
 
     now = datetime.now(UTC)
-    await store.jobs.insert_many([
-        {"_id": uuid7(), "tenant": "t", "status": "completed", "published": True, "action": None, "created_at": now}
-        for _ in range(50)
-    ])
+    await store.jobs.insert_many(
+        [
+            {"_id": uuid7(), "tenant": "t", "status": "completed", "published": True, "action": None, "created_at": now}
+            for _ in range(50)
+        ]
+    )
     queries = [
         ("jobs", due(now)),
         ("jobs", {"status": "crawling"}),  # active jobs (stuck scan and gauges), one status at a time
@@ -104,9 +118,13 @@ async def test_the_audit_trail_of_jobs_past_retention_is_deleted(retained):
         return uuid7(int((now - timedelta(days=days_ago)).timestamp() * 1000))
 
     old, kept, recent = job_created(9), job_created(7.5), job_created(0)  # retention 7 days, plus a day's grace
-    await store.events.insert_many([
-        {"_id": uuid7(), "job_id": job_id, "version": v, "occurred_at": now} for job_id in (old, kept, recent) for v in (1, 2)
-    ])
+    await store.events.insert_many(
+        [
+            {"_id": uuid7(), "job_id": job_id, "version": v, "occurred_at": now}
+            for job_id in (old, kept, recent)
+            for v in (1, 2)
+        ]
+    )
     await scheduler.expire_events(now)
     left = {d["job_id"] async for d in store.events.find({})}
     assert left == {kept, recent}
@@ -117,14 +135,24 @@ async def test_a_job_is_deleted_one_retention_period_after_it_finished(retained)
     now = datetime.now(UTC)
 
     def job(job_id: str, status: str, finished_days_ago: float | None) -> dict:
-        doc = {"_id": job_id, "tenant": "t", "status": status, "published": True, "action": None,
-               "finished_at": None if finished_days_ago is None else now - timedelta(days=finished_days_ago)}
+        doc = {
+            "_id": job_id,
+            "tenant": "t",
+            "status": status,
+            "published": True,
+            "action": None,
+            "finished_at": None if finished_days_ago is None else now - timedelta(days=finished_days_ago),
+        }
         return doc | {"due_at": due_at(doc, scheduler.settings.retention)}
 
-    await store.jobs.insert_many([
-        job("expired", "completed", 8), job("failed-long-ago", "failed", 7.01), job("kept", "completed", 6.9),
-        job("revived", "crawling", None),  # failed long ago, then retried: active again, so no expiry
-    ])
+    await store.jobs.insert_many(
+        [
+            job("expired", "completed", 8),
+            job("failed-long-ago", "failed", 7.01),
+            job("kept", "completed", 6.9),
+            job("revived", "crawling", None),  # failed long ago, then retried: active again, so no expiry
+        ]
+    )
     await scheduler.run_due(now)
     assert {d["_id"] async for d in store.jobs.find({})} == {"kept", "revived"}
 

@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
-from sitewright_runtime.links import sign_link
 
+from sitewright_notifier.main import create_app as notifier_app
+from sitewright_runtime.links import sign_link
 from tests.helpers import eventually
 from tests.integration.local_servers import WebhookReceiver, verify_webhook
 from tests.integration.test_gateway_api import gateway, gateway_settings
-from tests.integration.test_notifier import TENANT, RESULT, at_least, completed, notifier_settings, publish
-from sitewright_notifier.main import create_app as notifier_app
+from tests.integration.test_notifier import RESULT, TENANT, at_least, completed, notifier_settings, publish
 
 
 @contextlib.asynccontextmanager
@@ -30,7 +30,9 @@ async def gateway_and_notifier(kafka: str, mongo: str, unique: str) -> AsyncIter
 
 
 async def submit(api: httpx.AsyncClient, hook: str) -> str:
-    r = await api.post("/api/jobs", json={"url": "https://bakery.example/", "notify": [{"channel": "webhook", "target": hook}]})
+    r = await api.post(
+        "/api/jobs", json={"url": "https://bakery.example/", "notify": [{"channel": "webhook", "target": hook}]}
+    )
     assert r.status_code == 202, r.text
     return r.json()["id"]
 
@@ -88,13 +90,17 @@ async def test_a_rotated_secret_signs_beside_the_old_one_until_the_old_one_expir
     assert len(two.headers["webhook-signature"].split(" ")) == 2
     assert verify_webhook([first], two.headers, two.body), "during the grace period the old secret still verifies"
     assert len(three.headers["webhook-signature"].split(" ")) == 1
-    assert not verify_webhook([first], three.headers, three.body) and not verify_webhook([second], three.headers, three.body)
+    assert not verify_webhook([first], three.headers, three.body) and not verify_webhook(
+        [second], three.headers, three.body
+    )
     # A captured delivery replayed later fails: the timestamp is signed, and an old one is refused.
     stale = dict(one.headers, **{"webhook-timestamp": str(int(time.time()) - 3600)})
     assert not verify_webhook([first], stale, one.body)
 
 
-async def test_the_result_link_opens_without_an_api_key_and_expired_or_tampered_links_are_refused(kafka_bootstrap, mongo_url, unique):
+async def test_the_result_link_opens_without_an_api_key_and_expired_or_tampered_links_are_refused(
+    kafka_bootstrap, mongo_url, unique
+):
     with WebhookReceiver(statuses=(204,)) as receiver:
         hook = receiver.url + "/hook"
         async with gateway_and_notifier(kafka_bootstrap, mongo_url, unique) as (api, settings):
@@ -105,6 +111,7 @@ async def test_the_result_link_opens_without_an_api_key_and_expired_or_tampered_
 
             async def is_completed():
                 return (await api.get(f"/api/jobs/{job_id}")).json()["status"] == "completed"
+
             await eventually(is_completed, what="the job projected as completed")
 
             link = urlsplit(receiver.requests[0].json()["data"]["result_url"]).path
@@ -114,10 +121,14 @@ async def test_the_result_link_opens_without_an_api_key_and_expired_or_tampered_
                 page = await anonymous.get(link)
                 data = await anonymous.get(link, params={"format": "json"})
                 tampered = await anonymous.get("/r/" + token[:-3] + ("AAA" if token[-3:] != "AAA" else "BBB"))
-                tampered_json = await anonymous.get("/r/" + token[:-3] + ("AAA" if token[-3:] != "AAA" else "BBB"), params={"format": "json"})
+                tampered_json = await anonymous.get(
+                    "/r/" + token[:-3] + ("AAA" if token[-3:] != "AAA" else "BBB"), params={"format": "json"}
+                )
                 secret = settings.link_secret.get_secret_value()
                 expired = await anonymous.get("/r/" + sign_link(secret, job_id, TENANT, int(time.time()) - 1))
-                other_tenant = await anonymous.get("/r/" + sign_link(secret, job_id, "someone-else", int(time.time()) + 60))
+                other_tenant = await anonymous.get(
+                    "/r/" + sign_link(secret, job_id, "someone-else", int(time.time()) + 60)
+                )
                 garbage = await anonymous.get("/r/not-a-token")
 
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

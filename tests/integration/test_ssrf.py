@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+
 from sitewright_crawler.crawl import CrawlError, CrawlLimits, crawl
 from sitewright_devstack.fixture_site import FixtureSite
 from sitewright_runtime.netguard import AddressGuard
@@ -88,7 +89,9 @@ async def test_private_addresses_are_refused(url: str, site: FixtureSite, client
         "http://intranet.shop.test/",
     ],
 )
-async def test_a_redirect_to_a_private_address_is_refused(target: str, site: FixtureSite, client: httpx.AsyncClient) -> None:
+async def test_a_redirect_to_a_private_address_is_refused(
+    target: str, site: FixtureSite, client: httpx.AsyncClient
+) -> None:
     guard = AddressGuard(allow_cidrs=["127.0.0.1/32"], resolver=resolve)  # the "public" site only
     start = f"http://www.public-shop.test:{site.port}/to-private?target={quote(target.format(port=site.port), safe='')}"
     error = await refused(start, client, guard)
@@ -97,7 +100,10 @@ async def test_a_redirect_to_a_private_address_is_refused(target: str, site: Fix
 
 async def test_the_allowlist_lets_tests_crawl_loopback(site: FixtureSite, client: httpx.AsyncClient) -> None:
     context = await crawl(
-        site.url("/"), CrawlLimits(max_depth=0), client=client, guard=AddressGuard(allow_cidrs=["127.0.0.0/8"]),
+        site.url("/"),
+        CrawlLimits(max_depth=0),
+        client=client,
+        guard=AddressGuard(allow_cidrs=["127.0.0.0/8"]),
         user_agent=USER_AGENT,
     )
     assert [p.url for p in context.pages] == [site.url("/")]

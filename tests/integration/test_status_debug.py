@@ -13,17 +13,18 @@ from sitewright_contracts import events as ev
 from sitewright_contracts import uuid7
 from sitewright_contracts.models import CrawlContext, ErrorInfo, PageSummary, SeoResult
 from sitewright_runtime.kafka import Publisher
-
 from tests.helpers import eventually
 from tests.integration.test_gateway_api import gateway, gateway_settings
 
 TENANT = "default"  # the test admin key's tenant
-RESULT = SeoResult.model_validate({
-    "meta": {"title": "Chainline Bikes", "description": "Repairs and rentals in town."},
-    "content": [{"heading": "Repairs", "body": "Same-day fixes."}, {"heading": "Rentals", "body": "By the hour."}],
-    "faq": [{"question": "Open on Sundays?", "answer": "Yes, 10 to 4."}],
-    "schema": {"@context": "https://schema.org", "@type": "LocalBusiness", "name": "Chainline"},
-})
+RESULT = SeoResult.model_validate(
+    {
+        "meta": {"title": "Chainline Bikes", "description": "Repairs and rentals in town."},
+        "content": [{"heading": "Repairs", "body": "Same-day fixes."}, {"heading": "Rentals", "body": "By the hour."}],
+        "faq": [{"question": "Open on Sundays?", "answer": "Yes, 10 to 4."}],
+        "schema": {"@context": "https://schema.org", "@type": "LocalBusiness", "name": "Chainline"},
+    }
+)
 
 
 class History:
@@ -35,23 +36,29 @@ class History:
         self.url = url
         self.events: list[ev.Event] = []
 
-    def add(self, cls: type[ev.Event], at_s: float, attempt: int = 1, **data: object) -> "History":
+    def add(self, cls: type[ev.Event], at_s: float, attempt: int = 1, **data: object) -> History:
         payload = cls.model_fields["data"].annotation
-        self.events.append(cls(
-            job_id=self.job_id, tenant=TENANT, attempt=attempt, producer="test",
-            occurred_at=self.start + timedelta(seconds=at_s), **({"data": payload(**data)} if data or payload is not ev.Payload else {}),
-        ))
+        self.events.append(
+            cls(
+                job_id=self.job_id,
+                tenant=TENANT,
+                attempt=attempt,
+                producer="test",
+                occurred_at=self.start + timedelta(seconds=at_s),
+                **({"data": payload(**data)} if data or payload is not ev.Payload else {}),
+            )
+        )
         return self
 
-    def requested(self) -> "History":
+    def requested(self) -> History:
         return self.add(ev.JobRequested, 0, url=self.url)
 
-    def crawl(self, started_s: float, took_s: float, attempt: int = 1) -> "History":
+    def crawl(self, started_s: float, took_s: float, attempt: int = 1) -> History:
         self.add(ev.CrawlStarted, started_s, attempt, url=self.url)
         crawl = CrawlContext(start_url=self.url, pages=[PageSummary(url=self.url, title="Home")])
         return self.add(ev.CrawlSucceeded, started_s + took_s, attempt, crawl=crawl)
 
-    def generate(self, started_s: float, took_s: float) -> "History":
+    def generate(self, started_s: float, took_s: float) -> History:
         self.add(ev.GenerationStarted, started_s, provider="offline", model="extractive-v1")
         self.add(ev.ParsingStarted, started_s + took_s - 0.1)
         return self.add(ev.JobCompleted, started_s + took_s, result=RESULT, pages_crawled=1, provider="offline")
@@ -74,12 +81,15 @@ async def wait_statuses(api, expected: dict[str, str]) -> None:
     async def projected():
         got = {i: (await api.get(f"/api/jobs/{i}")).json().get("status") for i in expected}
         return got == expected or None
+
     await eventually(projected, timeout=30, what=f"statuses {expected}")
 
 
 def settings_for(kafka_bootstrap, mongo_url, unique):
     # The scheduler ticks once at start and keeps its lease: it must not re-drive the stuck job under test.
-    return gateway_settings(kafka_bootstrap, mongo_url, unique, scheduler_interval_s=3600, lease_ttl_s=3600, stuck_after_s=600)
+    return gateway_settings(
+        kafka_bootstrap, mongo_url, unique, scheduler_interval_s=3600, lease_ttl_s=3600, stuck_after_s=600
+    )
 
 
 async def test_status_sums_up_the_last_hour_of_the_callers_jobs(kafka_bootstrap, mongo_url, unique, monkeypatch):
@@ -103,10 +113,20 @@ async def test_status_sums_up_the_last_hour_of_the_callers_jobs(kafka_bootstrap,
     async with gateway(settings) as api:
         assert (await api.get("/api/status", headers={"Authorization": ""})).status_code == 401
         await publish(settings, everything)
-        await wait_statuses(api, {h.job_id: s for h, s in [
-            *((d, "completed") for d in done), (failed, "failed"), (cancelled, "cancelled"), (active, "crawling"),
-            (stuck, "crawling"), (old, "completed"),
-        ]})
+        await wait_statuses(
+            api,
+            {
+                h.job_id: s
+                for h, s in [
+                    *((d, "completed") for d in done),
+                    (failed, "failed"),
+                    (cancelled, "cancelled"),
+                    (active, "crawling"),
+                    (stuck, "crawling"),
+                    (old, "completed"),
+                ]
+            },
+        )
         response = await api.get("/api/status")
         assert response.status_code == 200, response.text
         assert "sk-ant-this-must-never-be-shown" not in response.text
@@ -174,8 +194,14 @@ async def test_debug_tells_the_whole_story_of_one_job(kafka_bootstrap, mongo_url
         assert all(e["occurred_at"] and e["data_bytes"] > 0 for e in d["events"])
 
         attempts = [(a["stage"], a["attempt"], a["outcome"], a["duration_s"]) for a in d["attempts"]]
-        assert attempts == [("crawl", 1, "failed", 3.0), ("crawl", 2, "succeeded", 3.5), ("generate", 1, "succeeded", 3.0)]
-        assert [(e["code"], e["attempt"], e["retryable"], e["stage"]) for e in d["errors"]] == [("timeout", 1, True, "crawl")]
+        assert attempts == [
+            ("crawl", 1, "failed", 3.0),
+            ("crawl", 2, "succeeded", 3.5),
+            ("generate", 1, "succeeded", 3.0),
+        ]
+        assert [(e["code"], e["attempt"], e["retryable"], e["stage"]) for e in d["errors"]] == [
+            ("timeout", 1, True, "crawl")
+        ]
         assert d["timings"]["crawl_s"] == 2.5 and d["timings"]["generate_s"] == 3.0 and d["timings"]["total_s"] == 17.0
         assert d["timings"]["wait_s"] == 1.0 and abs(d["timings"]["parse_s"] - 0.1) < 1e-6
 
@@ -191,7 +217,9 @@ async def test_debug_tells_the_whole_story_of_one_job(kafka_bootstrap, mongo_url
         assert page.status_code == 200 and '<script type="module" src="/static/app.js"></script>' in page.text
         for name in ("app.js", "stream.js", "app.css"):
             asset = await api.get(f"/static/{name}", headers={"Authorization": ""})
-            assert asset.status_code == 200 and ("javascript" in asset.headers["content-type"] or name.endswith(".css")), name
+            assert asset.status_code == 200 and (
+                "javascript" in asset.headers["content-type"] or name.endswith(".css")
+            ), name
         other = (await api.post("/api/admin/keys", json={"tenant": f"other-{unique}", "name": "t"})).json()["key"]
         foreign = await api.get(f"/api/debug/{h.job_id}", headers={"Authorization": f"Bearer {other}"})
         assert foreign.status_code == 404 and h.job_id in foreign.json()["detail"]

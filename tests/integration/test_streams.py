@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx
 import websockets
+
 from sitewright_cli.sse import server_events
 from sitewright_contracts import Topics
 from sitewright_contracts import events as ev
 from sitewright_devstack.synthetic import STORY_VERSIONS, job_story
 from sitewright_gateway.main import create_app
 from sitewright_runtime.kafka import Publisher
-
 from tests.helpers import AUTH, TEST_API_KEY, eventually
 from tests.integration.served import served
 from tests.integration.test_gateway_api import gateway_settings
@@ -83,8 +83,10 @@ async def new_job(api: httpx.AsyncClient, *, recorded: bool = True) -> str:
     assert created.status_code == 202, created.text
     job_id = created.json()["id"]
     if recorded:
+
         async def in_trail() -> bool:
             return bool((await api.get(f"/api/jobs/{job_id}/events")).json())
+
         await eventually(in_trail, what="job.requested in the audit trail")
     return job_id
 
@@ -100,8 +102,11 @@ async def trail_by_version(api: httpx.AsyncClient, job_id: str) -> dict[int, Mes
 
 async def test_a_reconnect_with_the_last_version_resumes_without_gap_or_duplicate(kafka_bootstrap, mongo_url, unique):
     settings = gateway_settings(kafka_bootstrap, mongo_url, unique)
-    async with served(settings) as base, publisher(kafka_bootstrap, settings.topic_prefix) as publish, \
-            httpx.AsyncClient(base_url=base, headers=AUTH) as api:
+    async with (
+        served(settings) as base,
+        publisher(kafka_bootstrap, settings.topic_prefix) as publish,
+        httpx.AsyncClient(base_url=base, headers=AUTH) as api,
+    ):
         job_id = await new_job(api, recorded=False)
         story = job_story(job_id, URL)
 
@@ -128,15 +133,24 @@ async def test_a_reconnect_with_the_last_version_resumes_without_gap_or_duplicat
         for m in received[1:]:  # the first came from the job document, before its event was recorded
             assert (m["event_id"], m["event_type"]) == (made[m["version"]]["event_id"], made[m["version"]]["type"])
         job = (await api.get(f"/api/jobs/{job_id}")).json()
-        assert (received[-1]["status"], received[-1]["progress"], received[-1]["version"]) == ("completed", 100, job["version"])
+        assert (received[-1]["status"], received[-1]["progress"], received[-1]["version"]) == (
+            "completed",
+            100,
+            job["version"],
+        )
         progress = [m["progress"] for m in received]
         assert progress == sorted(progress), "progress went backwards"
 
 
-async def test_websocket_and_sse_carry_the_same_sequence_and_last_event_id_resumes_sse(kafka_bootstrap, mongo_url, unique):
+async def test_websocket_and_sse_carry_the_same_sequence_and_last_event_id_resumes_sse(
+    kafka_bootstrap, mongo_url, unique
+):
     settings = gateway_settings(kafka_bootstrap, mongo_url, unique)
-    async with served(settings) as base, publisher(kafka_bootstrap, settings.topic_prefix) as publish, \
-            httpx.AsyncClient(base_url=base, headers=AUTH, timeout=30) as api:
+    async with (
+        served(settings) as base,
+        publisher(kafka_bootstrap, settings.topic_prefix) as publish,
+        httpx.AsyncClient(base_url=base, headers=AUTH, timeout=30) as api,
+    ):
         job_id = await new_job(api)
         ws = await websockets.connect(ws_url(base), additional_headers=AUTH)
         await ws.send(json.dumps({"type": "subscribe", "all": True}))  # every job of the tenant
@@ -154,15 +168,20 @@ async def test_websocket_and_sse_carry_the_same_sequence_and_last_event_id_resum
         assert [m["version"] for m in jobs_only(over_sse)] == list(range(1, FINAL_VERSION + 1))
 
         # Resume SSE the way a browser's EventSource does: the id of the last event seen.
-        async with api.stream("GET", "/api/jobs/stream", params={"jobs": job_id}, headers={"Last-Event-ID": f"{job_id}:40"}) as response:
+        async with api.stream(
+            "GET", "/api/jobs/stream", params={"jobs": job_id}, headers={"Last-Event-ID": f"{job_id}:40"}
+        ) as response:
             resumed = await sse_until(server_events(response), ready)
         assert jobs_only(resumed) == jobs_only(over_sse)[40:]
 
 
 async def test_two_hundred_concurrent_clients_each_receive_every_update(kafka_bootstrap, mongo_url, unique):
     settings = gateway_settings(kafka_bootstrap, mongo_url, unique, stream_max_per_key=300)
-    async with served(settings) as base, publisher(kafka_bootstrap, settings.topic_prefix) as publish, \
-            httpx.AsyncClient(base_url=base, headers=AUTH, timeout=30, limits=httpx.Limits(max_connections=100)) as api:
+    async with (
+        served(settings) as base,
+        publisher(kafka_bootstrap, settings.topic_prefix) as publish,
+        httpx.AsyncClient(base_url=base, headers=AUTH, timeout=30, limits=httpx.Limits(max_connections=100)) as api,
+    ):
         job_id = await new_job(api)
 
         async def ws_client(subscription: Message) -> list[Message]:
@@ -216,7 +235,11 @@ async def test_refusals_say_why_limits_hold_and_idle_streams_get_heartbeats(kafk
                 return error, ws.close_code
 
         error, code = await refused({"Authorization": "Bearer sw_not-a-key"})
-        assert (error["type"], error["code"], code) == ("error", "unauthorized", 4401) and "unknown or revoked" in error["message"]
+        assert (error["type"], error["code"], code) == (
+            "error",
+            "unauthorized",
+            4401,
+        ) and "unknown or revoked" in error["message"]
         error, code = await refused(None, {"type": "subscribe", "all": True})
         assert (error["code"], code) == ("unauthorized", 4401) and '"type": "auth"' in error["message"]
         error, code = await refused({"Origin": "https://evil.example"})
@@ -225,7 +248,10 @@ async def test_refusals_say_why_limits_hold_and_idle_streams_get_heartbeats(kafk
         assert (error["code"], code) == ("bad_message", 1008) and "jobs" in error["message"]
 
         # A browser authenticates with its first message; an unknown job is named, the rest followed.
-        async with websockets.connect(ws_url(base)) as browser, websockets.connect(ws_url(base), additional_headers=AUTH):
+        async with (
+            websockets.connect(ws_url(base)) as browser,
+            websockets.connect(ws_url(base), additional_headers=AUTH),
+        ):
             await browser.send(json.dumps({"type": "auth", "key": TEST_API_KEY}))
             await browser.send(json.dumps({"type": "subscribe", "jobs": [job_id, "no-such-job"]}))
             got = await ws_until(browser, ready)
@@ -242,6 +268,7 @@ async def test_refusals_say_why_limits_hold_and_idle_streams_get_heartbeats(kafk
         async def freed() -> bool:
             async with api.stream("GET", "/api/jobs/stream", params={"jobs": job_id}) as response:
                 return response.status_code == 200
+
         await eventually(freed, what="closed streams to stop counting against the key")
 
         r = await api.get("/api/jobs/stream", params={"jobs": "no-such-job"})
@@ -254,13 +281,18 @@ async def test_refusals_say_why_limits_hold_and_idle_streams_get_heartbeats(kafk
         assert r.status_code == 401
 
 
-async def test_the_feed_closes_when_nobody_follows_and_a_later_stream_misses_nothing(kafka_bootstrap, mongo_url, unique):
+async def test_the_feed_closes_when_nobody_follows_and_a_later_stream_misses_nothing(
+    kafka_bootstrap, mongo_url, unique
+):
     """The hub's change stream is open only while someone follows: closed when idle, reopened by the next
     subscription before it reads anything, so that stream still gets every version in order."""
     settings = gateway_settings(kafka_bootstrap, mongo_url, unique, stream_feed_idle_s=0.5)
     app = create_app(settings)
-    async with served(settings, app=app) as base, publisher(kafka_bootstrap, settings.topic_prefix) as publish, \
-            httpx.AsyncClient(base_url=base, headers=AUTH, timeout=30) as api:
+    async with (
+        served(settings, app=app) as base,
+        publisher(kafka_bootstrap, settings.topic_prefix) as publish,
+        httpx.AsyncClient(base_url=base, headers=AUTH, timeout=30) as api,
+    ):
         hub = app.state.gateway.hub
         assert not hub.following, "no stream connection yet, so no change stream"
         job_id = await new_job(api)
@@ -268,12 +300,16 @@ async def test_the_feed_closes_when_nobody_follows_and_a_later_stream_misses_not
         async with api.stream("GET", "/api/jobs/stream", params={"jobs": job_id}) as response:
             assert hub.following
             first = await sse_until(server_events(response), ready)
+
         async def closed() -> bool:
             return not hub.following
+
         await eventually(closed, timeout=10, what="the change stream to close")
 
         await publish(story[:20])  # while nobody follows
-        async with api.stream("GET", "/api/jobs/stream", params={"jobs": job_id}, headers={"Last-Event-ID": f"{job_id}:1"}) as response:
+        async with api.stream(
+            "GET", "/api/jobs/stream", params={"jobs": job_id}, headers={"Last-Event-ID": f"{job_id}:1"}
+        ) as response:
             events = server_events(response)
             second = await sse_until(events, ready)
             await publish(story[20:])

@@ -9,15 +9,15 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, InvalidOperation
+
 from sitewright_contracts import Topics, encode, uuid7
 from sitewright_gateway.readmodel import audit
 from sitewright_gateway.readmodel.group_insert import GroupInsert
-from sitewright_gateway.readmodel.writer import Projection
 from sitewright_gateway.readmodel.rules import new_job
 from sitewright_gateway.readmodel.store import Store
+from sitewright_gateway.readmodel.writer import Projection
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.mongo import connect
-
 from tests.unit.test_projector import POLICY, story
 
 
@@ -55,7 +55,9 @@ async def test_projection_refolds_a_cached_job_that_another_writer_changed(kafka
     await client.close()
 
 
-async def test_a_duplicate_in_the_batch_does_not_change_the_state_recorded_for_the_original(kafka_bootstrap, mongo_url, unique):
+async def test_a_duplicate_in_the_batch_does_not_change_the_state_recorded_for_the_original(
+    kafka_bootstrap, mongo_url, unique
+):
     """A stage that ran twice re-emits the same event ids; the audit trail keeps each event's own state.
 
     Otherwise what a replay records would depend on where the batches happen to split the log.
@@ -71,7 +73,9 @@ async def test_a_duplicate_in_the_batch_does_not_change_the_state_recorded_for_t
     for i, e in enumerate(log):
         await one_by_one([record(e, i)])
 
-    recorded = [{d["_id"]: (d["version"], d["job"]) for d in await audit.job_events(s.events, events[0].job_id)} for s in stores]
+    recorded = [
+        {d["_id"]: (d["version"], d["job"]) for d in await audit.job_events(s.events, events[0].job_id)} for s in stores
+    ]
     assert recorded[0] == recorded[1]
     assert [recorded[0][e.event_id][0] for e in events] == sorted(recorded[0][e.event_id][0] for e in events)
     for name in (f"dup1_{unique}", f"dup2_{unique}"):
@@ -117,6 +121,7 @@ async def test_a_crash_between_the_writes_of_a_batch_loses_no_result(kafka_boots
         if self.name == "results":
             raise ConnectionError("the database went away")
         return await real(self, *args, **kwargs)
+
     monkeypatch.setattr(AsyncCollection, "insert_many", results_down)
     with pytest.raises(ConnectionError):
         await projection(batch)

@@ -30,7 +30,7 @@ def trail(pages: list[dict]) -> list[tuple]:
 def test_one_batch_one_by_one_and_by_threes_give_the_same_trail_in_log_order():
     whole, _ = project_in([LOG])
     single, _ = project_in([[item] for item in LOG])
-    threes, _ = project_in([LOG[i:i + 3] for i in range(0, len(LOG), 3)])
+    threes, _ = project_in([LOG[i : i + 3] for i in range(0, len(LOG), 3)])
     assert len(whole) == 1 and len(single) == len(LOG)
     assert trail(whole) == trail(single) == trail(threes)
     assert [e["_id"] for e in events_of(whole)] == [e.event_id for e, _ in LOG]
@@ -50,12 +50,21 @@ def test_a_batch_redelivered_after_its_job_write_landed_keeps_each_event_as_firs
     first, docs = project_in([LOG[:5]])
     # The job write landed, the offsets were not committed: the batch comes again, now with later events.
     again, _ = project_in([LOG], docs)
-    assert [e["version"] for e in again[0]["events"][:5]] == [docs[LOG[0][0].job_id]["version"]] * 5  # duplicates, later state
+    assert [e["version"] for e in again[0]["events"][:5]] == [
+        docs[LOG[0][0].job_id]["version"]
+    ] * 5  # duplicates, later state
     assert trail(again + first) == trail(project_in([LOG])[0])
 
 
 def test_a_read_model_from_before_pages_reads_as_pages_of_one_event():
     [page], _ = project_in([LOG])
-    old = [{"_id": e["event_id"], "job_id": page["job_id"], "tenant": page["tenant"],
-            **{k: v for k, v in e.items() if k != "event_id"}} for e in page["events"]]
+    old = [
+        {
+            "_id": e["event_id"],
+            "job_id": page["job_id"],
+            "tenant": page["tenant"],
+            **{k: v for k, v in e.items() if k != "event_id"},
+        }
+        for e in page["events"]
+    ]
     assert trail(old) == trail([page])

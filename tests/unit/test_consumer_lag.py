@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
+
 from sitewright_runtime.instrument import LagGauge
 
 

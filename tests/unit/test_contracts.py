@@ -6,30 +6,55 @@ import json
 import uuid
 
 import pytest
-from sitewright_contracts import UndecodableEvent, decode, derived_uuid7, encode, header, uuid7
+
+from sitewright_contracts import UndecodableEvent, decode, derived_uuid7, encode, header, uuid7, wire
 from sitewright_contracts import events as ev
-from sitewright_contracts import wire
 from sitewright_contracts.models import JobOptions, NotifyTarget
 
 
 def test_every_event_round_trips_with_the_documented_headers():
-    event = ev.JobRequested(job_id=uuid7(), data=ev.JobRequestedData(url="https://example.com/", options=JobOptions(max_pages=3)))
+    event = ev.JobRequested(
+        job_id=uuid7(), data=ev.JobRequestedData(url="https://example.com/", options=JobOptions(max_pages=3))
+    )
     key, value, headers = encode(event)
     assert key == event.job_id.encode()
     assert {k for k, _ in headers} == {"event-type", "event-id", "content-type", "traceparent", "priority"}
     assert header(headers, "priority") == str(event.data.priority), "a request carries its own priority"
     assert header(headers, "event-type") == "job.requested" and header(headers, "event-id") == event.event_id
     body = json.loads(value)
-    assert set(body) == {"event_id", "type", "version", "job_id", "tenant", "attempt", "occurred_at", "producer", "data"}
+    assert set(body) == {
+        "event_id",
+        "type",
+        "version",
+        "job_id",
+        "tenant",
+        "attempt",
+        "occurred_at",
+        "producer",
+        "data",
+    }
     assert body["occurred_at"].endswith("Z")
     assert decode(value) == event
 
 
 def test_every_type_has_a_model_and_ids_are_uuid7():
     assert set(ev.EVENT_TYPES) >= {
-        "job.requested", "job.cancel_requested", "job.retry_requested", "crawl.started", "crawl.progress",
-        "crawl.succeeded", "crawl.failed", "generation.started", "generation.progress", "parsing.started",
-        "job.completed", "generation.failed", "job.failed", "job.cancelled", "notification.sent", "notification.failed",
+        "job.requested",
+        "job.cancel_requested",
+        "job.retry_requested",
+        "crawl.started",
+        "crawl.progress",
+        "crawl.succeeded",
+        "crawl.failed",
+        "generation.started",
+        "generation.progress",
+        "parsing.started",
+        "job.completed",
+        "generation.failed",
+        "job.failed",
+        "job.cancelled",
+        "notification.sent",
+        "notification.failed",
     }
     assert uuid.UUID(uuid7()).version == 7
     a, b = uuid7(), uuid7()
@@ -38,8 +63,13 @@ def test_every_type_has_a_model_and_ids_are_uuid7():
 
 @pytest.mark.parametrize(
     ("value", "reason"),
-    [(b"", "empty"), (b"{nope", "malformed_json"), (b"[1]", "malformed_json"),
-     (b'{"type": "job.exploded", "job_id": "x"}', "unknown_type"), (b'{"type": "crawl.started", "job_id": "x"}', "invalid")],
+    [
+        (b"", "empty"),
+        (b"{nope", "malformed_json"),
+        (b"[1]", "malformed_json"),
+        (b'{"type": "job.exploded", "job_id": "x"}', "unknown_type"),
+        (b'{"type": "crawl.started", "job_id": "x"}', "invalid"),
+    ],
 )
 def test_undecodable_messages_say_why(value, reason):
     with pytest.raises(UndecodableEvent) as caught:
@@ -76,9 +106,15 @@ def test_notify_targets_are_checked_per_channel():
 
 def _contract_models() -> list[type]:
     from pydantic import BaseModel
+
     from sitewright_contracts import models
-    return [m for mod in (models, ev) for m in vars(mod).values()
-            if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == mod.__name__]
+
+    return [
+        m
+        for mod in (models, ev)
+        for m in vars(mod).values()
+        if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == mod.__name__
+    ]
 
 
 @pytest.mark.parametrize("model", _contract_models(), ids=lambda m: m.__name__)
@@ -87,7 +123,9 @@ def test_defaults_have_the_type_the_log_gives_them_back(model):
     a job document written from the request (the gateway) and one rebuilt from the log would differ."""
     for name, field in model.model_fields.items():
         if field.annotation is float and field.default is not None and not callable(field.default_factory):
-            assert isinstance(field.default, float), f"{model.__name__}.{name} defaults to {field.default!r}, not a float"
+            assert isinstance(field.default, float), (
+                f"{model.__name__}.{name} defaults to {field.default!r}, not a float"
+            )
 
 
 def test_default_options_are_the_same_document_before_and_after_the_log():

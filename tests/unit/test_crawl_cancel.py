@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from sitewright_contracts import events as ev
 from sitewright_crawler.running import CrawlCancelled, RunningCrawls
 

@@ -54,7 +54,9 @@ def test_robots_percent_encoding_is_compared_decoded() -> None:
 
 
 def test_sitemap_urlset_index_and_gzip() -> None:
-    urlset = b'<urlset><url><loc> https://a.test/a?x=1&amp;y=2 </loc></url><url><loc>https://a.test/b</loc></url></urlset>'
+    urlset = (
+        b"<urlset><url><loc> https://a.test/a?x=1&amp;y=2 </loc></url><url><loc>https://a.test/b</loc></url></urlset>"
+    )
     assert parse_sitemap(urlset, 10_000) == parse_sitemap(gzip.compress(urlset), 10_000)
     parsed = parse_sitemap(urlset, 10_000)
     assert parsed.urls == ["https://a.test/a?x=1&y=2", "https://a.test/b"] and not parsed.is_index
@@ -122,15 +124,29 @@ def test_context_stays_under_the_byte_budget_however_heavy_the_pages() -> None:
 def test_every_limit_is_a_job_option_with_a_default_and_a_hard_cap() -> None:
     import pytest
     from pydantic import ValidationError
+
     from sitewright_contracts.models import JobOptions
     from sitewright_crawler.crawl import CrawlLimits
 
     limits = CrawlLimits.from_options(JobOptions(), request_timeout_s=5)
-    assert (limits.max_pages, limits.max_depth, limits.concurrency, limits.delay_s, limits.scope) == (10, 2, 4, 0, "host")
+    assert (limits.max_pages, limits.max_depth, limits.concurrency, limits.delay_s, limits.scope) == (
+        10,
+        2,
+        4,
+        0,
+        "host",
+    )
     assert limits.request_timeout_s == 5
     for option, too_much in {
-        "max_pages": 201, "max_depth": 6, "timeout_s": 601, "max_bytes_per_page": 10_000_001,
-        "max_total_bytes": 200_000_001, "concurrency": 17, "delay_s": 11, "max_redirects": 11, "max_retries": 6,
+        "max_pages": 201,
+        "max_depth": 6,
+        "timeout_s": 601,
+        "max_bytes_per_page": 10_000_001,
+        "max_total_bytes": 200_000_001,
+        "concurrency": 17,
+        "delay_s": 11,
+        "max_redirects": 11,
+        "max_retries": 6,
     }.items():
         with pytest.raises(ValidationError, match=option):
             JobOptions(**{option: too_much})

@@ -30,7 +30,9 @@ def test_per_minute_counts_whole_clock_minutes_ending_with_the_current_one():
 def test_provider_check_reports_presence_never_values():
     check, info = dx.provider_check({})
     assert check.ok and info["provider"] == "offline" and set(info["keys"].values()) == {"not set"}
-    check, info = dx.provider_check({"SITEWRIGHT_GENERATOR_PROVIDER": "anthropic", "SITEWRIGHT_GENERATOR_API_KEY": "sk-1"})
+    check, info = dx.provider_check(
+        {"SITEWRIGHT_GENERATOR_PROVIDER": "anthropic", "SITEWRIGHT_GENERATOR_API_KEY": "sk-1"}
+    )
     assert check.ok and info["keys"]["SITEWRIGHT_GENERATOR_API_KEY"] == "set" and "sk-1" not in repr((check, info))
     check, info = dx.provider_check({"SITEWRIGHT_GENERATOR_PROVIDER": "sk-pasted-by-mistake"})
     assert not check.ok and info["provider"] == "unknown" and "sk-pasted" not in repr((check, info))
@@ -38,14 +40,23 @@ def test_provider_check_reports_presence_never_values():
 
 def _figures(created=0, completed=0, failed=0, p95_total=None):
     return {
-        "totals": {"created": created, "finished": completed + failed, "completed": completed, "failed": failed, "cancelled": 0},
+        "totals": {
+            "created": created,
+            "finished": completed + failed,
+            "completed": completed,
+            "failed": failed,
+            "cancelled": 0,
+        },
         "top_errors": [{"code": "timeout", "count": failed}] if failed else [],
         "timings": {"total": {"count": completed, "avg_s": p95_total, "p95_s": p95_total}},
     }
 
 
 def test_recommendations_put_the_urgent_first_and_say_ok_only_when_nothing_is_wrong():
-    healthy = [dx.Check("broker", True, "reachable"), dx.Check("provider", True, "offline extractive provider (no key needed)")]
+    healthy = [
+        dx.Check("broker", True, "reachable"),
+        dx.Check("provider", True, "offline extractive provider (no key needed)"),
+    ]
     advice = dx.recommendations(_figures(created=3, completed=3), healthy, 0, None, 600)
     assert advice[0]["level"] == "ok" and not any(a["level"] in ("warning", "critical") for a in advice)
 
@@ -59,18 +70,32 @@ def test_recommendations_put_the_urgent_first_and_say_ok_only_when_nothing_is_wr
 
 
 def _event(type_, at_s, attempt=1, **data):
-    return {"_id": f"{type_}-{at_s}", "type": type_, "attempt": attempt, "occurred_at": NOW + timedelta(seconds=at_s), "data": data}
+    return {
+        "_id": f"{type_}-{at_s}",
+        "type": type_,
+        "attempt": attempt,
+        "occurred_at": NOW + timedelta(seconds=at_s),
+        "data": data,
+    }
 
 
 def test_attempts_and_errors_come_from_the_audit_trail():
     events = [
-        _event("job.requested", 0), _event("crawl.started", 1), _event("crawl.failed", 3, error={"code": "timeout", "message": "slow", "retryable": True}),
-        _event("job.retry_requested", 5, 2, stage="crawl"), _event("crawl.started", 6, 2), _event("crawl.succeeded", 8, 2),
-        _event("generation.started", 9), _event("notification.failed", 12, error="HTTP 500 from the webhook"),
+        _event("job.requested", 0),
+        _event("crawl.started", 1),
+        _event("crawl.failed", 3, error={"code": "timeout", "message": "slow", "retryable": True}),
+        _event("job.retry_requested", 5, 2, stage="crawl"),
+        _event("crawl.started", 6, 2),
+        _event("crawl.succeeded", 8, 2),
+        _event("generation.started", 9),
+        _event("notification.failed", 12, error="HTTP 500 from the webhook"),
     ]
     rows = [(a["stage"], a["attempt"], a["outcome"], a["duration_s"]) for a in dx.attempts(events)]
     assert rows == [("crawl", 1, "failed", 2.0), ("crawl", 2, "succeeded", 3.0), ("generate", 1, "running", None)]
     errs = dx.errors({"error": None}, events)
-    assert [(e["code"], e["stage"], e["attempt"]) for e in errs] == [("timeout", "crawl", 1), ("notification_failed", None, 1)]
+    assert [(e["code"], e["stage"], e["attempt"]) for e in errs] == [
+        ("timeout", "crawl", 1),
+        ("notification_failed", None, 1),
+    ]
     job = {"status": "crawling", "stage": "crawl", "attempt": 1, "updated_at": NOW - timedelta(seconds=900)}
     assert dx.diagnosis(job, NOW, 600)[0].startswith("Stuck: no event for 900 s")

@@ -83,9 +83,7 @@ def test_main_text_leaves_out_boilerplate() -> None:
 
 
 def test_body_is_used_without_main_or_article() -> None:
-    html = (
-        "<body><nav>Menu</nav><div><p>First  para.</p><p>Second\npara.</p></div><footer>F</footer>"
-    )
+    html = "<body><nav>Menu</nav><div><p>First  para.</p><p>Second\npara.</p></div><footer>F</footer>"
     summary, _, _ = extract_page("https://acme.test/", html, depth=0)
     assert summary.text == "First para.\nSecond para."
 
@@ -153,7 +151,5 @@ def test_empty_and_hostile_documents() -> None:
 
 
 def test_title_falls_back_to_the_first_h1() -> None:
-    summary, _, _ = extract_page(
-        "https://acme.test/", "<body><h1>Only a heading</h1></body>", depth=0
-    )
+    summary, _, _ = extract_page("https://acme.test/", "<body><h1>Only a heading</h1></body>", depth=0)
     assert summary.title == "Only a heading"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sitewright_crawler.config import CrawlerSettings
 from sitewright_crawler.main import create_app
 from sitewright_runtime.consumer import KeyedConsumer

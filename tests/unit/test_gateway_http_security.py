@@ -8,6 +8,7 @@ import re
 
 import httpx
 import pytest
+
 from sitewright_gateway.config import GatewaySettings
 from sitewright_gateway.main import create_app
 from sitewright_gateway.web.security_headers import STRICT_CSP
@@ -55,19 +56,27 @@ async def test_the_docs_pages_get_their_own_policy_allowing_exactly_their_inline
 
 async def test_cors_is_off_unless_origins_are_configured():
     async with app_client() as client:
-        r = await client.options("/api/jobs", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+        r = await client.options(
+            "/api/jobs", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+        )
     assert "access-control-allow-origin" not in r.headers
 
 
 async def test_cors_allows_only_the_configured_origins_and_the_headers_the_api_reads():
     async with app_client(cors_origins=["https://app.example"]) as client:
-        ok = await client.options("/api/jobs", headers={
-            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
-        })
+        ok = await client.options(
+            "/api/jobs",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
+            },
+        )
         assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "https://app.example"
         assert "access-control-allow-credentials" not in ok.headers, "keys go in headers; no cookies are sent along"
-        other = await client.options("/api/jobs", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        other = await client.options(
+            "/api/jobs", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+        )
         assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
         simple = await client.get("/openapi.json", headers={"Origin": "https://app.example"})
         assert simple.headers["access-control-allow-origin"] == "https://app.example"
@@ -91,6 +100,8 @@ async def test_openapi_declares_the_key_and_the_errors_every_api_route_can_answe
                 assert "403" in responses
             for code, response in responses.items():
                 if code.startswith("4"):
-                    assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+                    assert response["content"]["application/json"]["schema"] == {
+                        "$ref": "#/components/schemas/ErrorBody"
+                    }
     assert "429" in schema["paths"]["/api/jobs"]["post"]["responses"]
     assert "Retry-After" in schema["paths"]["/api/jobs"]["post"]["responses"]["429"]["headers"]

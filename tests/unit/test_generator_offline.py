@@ -11,24 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sitewright_contracts.models import CrawlContext, Heading, PageSummary
 from sitewright_generator.offline import OfflineProvider, build_result
 from sitewright_generator.output_format import FORMAT_INSTRUCTIONS, build_prompt
 from sitewright_generator.parse import parse_output
 from sitewright_generator.provider import Part
 
-SAMPLE_SITE = (
-    Path(__file__).resolve().parents[2]
-    / "tools/devstack/src/sitewright_devstack/sample_site"
-)
+SAMPLE_SITE = Path(__file__).resolve().parents[2] / "tools/devstack/src/sitewright_devstack/sample_site"
 START = "https://crumbandco.example/"
 
 
 def page(path: str, depth: int, title: str, text: str, **fields: Any) -> PageSummary:
     headings = [Heading(level=int(h[1]), text=h[3:]) for h in fields.pop("headings", [])]
-    return PageSummary(
-        url=START + path, depth=depth, title=title, text=text, headings=headings, **fields
-    )
+    return PageSummary(url=START + path, depth=depth, title=title, text=text, headings=headings, **fields)
 
 
 def bakery() -> CrawlContext:
@@ -416,9 +412,7 @@ def test_prompt_with_room_for_everything_includes_every_page() -> None:
 
 
 def test_prompt_shortens_a_huge_start_page_rather_than_dropping_it() -> None:
-    crawl = CrawlContext(
-        start_url=START, pages=[PageSummary(url=START, title="Huge", text="Bread. " * 20_000)]
-    )
+    crawl = CrawlContext(start_url=START, pages=[PageSummary(url=START, title="Huge", text="Bread. " * 20_000)])
     prompt = build_prompt(crawl, language=None, budget_chars=8_000)
     assert len(prompt) <= 8_000
     assert "Bread. Bread." in prompt

@@ -10,19 +10,26 @@ START = "https://big.example/"
 
 
 def site(pages: int, words: int = 400, word: str = "sourdough") -> CrawlContext:
-    return CrawlContext(start_url=START, pages=[
-        PageSummary(url=START + (f"page-{i}" if i else ""), depth=min(i, 1), title=f"Page {i}", text=f"{word}{i} " * words)
-        for i in range(pages)
-    ])
+    return CrawlContext(
+        start_url=START,
+        pages=[
+            PageSummary(
+                url=START + (f"page-{i}" if i else ""), depth=min(i, 1), title=f"Page {i}", text=f"{word}{i} " * words
+            )
+            for i in range(pages)
+        ],
+    )
 
 
 def answer(tag: str, sections: list[str], questions: list[str]) -> SeoResult:
-    return SeoResult.model_validate({
-        "meta": {"title": f"Title {tag}", "description": f"About {tag}"},
-        "content": [{"heading": h, "body": f"{h} body"} for h in sections],
-        "faq": [{"question": q, "answer": "Yes."} for q in questions],
-        "schema": {"@context": "https://schema.org", "@type": "WebSite", "name": tag},
-    })
+    return SeoResult.model_validate(
+        {
+            "meta": {"title": f"Title {tag}", "description": f"About {tag}"},
+            "content": [{"heading": h, "body": f"{h} body"} for h in sections],
+            "faq": [{"question": q, "answer": "Yes."} for q in questions],
+            "schema": {"@context": "https://schema.org", "@type": "WebSite", "name": tag},
+        }
+    )
 
 
 def test_token_estimate_is_high_for_non_latin_text():
@@ -53,10 +60,12 @@ def test_fit_prompt_trims_text_in_scripts_that_cost_more_tokens():
 
 
 def test_merge_takes_meta_from_the_first_part_and_interleaves_without_repeats():
-    merged = merge([
-        answer("one", ["Bread", "Cakes", "Coffee"], ["Open?", "Vegan?"]),
-        answer("two", ["Workshops", "bread ", "Catering"], ["Open?", "Parking?"]),
-    ])
+    merged = merge(
+        [
+            answer("one", ["Bread", "Cakes", "Coffee"], ["Open?", "Vegan?"]),
+            answer("two", ["Workshops", "bread ", "Catering"], ["Open?", "Parking?"]),
+        ]
+    )
     assert merged.meta.title == "Title one" and merged.schema_["name"] == "one"
     assert [s.heading for s in merged.content] == ["Bread", "Workshops", "Cakes", "Coffee", "Catering"]
     assert [f.question for f in merged.faq] == ["Open?", "Vegan?", "Parking?"]

@@ -5,13 +5,17 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
+
 from sitewright_gateway.web.http_metrics import HttpMetrics
 
 
 def count(method: str, route: str, status: str) -> float:
-    return REGISTRY.get_sample_value(
-        "sitewright_http_requests_total", {"method": method, "route": route, "status": status}
-    ) or 0.0
+    return (
+        REGISTRY.get_sample_value(
+            "sitewright_http_requests_total", {"method": method, "route": route, "status": status}
+        )
+        or 0.0
+    )
 
 
 def app() -> FastAPI:

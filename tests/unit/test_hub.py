@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import asyncio
 
-from sitewright_gateway.web.auth import Principal
 from sitewright_gateway.streams.connection import Connection
 from sitewright_gateway.streams.messages import CLOSE_TOO_SLOW, Update
+from sitewright_gateway.web.auth import Principal
 
 ALICE = Principal(key_id="k1", tenant="alice", admin=False)
 
 
 def update(version: int, job_id: str = "j1") -> Update:
-    job = {"status": "crawling", "stage": "crawl", "progress": 10 + version, "attempt": 1, "error": None, "url": "https://a.example/"}
-    return Update.from_event({"_id": f"e{version}", "job_id": job_id, "tenant": "alice", "type": "crawl.progress", "version": version, "job": job})
+    job = {
+        "status": "crawling",
+        "stage": "crawl",
+        "progress": 10 + version,
+        "attempt": 1,
+        "error": None,
+        "url": "https://a.example/",
+    }
+    return Update.from_event(
+        {
+            "_id": f"e{version}",
+            "job_id": job_id,
+            "tenant": "alice",
+            "type": "crawl.progress",
+            "version": version,
+            "job": job,
+        }
+    )
 
 
 class AuditTrail:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from sitewright_gateway.config import GatewaySettings
 from sitewright_notifier.config import NotifierSettings
 from sitewright_runtime.links import INSECURE_LINK_SECRET, LinkError, sign_link, verify_link
@@ -26,13 +27,16 @@ def test_an_expired_link_is_refused_as_expired():
     assert exc.value.expired and "expired" in exc.value.message
 
 
-@pytest.mark.parametrize("tamper", [
-    lambda t: t[:-2] + ("AA" if t[-2:] != "AA" else "BB"),           # the signature
-    lambda t: ("x" if t[0] != "x" else "y") + t[1:],                 # the payload
-    lambda t: t.replace(".", ""),                                     # the shape
-    lambda t: t + "." + t,
-    lambda t: "%%%." + t.split(".")[1],
-])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda t: t[:-2] + ("AA" if t[-2:] != "AA" else "BB"),  # the signature
+        lambda t: ("x" if t[0] != "x" else "y") + t[1:],  # the payload
+        lambda t: t.replace(".", ""),  # the shape
+        lambda t: t + "." + t,
+        lambda t: "%%%." + t.split(".")[1],
+    ],
+)
 def test_a_tampered_link_is_refused_and_not_as_expired(tamper):
     token = sign_link(SECRET, "job-1", "acme", int(time.time()) + 60)
     with pytest.raises(LinkError) as exc:
@@ -71,4 +75,6 @@ def test_production_refuses_to_start_with_the_default_link_secret(cls, monkeypat
     monkeypatch.setenv("SITEWRIGHT_LINK_SECRET", "a-real-random-secret-from-the-vault")
     settings = load_settings(cls, kafka_bootstrap="k:1", mongo_url="mongodb://m")
     assert settings.link_secret.get_secret_value() != INSECURE_LINK_SECRET
-    assert load_settings(cls, kafka_bootstrap="k:1", mongo_url="mongodb://m", env="local", link_secret=INSECURE_LINK_SECRET)
+    assert load_settings(
+        cls, kafka_bootstrap="k:1", mongo_url="mongodb://m", env="local", link_secret=INSECURE_LINK_SECRET
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from sitewright_runtime.logs import get_logger, redact
-
 from tests.helpers import service_logging
 
 KEY = "sw_Xq3v9QvY0m3o7b5hA1wS8kZrT2eN6cUd"

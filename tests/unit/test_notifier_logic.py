@@ -55,15 +55,30 @@ def test_expired_secrets_stop_signing():
 
 def test_http_verdicts_follow_standard_webhooks():
     assert [http_verdict(s) for s in (200, 204, 302, 400, 410, 429, 500, 503)] == [
-        "sent", "sent", "retry", "retry", "failed", "retry", "retry", "retry"]
+        "sent",
+        "sent",
+        "retry",
+        "retry",
+        "failed",
+        "retry",
+        "retry",
+        "retry",
+    ]
     assert retry_after("120", cap_s=60) == 60 and retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 60) is None
 
 
 def test_messages_name_the_site_the_outcome_and_the_link():
-    failed = ev.JobFailed(job_id="j1", data=ev.JobFailedData(stage="crawl", error=ErrorInfo(code="dns_failure", message="no such host")))
+    failed = ev.JobFailed(
+        job_id="j1", data=ev.JobFailedData(stage="crawl", error=ErrorInfo(code="dns_failure", message="no such host"))
+    )
     expires = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
-    payload = outcome_payload(failed, {"url": "https://bakery.example/"}, result_url="https://sw/r/tok",
-                              job_url="https://sw/api/jobs/j1", link_expires_at=expires)
+    payload = outcome_payload(
+        failed,
+        {"url": "https://bakery.example/"},
+        result_url="https://sw/r/tok",
+        job_url="https://sw/api/jobs/j1",
+        link_expires_at=expires,
+    )
     assert payload["type"] == "job.failed" and payload["data"]["error"]["code"] == "dns_failure"
     subject, text = email_text(payload)
     assert "bakery.example" in subject and "no such host" in text and "https://sw/r/tok" in text

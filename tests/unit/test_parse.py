@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sitewright_generator.output_format import clip
 from sitewright_generator.parse import OutputInvalid, parse_output
 
@@ -60,10 +61,7 @@ def test_object_wrapped_under_one_key_is_unwrapped() -> None:
 
 
 def test_overlong_title_is_cut_at_a_word_without_trailing_punctuation() -> None:
-    title = (
-        "Crumb & Co Bakery | Sourdough Bread, Croissants, Celebration Cakes and Coffee - "
-        "Open Every Day in Portland"
-    )
+    title = "Crumb & Co Bakery | Sourdough Bread, Croissants, Celebration Cakes and Coffee - Open Every Day in Portland"
     data = good(meta={"title": title, "description": "Fresh bread every morning in Portland."})
     result = parse_output(json.dumps(data))
     assert len(result.meta.title) <= 70
@@ -166,9 +164,7 @@ def test_missing_title_is_refused_with_its_path() -> None:
     assert "meta.title" in caught.value.message
 
 
-@pytest.mark.parametrize(
-    "content", [[], [{"heading": "", "body": ""}], [{"heading": "Only a heading"}]]
-)
+@pytest.mark.parametrize("content", [[], [{"heading": "", "body": ""}], [{"heading": "Only a heading"}]])
 def test_empty_content_is_refused(content: list[Any]) -> None:
     with pytest.raises(OutputInvalid) as caught:
         parse_output(json.dumps(good(content=content)))

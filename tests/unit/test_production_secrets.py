@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+
 from sitewright_gateway.config import GatewaySettings
 from sitewright_notifier.config import NotifierSettings
 from sitewright_runtime.settings import SettingsError, load_settings
 
 REQUIRED = {
-    "SITEWRIGHT_KAFKA_BOOTSTRAP": "k:9092", "SITEWRIGHT_MONGO_URL": "mongodb://m:27017",
+    "SITEWRIGHT_KAFKA_BOOTSTRAP": "k:9092",
+    "SITEWRIGHT_MONGO_URL": "mongodb://m:27017",
     "SITEWRIGHT_LINK_SECRET": "Zt8q2Lw9VbX4mR7cN1yK5pD3",  # its own check is tested with the links
 }
 GOOD_KEY = "sw_Xq3v9QvY0m3o7b5hA1wS8kZrT2eN6cUd"
@@ -21,14 +23,17 @@ def env(monkeypatch: pytest.MonkeyPatch):
     return monkeypatch
 
 
-@pytest.mark.parametrize(("value", "why"), [
-    ("sw_changeme", "placeholder"),
-    ("sw_CHANGEME", "placeholder"),
-    ("sw_test", "placeholder"),
-    ("sw_aaaaaaaaaaaaaaaaaaaa", "placeholder"),
-    ("sw_short1", "shorter than 16"),
-    ("", "is empty"),
-])
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("sw_changeme", "placeholder"),
+        ("sw_CHANGEME", "placeholder"),
+        ("sw_test", "placeholder"),
+        ("sw_aaaaaaaaaaaaaaaaaaaa", "placeholder"),
+        ("sw_short1", "shorter than 16"),
+        ("", "is empty"),
+    ],
+)
 def test_production_refuses_a_weak_bootstrap_key_and_names_the_variable(env, value, why):
     env.setenv("SITEWRIGHT_BOOTSTRAP_API_KEY", value)
     with pytest.raises(SettingsError) as refused:

@@ -12,10 +12,14 @@ from sitewright_gateway.readmodel.rules import RetryPolicy, changed_fields, new_
 POLICY = RetryPolicy(max_attempts=3, backoff_s=(1, 5, 15))
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CRAWL = CrawlContext(start_url="https://a.example/", pages=[PageSummary(url="https://a.example/", title="A")])
-RESULT = SeoResult.model_validate({
-    "meta": {"title": "A", "description": "About A"}, "content": [{"heading": "A", "body": "All about A."}],
-    "faq": [{"question": "What?", "answer": "A."}], "schema": {"@context": "https://schema.org", "@type": "WebSite"},
-})
+RESULT = SeoResult.model_validate(
+    {
+        "meta": {"title": "A", "description": "About A"},
+        "content": [{"heading": "A", "body": "All about A."}],
+        "faq": [{"question": "What?", "answer": "A."}],
+        "schema": {"@context": "https://schema.org", "@type": "WebSite"},
+    }
+)
 
 
 def story(job_id: str) -> list[ev.Event]:
@@ -24,7 +28,9 @@ def story(job_id: str) -> list[ev.Event]:
     return [
         ev.JobRequested(occurred_at=next(t), data=ev.JobRequestedData(url="https://a.example/"), **c),
         ev.CrawlStarted(occurred_at=next(t), data=ev.CrawlStartedData(url="https://a.example/"), **c),
-        ev.CrawlProgress(occurred_at=next(t), data=ev.CrawlProgressData(pages_done=1, pages_estimated=2, progress=20), **c),
+        ev.CrawlProgress(
+            occurred_at=next(t), data=ev.CrawlProgressData(pages_done=1, pages_estimated=2, progress=20), **c
+        ),
         ev.CrawlSucceeded(occurred_at=next(t), data=ev.CrawlSucceededData(crawl=CRAWL), **c),
         ev.GenerationStarted(occurred_at=next(t), data=ev.GenerationStartedData(provider="offline", model="m"), **c),
         ev.GenerationProgress(occurred_at=next(t), data=ev.GenerationProgressData(progress=60), **c),
@@ -43,8 +49,16 @@ def fold(events, doc=None):
 
 def test_a_job_moves_through_every_stage_to_100_percent():
     doc, trail = fold(story(uuid7()))
-    assert trail == [("pending", 0), ("crawling", 10), ("crawling", 20), ("generating", 40), ("generating", 40),
-                     ("generating", 60), ("parsing", 90), ("completed", 100)]
+    assert trail == [
+        ("pending", 0),
+        ("crawling", 10),
+        ("crawling", 20),
+        ("generating", 40),
+        ("generating", 40),
+        ("generating", 60),
+        ("parsing", 90),
+        ("completed", 100),
+    ]
     assert doc["result_summary"]["schema_type"] == "WebSite"
     assert doc["timings"]["crawl_s"] == 2.0 and doc["finished_at"] == T0 + timedelta(seconds=7)
 
@@ -70,7 +84,9 @@ def test_a_retryable_failure_schedules_a_retry_and_a_spent_one_fails():
     events = story(uuid7())
     doc, _ = fold(events[:2])
     error = ErrorInfo(code="timeout", message="slow", retryable=True)
-    failed = ev.CrawlFailed(job_id=doc["_id"], occurred_at=T0 + timedelta(seconds=10), data=ev.StageFailedData(error=error))
+    failed = ev.CrawlFailed(
+        job_id=doc["_id"], occurred_at=T0 + timedelta(seconds=10), data=ev.StageFailedData(error=error)
+    )
     doc = project(doc, failed, (0, 5), POLICY)
     assert doc["action"]["kind"] == "retry" and doc["action"]["attempt"] == 2
     assert doc["next_attempt_at"] == T0 + timedelta(seconds=11) and doc["status"] == "crawling"
@@ -120,13 +136,19 @@ def test_tokens_of_every_attempt_add_up_on_the_job():
     events = story(uuid7())
     doc, _ = fold(events[:5])
     error = ErrorInfo(code="stream_truncated", message="cut", retryable=True)
-    failed = ev.GenerationFailed(job_id=doc["_id"], data=ev.StageFailedData(error=error, tokens_in=1000, tokens_out=200))
+    failed = ev.GenerationFailed(
+        job_id=doc["_id"], data=ev.StageFailedData(error=error, tokens_in=1000, tokens_out=200)
+    )
     doc = project(doc, failed, (0, 9), POLICY)
     assert doc["tokens"] == {"in": 1000, "out": 200}
     assert project(doc, failed, (0, 9), POLICY) is None  # a redelivery is not counted twice
-    retry = ev.JobRetryRequested(job_id=doc["_id"], attempt=2, data=ev.JobRetryRequestedData(stage="generate", crawl=CRAWL))
+    retry = ev.JobRetryRequested(
+        job_id=doc["_id"], attempt=2, data=ev.JobRetryRequestedData(stage="generate", crawl=CRAWL)
+    )
     doc = project(doc, retry, (0, 10), POLICY)
-    done = ev.JobCompleted(job_id=doc["_id"], attempt=2, data=ev.JobCompletedData(result=RESULT, tokens_in=1100, tokens_out=900))
+    done = ev.JobCompleted(
+        job_id=doc["_id"], attempt=2, data=ev.JobCompletedData(result=RESULT, tokens_in=1100, tokens_out=900)
+    )
     doc = project(doc, done, (0, 11), POLICY)
     assert doc["status"] == "completed" and doc["tokens"] == {"in": 2100, "out": 1100}
 
@@ -136,12 +158,22 @@ def test_folding_in_memory_and_through_the_database_gives_the_same_document():
     must fold the next events alike, or a replay would differ from the live read model."""
 
     def stored(doc):  # what a round trip through the database returns
-        return {k: v.replace(microsecond=v.microsecond // 1000 * 1000) if isinstance(v, datetime) else
-                {kk: vv.replace(microsecond=vv.microsecond // 1000 * 1000) if isinstance(vv, datetime) else vv
-                 for kk, vv in v.items()} if isinstance(v, dict) else v for k, v in doc.items()}
+        return {
+            k: v.replace(microsecond=v.microsecond // 1000 * 1000)
+            if isinstance(v, datetime)
+            else {
+                kk: vv.replace(microsecond=vv.microsecond // 1000 * 1000) if isinstance(vv, datetime) else vv
+                for kk, vv in v.items()
+            }
+            if isinstance(v, dict)
+            else v
+            for k, v in doc.items()
+        }
 
-    events = [e.model_copy(update={"occurred_at": e.occurred_at + timedelta(microseconds=123_456 * i)})
-              for i, e in enumerate(story(uuid7()))]
+    events = [
+        e.model_copy(update={"occurred_at": e.occurred_at + timedelta(microseconds=123_456 * i)})
+        for i, e in enumerate(story(uuid7()))
+    ]
     in_memory, _ = fold(events)
     doc = None
     for offset, event in enumerate(events):

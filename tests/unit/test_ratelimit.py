@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sitewright_gateway.web import ratelimit
 from sitewright_gateway.web.ratelimit import KeyedLimiter, RateLimited, StreamLimiter, TokenBucket
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from sitewright_contracts.models import CrawlContext, PageSummary
-
 from sitewright_crawler.extract import trim_text
 
 # What one page may add besides its text, once it is in the context: the first
@@ -36,7 +35,11 @@ def fit_to_budget(pages: list[PageSummary], budget_chars: int) -> list[PageSumma
         json_ld = []
         for block in page.json_ld:
             key = json.dumps(block, sort_keys=True, default=str)
-            if key not in seen_json_ld and len(key) <= CONTEXT_JSON_LD_CHARS and len(json_ld) < CONTEXT_JSON_LD_PER_PAGE:
+            if (
+                key not in seen_json_ld
+                and len(key) <= CONTEXT_JSON_LD_CHARS
+                and len(json_ld) < CONTEXT_JSON_LD_PER_PAGE
+            ):
                 seen_json_ld.add(key)
                 json_ld.append(block)
         headings = []

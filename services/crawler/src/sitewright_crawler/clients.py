@@ -22,7 +22,9 @@ ClientFactory = Callable[[], httpx.AsyncClient]
 
 def client_factory(settings: CrawlerSettings) -> ClientFactory:
     tls = httpx.create_ssl_context()
-    limits = httpx.Limits(max_connections=settings.per_job_concurrency, max_keepalive_connections=settings.per_job_concurrency)
+    limits = httpx.Limits(
+        max_connections=settings.per_job_concurrency, max_keepalive_connections=settings.per_job_concurrency
+    )
 
     def new_client() -> httpx.AsyncClient:
         # Redirects are followed by the crawler itself, so every hop passes the address guard.

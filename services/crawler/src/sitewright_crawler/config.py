@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import Field
+
 from sitewright_runtime.settings import ServiceSettings
 
 
@@ -15,5 +16,8 @@ class CrawlerSettings(ServiceSettings):
     )
     progress_interval_s: float = Field(default=1.0, ge=0, description="At most one crawl.progress per job this often.")
     robots_cache_s: float = Field(
-        default=300.0, ge=0, le=86400, description="How long a site's robots.txt is reused by later crawls (0: every crawl asks)."
+        default=300.0,
+        ge=0,
+        le=86400,
+        description="How long a site's robots.txt is reused by later crawls (0: every crawl asks).",
     )

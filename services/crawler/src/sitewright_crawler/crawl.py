@@ -15,15 +15,15 @@ from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 import httpx
-from sitewright_contracts.models import CrawlContext, PageSummary
-from sitewright_runtime.netguard import AddressGuard, BlockedAddress
 
+from sitewright_contracts.models import CrawlContext, PageSummary
 from sitewright_crawler.budget import bound_context, fit_to_budget
 from sitewright_crawler.extract import extract_page, parse_robots_directives
 from sitewright_crawler.fetch import Fetcher, _charset, _decode, _media_type, _Response, _status_error
 from sitewright_crawler.limits import CrawlError, CrawlLimits
 from sitewright_crawler.robots import Robots, RobotsCache, parse_sitemap
 from sitewright_crawler.urls import Scope, is_asset, normalize_url, origin
+from sitewright_runtime.netguard import AddressGuard, BlockedAddress
 
 log = logging.getLogger(__name__)
 
@@ -354,4 +354,3 @@ async def crawl(
 ) -> CrawlContext:
     """Crawl the site at `start_url` within `limits`; CrawlError if the start page fails."""
     return await _Crawler(limits, client, guard, user_agent, on_progress, robots_cache).run(start_url)
-

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
+
 from sitewright_contracts.models import Heading, PageSummary
 
 # Caps on what one page may contribute, so a hostile or bloated page cannot
@@ -113,9 +114,7 @@ def extract_page(
     text = trim_text(_block_text(content), max_text_chars) if content is not None else ""
 
     if not title:
-        title = open_graph.get("og:title", "") or next(
-            (h.text for h in headings if h.level == 1), ""
-        )
+        title = open_graph.get("og:title", "") or next((h.text for h in headings if h.level == 1), "")
 
     summary = PageSummary(
         url=url,

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
 import httpx
-from sitewright_runtime.netguard import AddressGuard, BlockedAddress, IPAddress
 
 from sitewright_crawler.limits import CrawlError, CrawlLimits
 from sitewright_crawler.urls import netloc, redirect_target
+from sitewright_runtime.netguard import AddressGuard, BlockedAddress, IPAddress
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,6 @@ class _Host:
     slots: asyncio.Semaphore
     pacer: _Pacer
     addresses: list[IPAddress] | None = None
-
 
 
 def _media_type(headers: httpx.Headers) -> str:

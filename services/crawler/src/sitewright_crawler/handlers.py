@@ -38,7 +38,9 @@ class CrawlHandlers:
     async def on_retry_requested(self, event: ev.Event, delivery: Delivery) -> None:
         assert isinstance(event, ev.JobRetryRequested)
         if event.data.stage == "crawl" and event.data.url:
-            await self.run(event, event.data.url, event.data.options or JobOptions(), delivery, notify=event.data.notify)
+            await self.run(
+                event, event.data.url, event.data.options or JobOptions(), delivery, notify=event.data.notify
+            )
 
     async def on_cancel_requested(self, event: ev.Event, delivery: Delivery) -> None:
         """Stop the job's crawl if it runs here; a later request for the job will not start one.
@@ -51,7 +53,13 @@ class CrawlHandlers:
             log.info("crawl_cancelled", job_id=event.job_id)
 
     async def run(
-        self, cause: ev.Event, url: str, options: JobOptions, delivery: Delivery, *, notify: list[NotifyTarget] | None = None
+        self,
+        cause: ev.Event,
+        url: str,
+        options: JobOptions,
+        delivery: Delivery,
+        *,
+        notify: list[NotifyTarget] | None = None,
     ) -> None:
         """Crawl for one (job, attempt). Output ids derive from the cause, so a redelivery emits duplicates
         that consumers drop rather than new facts. `notify` travels on to the job's outcome."""
@@ -70,21 +78,38 @@ class CrawlHandlers:
             STAGE_DURATION.labels("crawl", "failed").observe(time.monotonic() - started)
             log.info("crawl_failed", job_id=cause.job_id, code=exc.code, error=exc.message)
             await delivery.emit(
-                ev.CrawlFailed(event_id=derived_uuid7(cause.event_id, "crawl.failed"), data=ev.StageFailedData(error=exc.info()), **common)
+                ev.CrawlFailed(
+                    event_id=derived_uuid7(cause.event_id, "crawl.failed"),
+                    data=ev.StageFailedData(error=exc.info()),
+                    **common,
+                )
             )
             return
         STAGE_DURATION.labels("crawl", "succeeded").observe(time.monotonic() - started)
         await delivery.emit(
-            ev.CrawlSucceeded(event_id=derived_uuid7(cause.event_id, "crawl.succeeded"), data=ev.CrawlSucceededData(crawl=context, notify=notify), **common)
+            ev.CrawlSucceeded(
+                event_id=derived_uuid7(cause.event_id, "crawl.succeeded"),
+                data=ev.CrawlSucceededData(crawl=context, notify=notify),
+                **common,
+            )
         )
 
-    async def _crawl(self, cause: ev.Event, url: str, limits: CrawlLimits, common: dict, delivery: Delivery, progress: "_Progress"):
+    async def _crawl(
+        self, cause: ev.Event, url: str, limits: CrawlLimits, common: dict, delivery: Delivery, progress: _Progress
+    ):
         await delivery.emit(
-            ev.CrawlStarted(event_id=derived_uuid7(cause.event_id, "crawl.started"), data=ev.CrawlStartedData(url=url), **common)
+            ev.CrawlStarted(
+                event_id=derived_uuid7(cause.event_id, "crawl.started"), data=ev.CrawlStartedData(url=url), **common
+            )
         )
         async with self.new_client() as client:
             return await crawl(
-                url, limits, client=client, guard=self.guard, user_agent=self.settings.user_agent, on_progress=progress,
+                url,
+                limits,
+                client=client,
+                guard=self.guard,
+                user_agent=self.settings.user_agent,
+                on_progress=progress,
                 robots_cache=self.robots,
             )
 

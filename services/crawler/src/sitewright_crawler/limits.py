@@ -28,7 +28,7 @@ class CrawlLimits:
     context_budget_bytes: int = 256_000
 
     @classmethod
-    def from_options(cls, options: JobOptions, **service: float) -> "CrawlLimits":
+    def from_options(cls, options: JobOptions, **service: float) -> CrawlLimits:
         """A job's limits: what its options ask for (already capped by the contract), plus service settings."""
         return cls(
             max_pages=options.max_pages,

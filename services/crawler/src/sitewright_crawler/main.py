@@ -18,13 +18,18 @@ def create_app(settings: CrawlerSettings) -> Worker:
     publisher = Publisher(settings.kafka_bootstrap, client_id="crawler", topics=settings.topics)
     handlers = CrawlHandlers(settings, client_factory(settings), AddressGuard(settings.allow_cidrs))
     consumer = KeyedConsumer(
-        bootstrap=settings.kafka_bootstrap, topic=settings.topics.events, group=settings.crawler_group, name="crawler",
+        bootstrap=settings.kafka_bootstrap,
+        topic=settings.topics.events,
+        group=settings.crawler_group,
+        name="crawler",
         handlers={
             "job.requested": handlers.on_job_requested,
             "job.retry_requested": handlers.on_retry_requested,
             "job.cancel_requested": handlers.on_cancel_requested,
         },
-        publisher=publisher, max_in_flight=settings.max_in_flight, handler_attempts=settings.handler_attempts,
+        publisher=publisher,
+        max_in_flight=settings.max_in_flight,
+        handler_attempts=settings.handler_attempts,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         unordered=frozenset({"job.cancel_requested"}),
     )

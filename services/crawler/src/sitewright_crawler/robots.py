@@ -33,11 +33,11 @@ class Robots:
     sitemaps: list[str] = field(default_factory=list)
 
     @classmethod
-    def allow_all(cls) -> "Robots":
+    def allow_all(cls) -> Robots:
         return cls()
 
     @classmethod
-    def parse(cls, text: str, user_agent: str) -> "Robots":
+    def parse(cls, text: str, user_agent: str) -> Robots:
         """Parse `text` and keep the group for `user_agent`'s product token (else `*`)."""
         token = user_agent.split("/")[0].strip().lower()
         groups: list[_Group] = []

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from sitewright_runtime.mongo import connect
 from sitewright_runtime.settings import load_settings
 
@@ -55,7 +56,9 @@ async def _main(args: argparse.Namespace) -> int:
         elif args.action == "list":
             for k in await keys.list(args.tenant):
                 state = f"revoked {k['revoked_at']:%Y-%m-%d %H:%M}" if k["revoked_at"] else "active"
-                print(f"{k['key_id']}  {k['tenant']:<20} {'admin' if k['admin'] else 'user ':<6} {k['name']:<16} {state}")
+                print(
+                    f"{k['key_id']}  {k['tenant']:<20} {'admin' if k['admin'] else 'user ':<6} {k['name']:<16} {state}"
+                )
         elif args.action == "revoke":
             if not await keys.revoke(args.key_id):
                 print(f"no active key with id {args.key_id!r}", file=sys.stderr)
@@ -71,13 +74,18 @@ async def _model(args: argparse.Namespace, settings: GatewaySettings, store: Sto
         print(json.dumps({"database": store.model.name, **await digest(store)}, indent=2))  # type: ignore[union-attr]
     elif args.action == "rebuild":
         report = await rebuild(settings, store, args.into, switch=args.switch, settle_s=args.settle)
-        print(f"replayed {report.events} events into {report.database} in {report.seconds:.1f}s"
-              + ("; it is now the active read model" if report.switched else ""))
+        print(
+            f"replayed {report.events} events into {report.database} in {report.seconds:.1f}s"
+            + ("; it is now the active read model" if report.switched else "")
+        )
         print(json.dumps(await digest(Store(store.db, store.db.client[args.into])), indent=2))
     elif args.action == "history":
         doc = state_as_of(await audit.job_events(store.events, args.job_id), args.at, settings.retry_policy)
         if doc is None:
-            print(f"job {args.job_id} did not exist at {args.at.isoformat()} (or its events have expired)", file=sys.stderr)
+            print(
+                f"job {args.job_id} did not exist at {args.at.isoformat()} (or its events have expired)",
+                file=sys.stderr,
+            )
             return 1
         print(json.dumps({k: v for k, v in doc.items() if k != "seen"}, indent=2, default=str))
     return 0
@@ -89,7 +97,9 @@ def _time(value: str) -> datetime:
 
 
 def run(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="sitewright-admin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="sitewright-admin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="group", required=True)
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key and print it once")
@@ -100,7 +110,9 @@ def run(argv: list[str] | None = None) -> None:
     lst.add_argument("--tenant")
     revoke = keys.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
-    model = sub.add_parser("model", help="the read model: digest, rebuild, history").add_subparsers(dest="action", required=True)
+    model = sub.add_parser("model", help="the read model: digest, rebuild, history").add_subparsers(
+        dest="action", required=True
+    )
     model.add_parser("digest", help="print a hash of the log-derived collections")
     rb = model.add_parser("rebuild", help="replay jobs.events from the beginning into a fresh database")
     rb.add_argument("--into", required=True, help="name of the new database")

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
+
 from sitewright_runtime.links import LinkSettings
 from sitewright_runtime.settings import ServiceSettings
 
@@ -29,7 +30,9 @@ class GatewaySettings(ServiceSettings, LinkSettings):
     rate_jobs_per_s: float = Field(
         default=10, ge=0, description="Jobs one API key may create per second, per gateway instance (0: no limit)."
     )
-    rate_jobs_burst: float = Field(default=50, ge=1, description="Jobs one API key may create at once before the rate applies.")
+    rate_jobs_burst: float = Field(
+        default=50, ge=1, description="Jobs one API key may create at once before the rate applies."
+    )
     rate_stream_msgs_per_s: float = Field(
         default=20, ge=0, description="Messages one stream connection may send per second (0: no limit)."
     )
@@ -49,15 +52,22 @@ class GatewaySettings(ServiceSettings, LinkSettings):
     scheduler_interval_s: float = Field(default=1.0, gt=0)
     lease_ttl_s: float = Field(default=10, gt=0)
     stream_heartbeat_s: float = Field(default=15, gt=0, description="A job stream idle this long gets a heartbeat.")
-    stream_max_per_key: int = Field(default=20, ge=1, description="Open job streams per API key (per gateway instance).")
+    stream_max_per_key: int = Field(
+        default=20, ge=1, description="Open job streams per API key (per gateway instance)."
+    )
     stream_queue_size: int = Field(
-        default=1000, ge=1, description="Messages a job stream may have waiting; a client further behind is dropped.",
+        default=1000,
+        ge=1,
+        description="Messages a job stream may have waiting; a client further behind is dropped.",
     )
     stream_feed_idle_s: float = Field(
-        default=60, gt=0, description="The hub's change stream closes when no job stream has been open this long.",
+        default=60,
+        gt=0,
+        description="The hub's change stream closes when no job stream has been open this long.",
     )
     stream_allowed_origins: list[str] = Field(
-        default_factory=list, description="Browser origins allowed to open a WebSocket besides the gateway's own.",
+        default_factory=list,
+        description="Browser origins allowed to open a WebSocket besides the gateway's own.",
     )
 
     # Refused at start in production when left empty or at a known default (see ServiceSettings).
@@ -67,7 +77,9 @@ class GatewaySettings(ServiceSettings, LinkSettings):
     @classmethod
     def _key_shape(cls, v: SecretStr | None) -> SecretStr | None:
         if v is not None and v.get_secret_value() and not v.get_secret_value().startswith("sw_"):
-            raise ValueError("an API key starts with `sw_`; make one with `python -c \"import secrets; print('sw_' + secrets.token_urlsafe(32))\"`")
+            raise ValueError(
+                "an API key starts with `sw_`; make one with `python -c \"import secrets; print('sw_' + secrets.token_urlsafe(32))\"`"
+            )
         return v
 
     @field_validator("cors_origins")

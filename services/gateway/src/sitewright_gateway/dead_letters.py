@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 from fastapi import HTTPException, status
 from pymongo import UpdateOne
+
 from sitewright_contracts import UndecodableEvent, decode, header
 from sitewright_contracts import topics as t
 from sitewright_contracts.events import utcnow
@@ -76,11 +77,13 @@ class DeadLetters:
         for record in records:
             doc = entry_document(record)
             group = header(record.headers, t.H_DLQ_GROUP)
-            writes.append(UpdateOne(
-                {"_id": entry_id(record)},
-                {"$setOnInsert": doc | {"created_at": utcnow(), "replays": []}, "$addToSet": {"groups": group}},
-                upsert=True,
-            ))
+            writes.append(
+                UpdateOne(
+                    {"_id": entry_id(record)},
+                    {"$setOnInsert": doc | {"created_at": utcnow(), "replays": []}, "$addToSet": {"groups": group}},
+                    upsert=True,
+                )
+            )
         await self.store.dlq.bulk_write(writes, ordered=False)
 
 
@@ -120,9 +123,13 @@ async def replay(state: GatewayState, caller: Principal, entry_id: str) -> dict[
         )
     job = await tenant_job(state.store.jobs, doc["job_id"], doc["tenant"])
     if job is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"job {doc['job_id']} no longer exists (expired or never projected)")
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"job {doc['job_id']} no longer exists (expired or never projected)"
+        )
     if job["status"] in ("completed", "cancelled"):
-        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job['_id']} is {job['status']}; there is nothing to replay")
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"job {job['_id']} is {job['status']}; there is nothing to replay"
+        )
     if job["status"] == "failed":
         event = await retry_from_failure(state, job, f"replayed from the dead-letter queue ({entry_id})")
         await publish_or_503(state.publisher.publish([event], priority=job.get("priority")))
@@ -136,7 +143,9 @@ async def replay(state: GatewayState, caller: Principal, entry_id: str) -> dict[
             )
         headers = [(k, v.encode()) for k, v in doc["headers"] if not k.startswith("dlq-")]
         topic = doc["source"]["topic"] or state.settings.topics.events
-        await publish_or_503(state.publisher.send_raw(topic, key=doc["key"].encode(), value=doc["body"].encode(), headers=headers))
+        await publish_or_503(
+            state.publisher.send_raw(topic, key=doc["key"].encode(), value=doc["body"].encode(), headers=headers)
+        )
         action = {"kind": "redeliver", "topic": topic, "event_id": doc.get("event_id")}
     await state.store.dlq.update_one({"_id": entry_id}, {"$push": {"replays": action | {"at": utcnow()}}})
     return {"id": entry_id, "job_id": job["_id"], "replayed": action}

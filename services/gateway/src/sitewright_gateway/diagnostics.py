@@ -82,8 +82,13 @@ def window_figures(docs: list[Doc], now: datetime, window: timedelta = WINDOW) -
     completed = [d for d in finished if d["status"] == "completed"]
     decided = by_outcome["completed"] + by_outcome["failed"]
 
-    timings = {stage: summary([d["timings"][f"{stage}_s"] for d in completed if f"{stage}_s" in (d.get("timings") or {})]) for stage in STAGES}
-    timings["wait"] = summary([s for d in completed if (s := _seconds(d.get("started_at"), d["created_at"])) is not None])
+    timings = {
+        stage: summary([d["timings"][f"{stage}_s"] for d in completed if f"{stage}_s" in (d.get("timings") or {})])
+        for stage in STAGES
+    }
+    timings["wait"] = summary(
+        [s for d in completed if (s := _seconds(d.get("started_at"), d["created_at"])) is not None]
+    )
     timings["total"] = summary([s for d in completed if (s := _seconds(d["finished_at"], d["created_at"])) is not None])
 
     errors = Counter((d.get("error") or {}).get("code", "unknown") for d in finished if d["status"] == "failed")
@@ -107,7 +112,9 @@ def window_figures(docs: list[Doc], now: datetime, window: timedelta = WINDOW) -
             "minute_s": 60,
             "created": per_minute([d["created_at"] for d in created], bucket_start, minutes),
             "completed": per_minute([d["finished_at"] for d in completed], bucket_start, minutes),
-            "failed": per_minute([d["finished_at"] for d in finished if d["status"] == "failed"], bucket_start, minutes),
+            "failed": per_minute(
+                [d["finished_at"] for d in finished if d["status"] == "failed"], bucket_start, minutes
+            ),
         },
     }
 
@@ -146,51 +153,114 @@ def provider_check(environ: dict[str, str]) -> tuple[Check, dict[str, Any]]:
     if provider == "offline":
         return Check("provider", True, "offline extractive provider (no key needed)"), info
     if provider not in PROVIDER_KEY_VARS:
-        return Check("provider", False, f"{PROVIDER_VAR} names an unknown provider; use one of {', '.join(KNOWN_PROVIDERS)}"), info
+        return Check(
+            "provider", False, f"{PROVIDER_VAR} names an unknown provider; use one of {', '.join(KNOWN_PROVIDERS)}"
+        ), info
     present = [v for v in PROVIDER_KEY_VARS[provider] if keys[v] == "set"]
     if present:
         return Check("provider", True, f"{provider}, key set ({present[0]})"), info
-    return Check("provider", False, f"{provider} selected but none of {', '.join(PROVIDER_KEY_VARS[provider])} is set"), info
+    return Check(
+        "provider", False, f"{provider} selected but none of {', '.join(PROVIDER_KEY_VARS[provider])} is set"
+    ), info
 
 
-def recommendations(figures: dict[str, Any], checks: list[Check], stuck: int, oldest_pending_s: float | None, stuck_after_s: float) -> list[dict[str, str]]:
+def recommendations(
+    figures: dict[str, Any], checks: list[Check], stuck: int, oldest_pending_s: float | None, stuck_after_s: float
+) -> list[dict[str, str]]:
     """Plain-language advice, most urgent first; one `ok` line when nothing needs doing."""
     advice: list[dict[str, str]] = []
     failed_checks = {c.name: c for c in checks if not c.ok}
     if "broker" in failed_checks:
-        advice.append(_say("critical", "The gateway cannot reach the broker: start it (`make up` does) or fix SITEWRIGHT_KAFKA_BOOTSTRAP. "
-                           "Jobs submitted meanwhile are kept and published once it is back."))
+        advice.append(
+            _say(
+                "critical",
+                "The gateway cannot reach the broker: start it (`make up` does) or fix SITEWRIGHT_KAFKA_BOOTSTRAP. "
+                "Jobs submitted meanwhile are kept and published once it is back.",
+            )
+        )
     if "database" in failed_checks:
-        advice.append(_say("critical", "The database does not answer: check that it runs and that SITEWRIGHT_MONGO_URL points at it."))
+        advice.append(
+            _say(
+                "critical",
+                "The database does not answer: check that it runs and that SITEWRIGHT_MONGO_URL points at it.",
+            )
+        )
     if "projector" in failed_checks:
-        advice.append(_say("critical", "The projector is not running, so job statuses do not move: restart the gateway and read its log."))
+        advice.append(
+            _say(
+                "critical",
+                "The projector is not running, so job statuses do not move: restart the gateway and read its log.",
+            )
+        )
     if "scheduler" in failed_checks:
-        advice.append(_say("warning", "No gateway holds the scheduler lease: retries, stuck-job re-drives and unpublished requests wait until one does."))
+        advice.append(
+            _say(
+                "warning",
+                "No gateway holds the scheduler lease: retries, stuck-job re-drives and unpublished requests wait until one does.",
+            )
+        )
     if "provider" in failed_checks:
-        advice.append(_say("warning", f"Generator provider: {failed_checks['provider'].detail}. Set the key in the generator's environment, "
-                           "or unset SITEWRIGHT_GENERATOR_PROVIDER to use the offline provider."))
+        advice.append(
+            _say(
+                "warning",
+                f"Generator provider: {failed_checks['provider'].detail}. Set the key in the generator's environment, "
+                "or unset SITEWRIGHT_GENERATOR_PROVIDER to use the offline provider.",
+            )
+        )
     if stuck:
-        advice.append(_say("warning", f"{stuck} active job{'s have' if stuck != 1 else ' has'} had no event for more than {stuck_after_s:g} s: "
-                           "check that the crawler and generator run (their logs are under .sitewright/logs); the scheduler re-drives stuck jobs."))
+        advice.append(
+            _say(
+                "warning",
+                f"{stuck} active job{'s have' if stuck != 1 else ' has'} had no event for more than {stuck_after_s:g} s: "
+                "check that the crawler and generator run (their logs are under .sitewright/logs); the scheduler re-drives stuck jobs.",
+            )
+        )
     if oldest_pending_s is not None and oldest_pending_s > BACKLOG_WARN_S:
-        advice.append(_say("warning", f"A job has waited {oldest_pending_s:.0f} s for a crawler: start a crawler, or more of them if they are busy."))
+        advice.append(
+            _say(
+                "warning",
+                f"A job has waited {oldest_pending_s:.0f} s for a crawler: start a crawler, or more of them if they are busy.",
+            )
+        )
     totals = figures["totals"]
     decided = totals["completed"] + totals["failed"]
     if decided >= MIN_SAMPLE and totals["failed"] / decided > FAILURE_WARN_RATE:
         top = figures["top_errors"][0]["code"] if figures["top_errors"] else "unknown"
-        advice.append(_say("warning", f"{totals['failed']} of {decided} jobs failed in the last hour, most often with `{top}`: "
-                           "open one failed job (GET /api/debug/<id>) to see its errors per attempt."))
+        advice.append(
+            _say(
+                "warning",
+                f"{totals['failed']} of {decided} jobs failed in the last hour, most often with `{top}`: "
+                "open one failed job (GET /api/debug/<id>) to see its errors per attempt.",
+            )
+        )
     elif totals["failed"]:
-        advice.append(_say("info", f"{totals['failed']} job{'s' if totals['failed'] != 1 else ''} failed in the last hour: "
-                           "their pages show the error and a Retry button."))
+        advice.append(
+            _say(
+                "info",
+                f"{totals['failed']} job{'s' if totals['failed'] != 1 else ''} failed in the last hour: "
+                "their pages show the error and a Retry button.",
+            )
+        )
     p95_total = figures["timings"]["total"]["p95_s"]
     if p95_total is not None and p95_total > 300:
-        advice.append(_say("info", f"95 % of jobs took up to {p95_total:.0f} s: lower `max_pages` for large sites, or run more crawlers and generators."))
+        advice.append(
+            _say(
+                "info",
+                f"95 % of jobs took up to {p95_total:.0f} s: lower `max_pages` for large sites, or run more crawlers and generators.",
+            )
+        )
     if any(c.name == "provider" and c.ok and c.detail.startswith("offline") for c in checks):
-        advice.append(_say("info", "Content is written by the offline extractive provider: set SITEWRIGHT_GENERATOR_PROVIDER "
-                           "(anthropic or openai) and its key on the generator for LLM-written content."))
+        advice.append(
+            _say(
+                "info",
+                "Content is written by the offline extractive provider: set SITEWRIGHT_GENERATOR_PROVIDER "
+                "(anthropic or openai) and its key on the generator for LLM-written content.",
+            )
+        )
     if totals["created"] == 0:
-        advice.append(_say("info", "No jobs in the last hour: submit a URL with the form on the dashboard, or POST /api/jobs."))
+        advice.append(
+            _say("info", "No jobs in the last hour: submit a URL with the form on the dashboard, or POST /api/jobs.")
+        )
     if not any(a["level"] in ("critical", "warning") for a in advice):
         advice.insert(0, _say("ok", "Everything the gateway can see is healthy."))
     return advice
@@ -205,11 +275,22 @@ def _say(level: str, text: str) -> dict[str, str]:
 
 FAILURE_EVENTS = ("crawl.failed", "generation.failed", "job.failed", "notification.failed")
 _STAGE_OF = {
-    "crawl.started": "crawl", "crawl.progress": "crawl", "crawl.succeeded": "crawl", "crawl.failed": "crawl",
-    "generation.started": "generate", "generation.progress": "generate", "parsing.started": "generate",
-    "generation.failed": "generate", "job.completed": "generate",
+    "crawl.started": "crawl",
+    "crawl.progress": "crawl",
+    "crawl.succeeded": "crawl",
+    "crawl.failed": "crawl",
+    "generation.started": "generate",
+    "generation.progress": "generate",
+    "parsing.started": "generate",
+    "generation.failed": "generate",
+    "job.completed": "generate",
 }
-_ENDS = {"crawl.succeeded": "succeeded", "crawl.failed": "failed", "generation.failed": "failed", "job.completed": "succeeded"}
+_ENDS = {
+    "crawl.succeeded": "succeeded",
+    "crawl.failed": "failed",
+    "generation.failed": "failed",
+    "job.completed": "succeeded",
+}
 
 
 def attempts(events: list[Doc]) -> list[dict[str, Any]]:
@@ -221,10 +302,19 @@ def attempts(events: list[Doc]) -> list[dict[str, Any]]:
             stage = (e.get("data") or {}).get("stage")
         if stage is None:
             continue
-        row = rows.setdefault((stage, e["attempt"]), {
-            "stage": stage, "attempt": e["attempt"], "started_at": e["occurred_at"], "ended_at": None,
-            "outcome": "running", "error": None, "events": 0, "duration_s": None,
-        })
+        row = rows.setdefault(
+            (stage, e["attempt"]),
+            {
+                "stage": stage,
+                "attempt": e["attempt"],
+                "started_at": e["occurred_at"],
+                "ended_at": None,
+                "outcome": "running",
+                "error": None,
+                "events": 0,
+                "duration_s": None,
+            },
+        )
         row["events"] += 1
         row["started_at"] = min(row["started_at"], e["occurred_at"])
         if e["type"] in _ENDS:
@@ -233,7 +323,9 @@ def attempts(events: list[Doc]) -> list[dict[str, Any]]:
             row["duration_s"] = _seconds(row["ended_at"], row["started_at"])
             if row["outcome"] == "failed":
                 row["error"] = (e.get("data") or {}).get("error")
-    return sorted(rows.values(), key=lambda r: (r["started_at"], STAGES.index(r["stage"]) if r["stage"] in STAGES else 9))
+    return sorted(
+        rows.values(), key=lambda r: (r["started_at"], STAGES.index(r["stage"]) if r["stage"] in STAGES else 9)
+    )
 
 
 def errors(job: Doc, events: list[Doc]) -> list[dict[str, Any]]:
@@ -246,12 +338,26 @@ def errors(job: Doc, events: list[Doc]) -> list[dict[str, Any]]:
         error = data.get("error")
         if isinstance(error, str):  # a notification failure carries a sentence
             error = {"code": "notification_failed", "message": error, "retryable": False}
-        found.append({
-            "event_type": e["type"], "event_id": e["_id"], "attempt": e["attempt"], "at": e["occurred_at"],
-            "stage": data.get("stage") or _STAGE_OF.get(e["type"]), **(error or {}),
-        })
+        found.append(
+            {
+                "event_type": e["type"],
+                "event_id": e["_id"],
+                "attempt": e["attempt"],
+                "at": e["occurred_at"],
+                "stage": data.get("stage") or _STAGE_OF.get(e["type"]),
+                **(error or {}),
+            }
+        )
     if not found and job.get("error"):
-        found.append({"event_type": None, "event_id": None, "attempt": job.get("attempt"), "at": job.get("updated_at"), **job["error"]})
+        found.append(
+            {
+                "event_type": None,
+                "event_id": None,
+                "attempt": job.get("attempt"),
+                "at": job.get("updated_at"),
+                **job["error"],
+            }
+        )
     return found
 
 
@@ -277,19 +383,31 @@ def diagnosis(job: Doc, now: datetime, stuck_after_s: float) -> list[str]:
     quiet = _seconds(now, job.get("updated_at")) or 0.0
     says = []
     if job.get("published") is False:
-        says.append("Its request has not reached the broker yet: the scheduler publishes it when the broker is reachable.")
+        says.append(
+            "Its request has not reached the broker yet: the scheduler publishes it when the broker is reachable."
+        )
     if status in ACTIVE_STATUSES:
         if job.get("next_attempt_at"):
-            says.append(f"Waiting to retry {job['stage']} (attempt {(job.get('action') or {}).get('attempt', '?')}) at {job['next_attempt_at'].isoformat(timespec='seconds')}.")
+            says.append(
+                f"Waiting to retry {job['stage']} (attempt {(job.get('action') or {}).get('attempt', '?')}) at {job['next_attempt_at'].isoformat(timespec='seconds')}."
+            )
         elif quiet > stuck_after_s:
-            says.append(f"Stuck: no event for {quiet:.0f} s (threshold {stuck_after_s:g} s); the scheduler re-drives it as a new attempt.")
+            says.append(
+                f"Stuck: no event for {quiet:.0f} s (threshold {stuck_after_s:g} s); the scheduler re-drives it as a new attempt."
+            )
         else:
-            says.append(f"Active: {status} (stage {job['stage']}, attempt {job.get('attempt')}), last event {quiet:.0f} s ago.")
+            says.append(
+                f"Active: {status} (stage {job['stage']}, attempt {job.get('attempt')}), last event {quiet:.0f} s ago."
+            )
         if job.get("cancel_requested_at"):
             says.append("A cancel was requested; the stage service stops it at its next step.")
     elif status == "failed":
         err = job.get("error") or {}
-        says.append(f"Failed in {err.get('stage') or job['stage']}: {err.get('code', 'unknown')}: {err.get('message', '')}".rstrip(": "))
+        says.append(
+            f"Failed in {err.get('stage') or job['stage']}: {err.get('code', 'unknown')}: {err.get('message', '')}".rstrip(
+                ": "
+            )
+        )
     else:
         says.append(f"{status.capitalize()}.")
     return says

@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import HTTPException, status
 from pymongo.errors import DuplicateKeyError
+
 from sitewright_contracts import events as ev
 from sitewright_contracts import uuid7
 from sitewright_contracts.wire import new_traceparent
@@ -69,7 +70,9 @@ async def accept(state: GatewayState, tenant: str, body: JobCreate, idempotency_
     with log_context(job_id=event.job_id, event_id=event.event_id, traceparent=traceparent):
         landed: tuple[int, int] | None = None
         try:
-            [landed] = await asyncio.wait_for(state.publisher.publish([event], traceparent=traceparent), PUBLISH_TIMEOUT_S)
+            [landed] = await asyncio.wait_for(
+                state.publisher.publish([event], traceparent=traceparent), PUBLISH_TIMEOUT_S
+            )
         except Exception as exc:  # accepted all the same: the scheduler's outbox sweep publishes it
             log.warning("publish_deferred", error=repr(exc))
         await _record_job(state, event, traceparent, landed)
@@ -78,7 +81,9 @@ async def accept(state: GatewayState, tenant: str, body: JobCreate, idempotency_
     return Accepted(event.job_id, "pending", replayed=False)
 
 
-async def _record_job(state: GatewayState, event: ev.JobRequested, traceparent: str, landed: tuple[int, int] | None) -> None:
+async def _record_job(
+    state: GatewayState, event: ev.JobRequested, traceparent: str, landed: tuple[int, int] | None
+) -> None:
     """Write the new job's document, and first its request's page of the audit trail if it is on the log (at `landed`).
 
     The document carries the request's log position only once that page is written: the projector, reading the
@@ -102,7 +107,9 @@ async def _record_job(state: GatewayState, event: ev.JobRequested, traceparent: 
         log.warning("job_document_deferred", exc_info=True)
 
 
-async def _record_request(state: GatewayState, event: ev.JobRequested, landed: tuple[int, int], doc: dict[str, Any]) -> bool:
+async def _record_request(
+    state: GatewayState, event: ev.JobRequested, landed: tuple[int, int], doc: dict[str, Any]
+) -> bool:
     """Write the request's page of the audit trail; False if it could not be (the projector records it then)."""
     try:
         await state.page_inserts.insert(audit.page(event.job_id, event.tenant, [audit.entry(event, landed, doc)]))
@@ -133,5 +140,7 @@ async def _claim_idempotency_key(
         )
     existing = await state.store.jobs.find_one({"_id": claimed["job_id"]})
     if existing is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "a request with this Idempotency-Key is still being accepted; retry shortly")
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "a request with this Idempotency-Key is still being accepted; retry shortly"
+        )
     return existing

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import HTTPException, status
+
 from sitewright_contracts import derived_uuid7
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import TERMINAL_STATUSES
@@ -68,19 +69,28 @@ async def cancel(state: GatewayState, tenant: str, job_id: str) -> dict[str, Any
     job = await own_job(state, tenant, job_id)
     if job["status"] in TERMINAL_STATUSES:
         raise HTTPException(
-            status.HTTP_409_CONFLICT, f"the job is already {job['status']}; only pending or running jobs can be cancelled"
+            status.HTTP_409_CONFLICT,
+            f"the job is already {job['status']}; only pending or running jobs can be cancelled",
         )
     common: dict[str, Any] = dict(job_id=job_id, tenant=tenant, attempt=job["attempt"], producer="gateway")
     reason = "cancelled through the API"
-    await publish(state, job, [
-        # The request tells the workers to stop; the fact ends the job in the read model and notifies.
-        ev.JobCancelRequested(
-            event_id=derived_uuid7(job_id, "cancel_requested"), data=ev.JobCancelRequestedData(reason=reason), **common
-        ),
-        ev.JobCancelled(
-            event_id=derived_uuid7(job_id, "cancelled"), data=ev.JobCancelledData(reason=reason, **outcome_of(job)), **common
-        ),
-    ])
+    await publish(
+        state,
+        job,
+        [
+            # The request tells the workers to stop; the fact ends the job in the read model and notifies.
+            ev.JobCancelRequested(
+                event_id=derived_uuid7(job_id, "cancel_requested"),
+                data=ev.JobCancelRequestedData(reason=reason),
+                **common,
+            ),
+            ev.JobCancelled(
+                event_id=derived_uuid7(job_id, "cancelled"),
+                data=ev.JobCancelledData(reason=reason, **outcome_of(job)),
+                **common,
+            ),
+        ],
+    )
     return job
 
 
@@ -96,7 +106,9 @@ async def retry(state: GatewayState, tenant: str, job_id: str) -> dict[str, Any]
 async def retry_from_failure(state: GatewayState, job: dict[str, Any], reason: str) -> ev.JobRetryRequested:
     """The retry request that restarts a failed job at its failed stage, one attempt after its last."""
     stage = (job.get("error") or {}).get("stage") or job["stage"]
-    return await state.scheduler.retry_event(job, stage, job["attempt"] + 1, None, reason, cause=f"manual:{job['version']}")
+    return await state.scheduler.retry_event(
+        job, stage, job["attempt"] + 1, None, reason, cause=f"manual:{job['version']}"
+    )
 
 
 async def publish(state: GatewayState, job: dict[str, Any], events: list[ev.Event]) -> None:
@@ -109,5 +121,6 @@ async def publish_or_503(send: Awaitable[Any]) -> None:
         await asyncio.wait_for(send, PUBLISH_TIMEOUT_S)
     except Exception as exc:
         raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"the event log is not reachable ({type(exc).__name__}); try again shortly"
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"the event log is not reachable ({type(exc).__name__}); try again shortly",
         ) from None

@@ -7,8 +7,9 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+
 from sitewright_runtime.consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher, ensure_topics
 from sitewright_runtime.logs import configure_logging, get_logger
@@ -46,30 +47,50 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         await store.create_indexes(settings.retention)
         keys = KeyStore(store.api_keys)
         if settings.bootstrap_api_key:
-            await keys.ensure(settings.bootstrap_api_key.get_secret_value(), settings.default_tenant, name="bootstrap", admin=True)
+            await keys.ensure(
+                settings.bootstrap_api_key.get_secret_value(), settings.default_tenant, name="bootstrap", admin=True
+            )
         await ensure_topics(settings.kafka_bootstrap, settings.topics.all, settings.topic_partitions)
         publisher = Publisher(settings.kafka_bootstrap, client_id="gateway", topics=settings.topics)
         await publisher.start()
         projection = Projection(store, publisher, settings.retry_policy, settings.projector_group, settings.retention)
         projector = BatchConsumer(
-            bootstrap=settings.kafka_bootstrap, topic=settings.topics.events, group=settings.projector_group,
-            name="gateway-projector", on_batch=projection, fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            bootstrap=settings.kafka_bootstrap,
+            topic=settings.topics.events,
+            group=settings.projector_group,
+            name="gateway-projector",
+            on_batch=projection,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
         dead_letter_consumer = BatchConsumer(
-            bootstrap=settings.kafka_bootstrap, topic=settings.topics.dlq, group=f"{settings.projector_group}-dlq",
-            name="gateway-dlq", on_batch=dead_letters.DeadLetters(store),
+            bootstrap=settings.kafka_bootstrap,
+            topic=settings.topics.dlq,
+            group=f"{settings.projector_group}-dlq",
+            name="gateway-dlq",
+            on_batch=dead_letters.DeadLetters(store),
             # Every fetch the embedded broker holds open costs it CPU (`kafka.FETCH_MAX_WAIT_MS`); dead letters can wait.
             fetch_max_wait_ms=500,
         )
         scheduler = Scheduler(settings, store, publisher)
         hub = Hub(
-            store, max_per_key=settings.stream_max_per_key, queue_size=settings.stream_queue_size,
+            store,
+            max_per_key=settings.stream_max_per_key,
+            queue_size=settings.stream_queue_size,
             idle_close_s=settings.stream_feed_idle_s,
         )
         app.state.gateway = GatewayState(
-            settings=settings, client=client, store=store, keys=keys, publisher=publisher,
-            guard=AddressGuard(settings.allow_cidrs), projection=projection, projector=projector, scheduler=scheduler,
-            hub=hub, job_inserts=GroupInsert(lambda: store.jobs), page_inserts=GroupInsert(lambda: store.events),
+            settings=settings,
+            client=client,
+            store=store,
+            keys=keys,
+            publisher=publisher,
+            guard=AddressGuard(settings.allow_cidrs),
+            projection=projection,
+            projector=projector,
+            scheduler=scheduler,
+            hub=hub,
+            job_inserts=GroupInsert(lambda: store.jobs),
+            page_inserts=GroupInsert(lambda: store.events),
         )
         tasks = [asyncio.create_task(c.run()) for c in (projector, dead_letter_consumer, scheduler)]
         log.info("gateway_started", env=settings.env)
@@ -94,13 +115,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     if settings.cors_origins:
         # Keys travel in headers, never cookies: no credentials mode, and only the headers the API reads.
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=False,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
-            expose_headers=["Location", "Retry-After"], max_age=600,
+            expose_headers=["Location", "Retry-After"],
+            max_age=600,
         )
     app.add_middleware(
-        SecurityHeaders, https=settings.public_url.lower().startswith("https://"),
+        SecurityHeaders,
+        https=settings.public_url.lower().startswith("https://"),
         docs_paths=(app.docs_url or "", app.redoc_url or "", app.swagger_ui_oauth2_redirect_url or ""),
     )
     app.add_exception_handler(RequestValidationError, errors.validation_error)  # type: ignore[arg-type]
@@ -112,4 +137,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 def run() -> None:
     settings = load_settings(GatewaySettings)
     configure_logging("gateway", fmt=settings.log_format, level=settings.log_level)
-    GatewayServer(uvicorn_config(create_app(settings), settings.gateway_host, settings.gateway_port, settings.max_body_bytes)).run()
+    GatewayServer(
+        uvicorn_config(create_app(settings), settings.gateway_host, settings.gateway_port, settings.max_body_bytes)
+    ).run()

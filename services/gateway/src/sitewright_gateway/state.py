@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pymongo import AsyncMongoClient
+
 from sitewright_runtime.consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.netguard import AddressGuard

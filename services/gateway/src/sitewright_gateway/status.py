@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import HTTPException, status
+
 from sitewright_contracts import uuid7_floor
 
 from . import diagnostics as dx
@@ -71,7 +72,11 @@ async def system_checks(state: GatewayState, now: datetime) -> list[dx.Check]:
     checks = [
         broker,
         database,
-        dx.Check("projector", projector, f"running, {state.projection.applied} events applied by this gateway" if projector else "not running"),
+        dx.Check(
+            "projector",
+            projector,
+            f"running, {state.projection.applied} events applied by this gateway" if projector else "not running",
+        ),
     ]
     if lease is None or lease["expires_at"] < now:
         checks.append(dx.Check("scheduler", False, "no gateway holds the scheduler lease"))
@@ -114,7 +119,8 @@ async def debug_job(state: GatewayState, tenant: str, job_id: str) -> dict[str, 
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job with id {job_id!r}")
     now = datetime.now(UTC)
     events, result = await asyncio.gather(
-        audit.job_events(state.store.events, job_id), state.store.results.find_one({"_id": job_id}, {"_id": 0, "tenant": 0}),
+        audit.job_events(state.store.events, job_id),
+        state.store.results.find_one({"_id": job_id}, {"_id": 0, "tenant": 0}),
     )
     events = events[:MAX_EVENTS]
     return {
@@ -133,9 +139,15 @@ async def debug_job(state: GatewayState, tenant: str, job_id: str) -> dict[str, 
 
 def _event_row(e: dict[str, Any]) -> dict[str, Any]:
     return {
-        "event_id": e["_id"], "type": e["type"], "attempt": e["attempt"], "occurred_at": e["occurred_at"],
-        "producer": e.get("producer"), "partition": e.get("partition"), "offset": e.get("offset"),
-        "data_bytes": _size(e.get("data")), "data": e.get("data"),
+        "event_id": e["_id"],
+        "type": e["type"],
+        "attempt": e["attempt"],
+        "occurred_at": e["occurred_at"],
+        "producer": e.get("producer"),
+        "partition": e.get("partition"),
+        "offset": e.get("offset"),
+        "data_bytes": _size(e.get("data")),
+        "data": e.get("data"),
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from .llm_http import HttpProvider, classify, decode_event, error_fields
-from .provider import CallStats, Part, GenerationError
+from .provider import CallStats, GenerationError, Part
 
 API_VERSION = "2023-06-01"
 

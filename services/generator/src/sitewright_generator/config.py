@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
+
 from sitewright_runtime.settings import ServiceSettings
 
 ProviderName = Literal["offline", "anthropic", "openai"]
@@ -23,7 +24,9 @@ class GeneratorSettings(ServiceSettings):
     generator_model: str = Field(default="", description="Model name; empty picks the provider's default.")
     generator_base_url: str = Field(default="", description="API base URL; empty picks the provider's public API.")
     # Validated after the provider (field order), so a production start without a key fails naming this variable.
-    generator_api_key: SecretStr | None = Field(default=None, validate_default=True, description="The provider's API key.")
+    generator_api_key: SecretStr | None = Field(
+        default=None, validate_default=True, description="The provider's API key."
+    )
     generator_temperature: float = Field(default=0.2, ge=0, le=2)
     generator_max_output_tokens: int = Field(default=12_000, ge=256, le=200_000)
     generator_timeout_s: float = Field(
@@ -40,14 +43,20 @@ class GeneratorSettings(ServiceSettings):
     generator_job_token_cap: int = Field(
         default=250_000, ge=1_000, description="Tokens (in + out, all attempts) one job may spend at most."
     )
-    progress_interval_s: float = Field(default=1.0, ge=0, description="At most one generation.progress per job this often.")
+    progress_interval_s: float = Field(
+        default=1.0, ge=0, description="At most one generation.progress per job this often."
+    )
     expected_output_chars: int = Field(default=6000, gt=0, description="Typical answer size, to estimate progress.")
 
     @field_validator("generator_api_key")
     @classmethod
     def _key_required_in_production(cls, v: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         provider = info.data.get("generator_provider")
-        if provider not in (None, "offline") and info.data.get("env") == "production" and not (v and v.get_secret_value()):
+        if (
+            provider not in (None, "offline")
+            and info.data.get("env") == "production"
+            and not (v and v.get_secret_value())
+        ):
             raise ValueError(
                 f"SITEWRIGHT_GENERATOR_API_KEY is required when SITEWRIGHT_GENERATOR_PROVIDER={provider} in production "
                 "(a self-hosted server without keys accepts any value)"

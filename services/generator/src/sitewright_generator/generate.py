@@ -74,7 +74,11 @@ class Generator:
         left = s.generator_job_token_cap - tokens_spent
         budget = min(s.generator_prompt_tokens, left - MIN_OUTPUT_TOKENS)
         try:
-            parts = plan_parts(crawl, language=language, budget_tokens=budget, max_parts=s.generator_max_parts) if budget > 0 else []
+            parts = (
+                plan_parts(crawl, language=language, budget_tokens=budget, max_parts=s.generator_max_parts)
+                if budget > 0
+                else []
+            )
         except GenerationError:
             if budget == s.generator_prompt_tokens:
                 raise  # the configured budget itself is too small: say so, not that the job is out of tokens
@@ -113,7 +117,8 @@ class Generator:
                     except (KeyError, TypeError, ValueError, AttributeError) as exc:
                         # An event of a shape the provider's API does not have: a broken proxy or server.
                         raise GenerationError(
-                            "provider_protocol_error", f"unexpected answer from {self.provider.name}: {exc!r}",
+                            "provider_protocol_error",
+                            f"unexpected answer from {self.provider.name}: {exc!r}",
                             retryable=True,
                         ) from None
                     call.chunks.append(chunk)
@@ -130,11 +135,16 @@ class Generator:
             except OutputInvalid as exc:
                 if call.stats.hit_max_tokens:
                     capped = call.part.max_tokens < self.settings.generator_max_output_tokens
-                    code, limit = ("token_cap_exceeded", "SITEWRIGHT_GENERATOR_JOB_TOKEN_CAP") if capped else (
-                        "output_truncated", "SITEWRIGHT_GENERATOR_MAX_OUTPUT_TOKENS")
+                    code, limit = (
+                        ("token_cap_exceeded", "SITEWRIGHT_GENERATOR_JOB_TOKEN_CAP")
+                        if capped
+                        else ("output_truncated", "SITEWRIGHT_GENERATOR_MAX_OUTPUT_TOKENS")
+                    )
                     raise GenerationError(
-                        code, f"the answer stopped at max_tokens={call.part.max_tokens} and is incomplete ({exc.message}); "
-                        f"raise {limit}", retryable=False,
+                        code,
+                        f"the answer stopped at max_tokens={call.part.max_tokens} and is incomplete ({exc.message}); "
+                        f"raise {limit}",
+                        retryable=False,
                     ) from None
                 raise GenerationError(exc.code, exc.message, retryable=True) from None
         return merge(results)

@@ -33,11 +33,19 @@ class GenerateHandlers:
     async def on_retry_requested(self, event: ev.Event, delivery: Delivery) -> None:
         assert isinstance(event, ev.JobRetryRequested)
         if event.data.stage == "generate" and event.data.crawl is not None:
-            await self.run(event, event.data.crawl, event.attempt, event.data.tokens_spent, delivery, notify=event.data.notify)
+            await self.run(
+                event, event.data.crawl, event.attempt, event.data.tokens_spent, delivery, notify=event.data.notify
+            )
 
     async def run(
-        self, cause: ev.Event, crawl: CrawlContext, attempt: int, tokens_spent: int, delivery: Delivery,
-        *, notify: list[NotifyTarget] | None = None,
+        self,
+        cause: ev.Event,
+        crawl: CrawlContext,
+        attempt: int,
+        tokens_spent: int,
+        delivery: Delivery,
+        *,
+        notify: list[NotifyTarget] | None = None,
     ) -> None:
         common = dict(job_id=cause.job_id, tenant=cause.tenant, attempt=attempt, producer=PRODUCER)
 
@@ -49,7 +57,8 @@ class GenerateHandlers:
         await delivery.emit(
             ev.GenerationStarted(
                 event_id=eid("generation.started"),
-                data=ev.GenerationStartedData(provider=self.provider.name, model=self.provider.model), **common,
+                data=ev.GenerationStartedData(provider=self.provider.name, model=self.provider.model),
+                **common,
             )
         )
         sent, last = 0, time.monotonic()
@@ -65,7 +74,9 @@ class GenerateHandlers:
             await delivery.emit(
                 ev.GenerationProgress(
                     event_id=eid("generation.progress", sent),
-                    data=ev.GenerationProgressData(progress=40 + min(39, int(40 * size / expected)), detail=f"{size} characters written"),
+                    data=ev.GenerationProgressData(
+                        progress=40 + min(39, int(40 * size / expected)), detail=f"{size} characters written"
+                    ),
                     **common,
                 )
             )
@@ -76,21 +87,37 @@ class GenerateHandlers:
             await self.generator.write(attempt_run, report)
             # A series of progress events ends at 80 %; a generation too quick to report any (the first
             # comes one interval after the start) goes straight to parsing, an event fewer on every hop.
-            done = [ev.GenerationProgress(
-                event_id=eid("generation.progress", "done"),
-                data=ev.GenerationProgressData(progress=80, detail=f"{attempt_run.chars} characters written"), **common,
-            )] if sent else []
+            done = (
+                [
+                    ev.GenerationProgress(
+                        event_id=eid("generation.progress", "done"),
+                        data=ev.GenerationProgressData(progress=80, detail=f"{attempt_run.chars} characters written"),
+                        **common,
+                    )
+                ]
+                if sent
+                else []
+            )
             await delivery.emit(*done, ev.ParsingStarted(event_id=eid("parsing.started"), **common))
             result = self.generator.finish(attempt_run)
         except GenerationError as exc:
             tokens = self._count(attempt_run)
             STAGE_DURATION.labels("generate", "failed").observe(time.monotonic() - started)
-            log.warning("generation_failed", job_id=cause.job_id, attempt=attempt, code=exc.code, error=exc.message,
-                        retryable=exc.retryable, tokens_in=tokens[0], tokens_out=tokens[1])
+            log.warning(
+                "generation_failed",
+                job_id=cause.job_id,
+                attempt=attempt,
+                code=exc.code,
+                error=exc.message,
+                retryable=exc.retryable,
+                tokens_in=tokens[0],
+                tokens_out=tokens[1],
+            )
             await delivery.emit(
                 ev.GenerationFailed(
                     event_id=eid("generation.failed"),
-                    data=ev.StageFailedData(error=exc.info(), tokens_in=tokens[0], tokens_out=tokens[1]), **common,
+                    data=ev.StageFailedData(error=exc.info(), tokens_in=tokens[0], tokens_out=tokens[1]),
+                    **common,
                 )
             )
             return
@@ -100,8 +127,13 @@ class GenerateHandlers:
             ev.JobCompleted(
                 event_id=eid("job.completed"),
                 data=ev.JobCompletedData(
-                    result=result, pages_crawled=len(crawl.pages), provider=self.provider.name,
-                    tokens_in=tokens[0], tokens_out=tokens[1], url=crawl.start_url, notify=notify,
+                    result=result,
+                    pages_crawled=len(crawl.pages),
+                    provider=self.provider.name,
+                    tokens_in=tokens[0],
+                    tokens_out=tokens[1],
+                    url=crawl.start_url,
+                    notify=notify,
                 ),
                 **common,
             )

@@ -22,9 +22,16 @@ _CONTEXT = re.compile(
 )
 # Error types sent inside a stream (Anthropic's `error` event) mean what these statuses mean.
 _TYPE_STATUS = {
-    "overloaded_error": 529, "rate_limit_error": 429, "api_error": 500, "timeout_error": 504,
-    "authentication_error": 401, "permission_error": 403, "invalid_request_error": 400,
-    "request_too_large": 413, "not_found_error": 404, "server_error": 500,
+    "overloaded_error": 529,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "invalid_request_error": 400,
+    "request_too_large": 413,
+    "not_found_error": 404,
+    "server_error": 500,
 }
 
 
@@ -43,7 +50,8 @@ class HttpProvider:
         self.total_timeout_s = total_timeout_s
         # The read timeout applies to every wait for bytes: the first token and each later chunk.
         self.client = httpx.AsyncClient(
-            base_url=base_url, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
             headers={"user-agent": "sitewright-generator"},
         )
 
@@ -69,7 +77,9 @@ class HttpProvider:
                     yield event
         except httpx.TimeoutException as exc:
             what = "connecting" if isinstance(exc, httpx.ConnectTimeout) else "waiting for the answer"
-            raise GenerationError("provider_timeout", f"timed out {what} ({type(exc).__name__})", retryable=True) from None
+            raise GenerationError(
+                "provider_timeout", f"timed out {what} ({type(exc).__name__})", retryable=True
+            ) from None
         except httpx.ConnectError as exc:
             raise GenerationError("provider_unreachable", f"cannot connect: {exc}", retryable=True) from None
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:

@@ -23,8 +23,11 @@ def create_provider(settings: GeneratorSettings) -> Provider:
         return OfflineProvider()
     cls = AnthropicProvider if settings.generator_provider == "anthropic" else OpenAICompatProvider
     return cls(
-        model=settings.model, base_url=settings.base_url, api_key=settings.api_key,
-        temperature=settings.generator_temperature, timeout_s=settings.generator_timeout_s,
+        model=settings.model,
+        base_url=settings.base_url,
+        api_key=settings.api_key,
+        temperature=settings.generator_temperature,
+        timeout_s=settings.generator_timeout_s,
         total_timeout_s=settings.generator_total_timeout_s,
     )
 
@@ -34,13 +37,22 @@ def create_app(settings: GeneratorSettings) -> Worker:
     provider = create_provider(settings)
     handlers = GenerateHandlers(settings, Generator(provider, settings))
     consumer = KeyedConsumer(
-        bootstrap=settings.kafka_bootstrap, topic=settings.topics.events, group=settings.generator_group, name="generator",
+        bootstrap=settings.kafka_bootstrap,
+        topic=settings.topics.events,
+        group=settings.generator_group,
+        name="generator",
         handlers={"crawl.succeeded": handlers.on_crawl_succeeded, "job.retry_requested": handlers.on_retry_requested},
-        publisher=publisher, max_in_flight=settings.max_in_flight, handler_attempts=settings.handler_attempts,
+        publisher=publisher,
+        max_in_flight=settings.max_in_flight,
+        handler_attempts=settings.handler_attempts,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
     return Worker(
-        name="generator", settings=settings, publisher=publisher, consumers=[consumer], stage="generate",
+        name="generator",
+        settings=settings,
+        publisher=publisher,
+        consumers=[consumer],
+        stage="generate",
         on_stop=[provider.aclose],
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from .llm_http import HttpProvider, classify, decode_event, error_fields
-from .provider import CallStats, Part, GenerationError
+from .provider import CallStats, GenerationError, Part
 
 
 class OpenAICompatProvider(HttpProvider):
@@ -43,7 +43,9 @@ class OpenAICompatProvider(HttpProvider):
                     yield delta["content"]
                 finish = choice.get("finish_reason")
                 if finish == "content_filter":
-                    raise GenerationError("content_refused", "the answer was stopped by the content filter", retryable=False)
+                    raise GenerationError(
+                        "content_refused", "the answer was stopped by the content filter", retryable=False
+                    )
                 if finish:
                     stats.hit_max_tokens = finish == "length"
         if not done:

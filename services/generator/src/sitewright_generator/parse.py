@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from pydantic import ValidationError
+
 from sitewright_contracts.models import SeoResult
 
 from .output_format import DESCRIPTION_MAX, TITLE_MAX, clip
@@ -101,9 +102,7 @@ def _find_object(text: str) -> dict[str, Any]:
             "found JSON, but no object with any of the keys " + ", ".join(_TOP_KEYS),
         )
     detail = f" ({failure} at character {failed_reach})" if failure else ""
-    raise OutputInvalid(
-        "output_not_json", f"no complete JSON object in the output; is it cut off?{detail}"
-    )
+    raise OutputInvalid("output_not_json", f"no complete JSON object in the output; is it cut off?{detail}")
 
 
 def _unwrap(value: dict[str, Any]) -> dict[str, Any] | None:
@@ -135,9 +134,7 @@ def _repair(data: dict[str, Any]) -> dict[str, Any]:
         raise OutputInvalid("output_invalid", "content is missing")
     data["content"] = _items(data["content"], "content", ("heading", "body"))
     if not data["content"]:
-        raise OutputInvalid(
-            "output_invalid", "content has no section with both a heading and a body"
-        )
+        raise OutputInvalid("output_invalid", "content has no section with both a heading and a body")
     data["faq"] = _items(data.get("faq") or [], "faq", ("question", "answer"))
 
     data["schema"] = _schema(data.get("schema"))

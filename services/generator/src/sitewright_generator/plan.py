@@ -39,17 +39,16 @@ def fit_prompt(
             prompt = build_prompt(crawl, language=language, budget_chars=budget_chars, part=part)
         except ValueError as exc:
             raise GenerationError(
-                "context_exhausted", f"the prompt cannot fit {budget_tokens} tokens: {exc}; raise "
-                "SITEWRIGHT_GENERATOR_PROMPT_TOKENS", retryable=False,
+                "context_exhausted",
+                f"the prompt cannot fit {budget_tokens} tokens: {exc}; raise SITEWRIGHT_GENERATOR_PROMPT_TOKENS",
+                retryable=False,
             ) from None
         tokens = estimate_tokens(prompt)
         if tokens <= budget_tokens:
             return prompt
         # Text in other scripts runs more tokens a character: shrink in proportion and try again.
         budget_chars = int(budget_chars * budget_tokens / tokens * 0.95)
-    raise GenerationError(
-        "context_exhausted", f"the prompt does not fit {budget_tokens} tokens", retryable=False
-    )
+    raise GenerationError("context_exhausted", f"the prompt does not fit {budget_tokens} tokens", retryable=False)
 
 
 def _split(crawl: CrawlContext, budget_tokens: int, max_parts: int) -> list[list[PageSummary]]:

@@ -54,7 +54,9 @@ class GenerationError(Exception):
         self.retry_after_s = retry_after_s
 
     def info(self) -> ErrorInfo:
-        return ErrorInfo(code=self.code, message=self.message, retryable=self.retryable, retry_after_s=self.retry_after_s)
+        return ErrorInfo(
+            code=self.code, message=self.message, retryable=self.retryable, retry_after_s=self.retry_after_s
+        )
 
 
 def estimate_tokens(text: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pydantic import Field, SecretStr
+
 from sitewright_runtime.links import LinkSettings
 from sitewright_runtime.settings import ServiceSettings
 
@@ -19,7 +20,9 @@ class NotifierSettings(ServiceSettings, LinkSettings):
 
     # Deliveries: tried at once, then after each of these delays (with jitter), then given up.
     retry_delays_s: list[float] = Field(
-        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0], min_length=0, max_length=20,
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0],
+        min_length=0,
+        max_length=20,
         description="Waits between the tries of one notification, in seconds (JSON list).",
     )
     retry_jitter: float = Field(default=0.2, ge=0, lt=1, description="Each wait is scaled by 1 ± this, at random.")

@@ -23,6 +23,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, OperationFailure
+
 from sitewright_contracts import EVENT_TYPES, derived_uuid7
 from sitewright_contracts import events as ev
 from sitewright_runtime.kafka import Publisher
@@ -62,8 +63,18 @@ class DeliveryStore:
         now = utcnow()
         try:
             await self.collection.insert_one(
-                doc | {"state": "pending", "attempt": 0, "version": 0, "next_attempt_at": now,
-                       "created_at": now, "updated_at": now, "outbox": [], "has_outbox": False, "last": None}
+                doc
+                | {
+                    "state": "pending",
+                    "attempt": 0,
+                    "version": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                    "outbox": [],
+                    "has_outbox": False,
+                    "last": None,
+                }
             )
         except DuplicateKeyError:
             return False
@@ -83,8 +94,12 @@ class DeliveryStore:
     async def claim(self, doc: dict[str, Any], lease_s: float) -> dict[str, Any] | None:
         """Take the delivery for one try; None when another instance took it first."""
         now = utcnow()
-        change = {"state": "sending", "attempt": doc["attempt"] + 1, "next_attempt_at": now + timedelta(seconds=lease_s),
-                  "updated_at": now}
+        change = {
+            "state": "sending",
+            "attempt": doc["attempt"] + 1,
+            "next_attempt_at": now + timedelta(seconds=lease_s),
+            "updated_at": now,
+        }
         result = await self.collection.update_one(
             {"_id": doc["_id"], "version": doc["version"]}, {"$set": change, "$inc": {"version": 1}}
         )
@@ -104,7 +119,9 @@ class DeliveryStore:
 
     async def clear_outbox(self, _id: str, version: int) -> None:
         # Filtered on the version: a newer try's event pushed meanwhile stays for the sweep.
-        await self.collection.update_one({"_id": _id, "version": version}, {"$set": {"outbox": [], "has_outbox": False}})
+        await self.collection.update_one(
+            {"_id": _id, "version": version}, {"$set": {"outbox": [], "has_outbox": False}}
+        )
 
     async def stale_outboxes(self, limit: int = 100) -> list[dict[str, Any]]:
         query = {"has_outbox": True, "updated_at": {"$lte": utcnow() - OUTBOX_GRACE}}
@@ -115,8 +132,15 @@ class DeliveryLoop:
     """Finds due deliveries, claims each, sends it through its channel and records how it went."""
 
     def __init__(
-        self, store: DeliveryStore, channels: Mapping[str, Channel], publisher: Publisher, schedule: RetrySchedule,
-        *, poll_s: float, lease_s: float, concurrency: int,
+        self,
+        store: DeliveryStore,
+        channels: Mapping[str, Channel],
+        publisher: Publisher,
+        schedule: RetrySchedule,
+        *,
+        poll_s: float,
+        lease_s: float,
+        concurrency: int,
     ):
         self.store = store
         self.channels = dict(channels)
@@ -187,9 +211,17 @@ class DeliveryLoop:
                 log.warning("delivery_claim_lost", delivery=claimed["_id"], attempt=claimed["attempt"])
                 return
             NOTIFICATIONS.labels(claimed["channel"], attempt.verdict).inc()
-            log.info("notification_attempt", job_id=claimed["job_id"], delivery=claimed["_id"], channel=claimed["channel"],
-                     attempt=claimed["attempt"], verdict=attempt.verdict, state=change["state"],
-                     status_code=attempt.status_code, error=attempt.error)
+            log.info(
+                "notification_attempt",
+                job_id=claimed["job_id"],
+                delivery=claimed["_id"],
+                channel=claimed["channel"],
+                attempt=claimed["attempt"],
+                verdict=attempt.verdict,
+                state=change["state"],
+                status_code=attempt.status_code,
+                error=attempt.error,
+            )
             await self.publisher.publish([event], traceparent=claimed.get("traceparent"))
             await self.store.clear_outbox(claimed["_id"], claimed["version"] + 1)
         except asyncio.CancelledError:
@@ -229,11 +261,19 @@ class DeliveryLoop:
         event = cls(
             # Derived from the outcome, target and try: publishing the same try twice gives the same id.
             event_id=derived_uuid7(doc["outcome_event_id"], "notification", doc["index"], doc["attempt"]),
-            job_id=doc["job_id"], tenant=doc["tenant"], attempt=doc["event_attempt"], producer=PRODUCER,
+            job_id=doc["job_id"],
+            tenant=doc["tenant"],
+            attempt=doc["event_attempt"],
+            producer=PRODUCER,
             data=ev.NotificationData(
-                channel=doc["channel"], target=doc["target"], outcome=doc["outcome"],
-                outcome_event_id=doc["outcome_event_id"], status_code=attempt.status_code, error=attempt.error,
-                delivery_attempt=doc["attempt"], next_attempt_at=next_at,
+                channel=doc["channel"],
+                target=doc["target"],
+                outcome=doc["outcome"],
+                outcome_event_id=doc["outcome_event_id"],
+                status_code=attempt.status_code,
+                error=attempt.error,
+                delivery_attempt=doc["attempt"],
+                next_attempt_at=next_at,
             ),
         )
         return change, event

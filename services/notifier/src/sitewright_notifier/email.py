@@ -37,9 +37,14 @@ class EmailChannel:
         try:
             await aiosmtplib.send(
                 self.message(notice),
-                hostname=s.smtp_host, port=s.smtp_port, timeout=s.smtp_timeout_s,
-                username=s.smtp_username, password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-                use_tls=s.smtp_tls, start_tls=s.smtp_starttls if not s.smtp_tls else False, cert_bundle=s.smtp_ca_file,
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                timeout=s.smtp_timeout_s,
+                username=s.smtp_username,
+                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+                use_tls=s.smtp_tls,
+                start_tls=s.smtp_starttls if not s.smtp_tls else False,
+                cert_bundle=s.smtp_ca_file,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [e.code for e in exc.recipients]
@@ -49,7 +54,9 @@ class EmailChannel:
         except aiosmtplib.SMTPAuthenticationError as exc:
             # The deployment's credentials are wrong: retried, so mail goes out once an operator fixes them.
             return Attempt(
-                "retry", exc.code, f"SMTP login failed ({exc.code} {exc.message}); check SITEWRIGHT_SMTP_USERNAME/PASSWORD"
+                "retry",
+                exc.code,
+                f"SMTP login failed ({exc.code} {exc.message}); check SITEWRIGHT_SMTP_USERNAME/PASSWORD",
             )
         except aiosmtplib.SMTPResponseException as exc:
             return Attempt("failed" if exc.code >= 500 else "retry", exc.code, f"SMTP {exc.code}: {exc.message}")

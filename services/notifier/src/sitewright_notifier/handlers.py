@@ -35,7 +35,9 @@ class NotifyHandlers:
         """
         assert isinstance(event, ev.JobRequested)
         self._requests[event.job_id] = {
-            "tenant": event.tenant, "url": event.data.url, "notify": [t.model_dump() for t in event.data.notify],
+            "tenant": event.tenant,
+            "url": event.data.url,
+            "notify": [t.model_dump() for t in event.data.notify],
         }
         self._requests.move_to_end(event.job_id)
         while len(self._requests) > KNOWN_REQUESTS:
@@ -47,7 +49,9 @@ class NotifyHandlers:
         carried = event.data
         if carried.notify is not None:
             job: dict[str, Any] = {
-                "tenant": event.tenant, "url": carried.url, "notify": [t.model_dump() for t in carried.notify]
+                "tenant": event.tenant,
+                "url": carried.url,
+                "notify": [t.model_dump() for t in carried.notify],
             }
         elif remembered is not None:
             job = remembered
@@ -62,15 +66,26 @@ class NotifyHandlers:
             # was re-driven yields a second `job.completed`) is still one notification; an outcome after a new
             # attempt (failed, retried, failed again) is a new one.
             outcome = event.type.removeprefix("job.")
-            scheduled += await self.store.schedule({
-                "_id": f"{event.job_id}:{outcome}:{event.attempt}:{index}", "job_id": event.job_id, "tenant": job.get("tenant", event.tenant),
-                "outcome_event_id": event.event_id, "outcome": event.type.removeprefix("job."), "index": index,
-                "event_attempt": event.attempt, "channel": target["channel"], "target": target["target"],
-                "payload": payload, "traceparent": delivery.traceparent,
-            })
+            scheduled += await self.store.schedule(
+                {
+                    "_id": f"{event.job_id}:{outcome}:{event.attempt}:{index}",
+                    "job_id": event.job_id,
+                    "tenant": job.get("tenant", event.tenant),
+                    "outcome_event_id": event.event_id,
+                    "outcome": event.type.removeprefix("job."),
+                    "index": index,
+                    "event_attempt": event.attempt,
+                    "channel": target["channel"],
+                    "target": target["target"],
+                    "payload": payload,
+                    "traceparent": delivery.traceparent,
+                }
+            )
         if scheduled:
             self.loop.wake()
-        log.info("notifications_scheduled", job_id=event.job_id, scheduled=scheduled, targets=len(job.get("notify") or []))
+        log.info(
+            "notifications_scheduled", job_id=event.job_id, scheduled=scheduled, targets=len(job.get("notify") or [])
+        )
 
     def _payload(self, event: ev.Event, job: dict[str, Any]) -> dict[str, Any]:
         """The outcome with a signed link that lives as long as the job is kept (from the outcome on)."""
@@ -80,5 +95,9 @@ class NotifyHandlers:
         token = sign_link(s.link_secret.get_secret_value(), event.job_id, tenant, int(expires.timestamp()))
         base = s.public_url.rstrip("/")
         return outcome_payload(
-            event, job, result_url=f"{base}/r/{token}", job_url=f"{base}/api/jobs/{event.job_id}", link_expires_at=expires
+            event,
+            job,
+            result_url=f"{base}/r/{token}",
+            job_url=f"{base}/api/jobs/{event.job_id}",
+            link_expires_at=expires,
         )

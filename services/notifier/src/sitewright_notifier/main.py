@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-
 import httpx
+
 from sitewright_runtime.consumer import KeyedConsumer
 from sitewright_runtime.kafka import Publisher
-from sitewright_runtime.mongo import connect
 from sitewright_runtime.loop import run as run_loop
+from sitewright_runtime.mongo import connect
 from sitewright_runtime.netguard import AddressGuard
 from sitewright_runtime.settings import load_settings
-from sitewright_runtime.webhook_endpoints import COLLECTION as ENDPOINTS, WebhookEndpoints
+from sitewright_runtime.webhook_endpoints import COLLECTION as ENDPOINTS
+from sitewright_runtime.webhook_endpoints import WebhookEndpoints
 from sitewright_runtime.worker import Worker
 
 from .config import NotifierSettings
@@ -31,21 +32,41 @@ def create_app(settings: NotifierSettings) -> Worker:
     endpoints = WebhookEndpoints(db[ENDPOINTS])
     store = DeliveryStore(db["deliveries"])
     channels = [
-        WebhookChannel(webhook_client, AddressGuard(settings.allow_cidrs), endpoints,
-                       timeout_s=settings.webhook_timeout_s, max_retry_after_s=settings.max_retry_after_s),
+        WebhookChannel(
+            webhook_client,
+            AddressGuard(settings.allow_cidrs),
+            endpoints,
+            timeout_s=settings.webhook_timeout_s,
+            max_retry_after_s=settings.max_retry_after_s,
+        ),
         EmailChannel(settings),
         SmsChannel(_sms_provider(settings, sms_client)),
     ]
     loop = DeliveryLoop(
-        store, {c.name: c for c in channels}, publisher, settings.retry_schedule,
-        poll_s=settings.delivery_poll_s, lease_s=settings.delivery_lease_s, concurrency=settings.delivery_concurrency,
+        store,
+        {c.name: c for c in channels},
+        publisher,
+        settings.retry_schedule,
+        poll_s=settings.delivery_poll_s,
+        lease_s=settings.delivery_lease_s,
+        concurrency=settings.delivery_concurrency,
     )
     handlers = NotifyHandlers(settings, store, loop)
     outcome = handlers.on_outcome
     consumer = KeyedConsumer(
-        bootstrap=settings.kafka_bootstrap, topic=settings.topics.events, group=settings.notifier_group, name="notifier",
-        handlers={"job.requested": handlers.on_request, "job.completed": outcome, "job.failed": outcome, "job.cancelled": outcome},
-        publisher=publisher, max_in_flight=settings.max_in_flight, handler_attempts=settings.handler_attempts,
+        bootstrap=settings.kafka_bootstrap,
+        topic=settings.topics.events,
+        group=settings.notifier_group,
+        name="notifier",
+        handlers={
+            "job.requested": handlers.on_request,
+            "job.completed": outcome,
+            "job.failed": outcome,
+            "job.cancelled": outcome,
+        },
+        publisher=publisher,
+        max_in_flight=settings.max_in_flight,
+        handler_attempts=settings.handler_attempts,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
 
@@ -70,8 +91,11 @@ def _sms_provider(settings: NotifierSettings, client: httpx.AsyncClient) -> Twil
     if not (settings.sms_account_sid and settings.sms_auth_token and settings.sms_from):
         return None
     return TwilioSms(
-        client, base_url=settings.sms_base_url, account_sid=settings.sms_account_sid,
-        auth_token=settings.sms_auth_token.get_secret_value(), from_number=settings.sms_from,
+        client,
+        base_url=settings.sms_base_url,
+        account_sid=settings.sms_account_sid,
+        auth_token=settings.sms_auth_token.get_secret_value(),
+        from_number=settings.sms_from,
         max_retry_after_s=settings.max_retry_after_s,
     )
 

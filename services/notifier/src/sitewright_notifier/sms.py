@@ -18,7 +18,13 @@ class TwilioSms:
     """POST {base}/2010-04-01/Accounts/{sid}/Messages.json with basic auth and form fields To, From, Body."""
 
     def __init__(
-        self, client: httpx.AsyncClient, *, base_url: str, account_sid: str, auth_token: str, from_number: str,
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        account_sid: str,
+        auth_token: str,
+        from_number: str,
         max_retry_after_s: float,
     ):
         self.client = client
@@ -38,9 +44,15 @@ class TwilioSms:
             return Attempt("sent", response.status_code)
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
             # Twilio's error body names the problem (an invalid number, an unverified sender): not worth retrying.
-            return Attempt("failed", response.status_code, f"the SMS API refused the message: {_twilio_error(response)}")
-        return Attempt("retry", response.status_code, f"HTTP {response.status_code}: {_twilio_error(response)}",
-                       retry_after_s=retry_after(response.headers.get("retry-after"), self.max_retry_after_s))
+            return Attempt(
+                "failed", response.status_code, f"the SMS API refused the message: {_twilio_error(response)}"
+            )
+        return Attempt(
+            "retry",
+            response.status_code,
+            f"HTTP {response.status_code}: {_twilio_error(response)}",
+            retry_after_s=retry_after(response.headers.get("retry-after"), self.max_retry_after_s),
+        )
 
 
 def _twilio_error(response: httpx.Response) -> str:
@@ -59,6 +71,9 @@ class SmsChannel:
 
     async def send(self, notice: Notice) -> Attempt:
         if self.provider is None:
-            return Attempt("failed", error="SMS is not configured on this deployment: set SITEWRIGHT_SMS_ACCOUNT_SID, "
-                                           "SITEWRIGHT_SMS_AUTH_TOKEN and SITEWRIGHT_SMS_FROM")
+            return Attempt(
+                "failed",
+                error="SMS is not configured on this deployment: set SITEWRIGHT_SMS_ACCOUNT_SID, "
+                "SITEWRIGHT_SMS_AUTH_TOKEN and SITEWRIGHT_SMS_FROM",
+            )
         return await self.provider.send_sms(notice.target, sms_text(notice.payload))

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 
 import httpx
+
 from sitewright_runtime.netguard import AddressGuard, BlockedAddress
 from sitewright_runtime.webhook_endpoints import WebhookEndpoints, active_secrets
 
@@ -60,8 +61,13 @@ class WebhookChannel:
     name = "webhook"
 
     def __init__(
-        self, client: httpx.AsyncClient, guard: AddressGuard, endpoints: WebhookEndpoints, *,
-        timeout_s: float, max_retry_after_s: float,
+        self,
+        client: httpx.AsyncClient,
+        guard: AddressGuard,
+        endpoints: WebhookEndpoints,
+        *,
+        timeout_s: float,
+        max_retry_after_s: float,
     ):
         self.client = client
         self.guard = guard
@@ -72,8 +78,11 @@ class WebhookChannel:
     async def send(self, notice: Notice) -> Attempt:
         endpoint = await self.endpoints.ensure(notice.tenant, notice.target)
         if endpoint["disabled"]:
-            return Attempt("failed", error=f"the endpoint is disabled ({endpoint['disabled_reason']}); "
-                                           "register it again with POST /api/webhooks/endpoints to re-enable it")
+            return Attempt(
+                "failed",
+                error=f"the endpoint is disabled ({endpoint['disabled_reason']}); "
+                "register it again with POST /api/webhooks/endpoints to re-enable it",
+            )
         try:
             addresses = await self.guard.resolve(notice.target)
         except BlockedAddress as exc:
@@ -110,5 +119,7 @@ class WebhookChannel:
             await self.endpoints.disable(endpoint, "the endpoint answered 410 Gone")
             return Attempt("failed", status, "HTTP 410: the endpoint is gone; it is disabled until registered again")
         if 300 <= status < 400:
-            return Attempt("retry", status, f"HTTP {status}: redirects are not followed; use the final URL as the target")
+            return Attempt(
+                "retry", status, f"HTTP {status}: redirects are not followed; use the final URL as the target"
+            )
         return Attempt("retry", status, f"HTTP {status}", retry_after_s=wait)

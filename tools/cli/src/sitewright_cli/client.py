@@ -53,7 +53,11 @@ class Api:
         headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
         try:
             async with self.http.stream(
-                "GET", "/api/jobs/stream", params=params, headers=headers, timeout=httpx.Timeout(30, read=STREAM_READ_TIMEOUT_S)
+                "GET",
+                "/api/jobs/stream",
+                params=params,
+                headers=headers,
+                timeout=httpx.Timeout(30, read=STREAM_READ_TIMEOUT_S),
             ) as response:
                 if response.status_code >= 400:
                     await response.aread()
@@ -75,7 +79,11 @@ class Api:
         detail = _detail(response)
         if response.status_code == 401:
             where = f" (from {self.config.key_source})" if self.config.key_source else ""
-            hint = "set SITEWRIGHT_API_KEY" if self.config.api_key else "no API key found: set SITEWRIGHT_API_KEY, or run `make up`, which saves one in .sitewright/api-key"
+            hint = (
+                "set SITEWRIGHT_API_KEY"
+                if self.config.api_key
+                else "no API key found: set SITEWRIGHT_API_KEY, or run `make up`, which saves one in .sitewright/api-key"
+            )
             raise CliError(f"the gateway refused the API key{where}: {detail}; {hint}", EXIT_AUTH)
         if response.status_code == 403:
             raise CliError(f"not allowed: {detail}", EXIT_AUTH)

@@ -24,7 +24,11 @@ async def follow(api: Api, jobs: dict[str, str], console: Console) -> dict[str, 
     """Follow `jobs` (id -> label) until each reaches a final status; return each one's last message."""
     last: dict[str, dict] = {}
     columns = (
-        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[state]}"), TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[state]}"),
+        TimeElapsedColumn(),
     )
     with Progress(*columns, console=console) as progress:
         bars = {job_id: progress.add_task(label, total=100, state="waiting") for job_id, label in jobs.items()}

@@ -24,7 +24,8 @@ STATUSES = ("pending", "crawling", "generating", "parsing", "completed", "failed
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="sitewright", description="Turn websites into SEO content with a Sitewright gateway.",
+        prog="sitewright",
+        description="Turn websites into SEO content with a Sitewright gateway.",
         epilog="Gateway: SITEWRIGHT_URL (default http://127.0.0.1:8000). Key: SITEWRIGHT_API_KEY, else .sitewright/api-key. "
         "Exit codes: 0 ok/completed, 1 job failed or cancelled, 2 bad input, 3 key refused, 4 unreachable, 5 gateway error.",
     )
@@ -36,8 +37,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--max-depth", type=int, help="links to follow from the start page")
     s.add_argument("--language", help="content language, e.g. en")
     s.add_argument("--priority", type=int, help="0 (lowest) to 9 (highest)")
-    s.add_argument("--notify", action="append", default=[], metavar="CHANNEL:TARGET",
-                   help="e.g. webhook:https://hooks.example/sw or email:me@example.com (repeatable)")
+    s.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="CHANNEL:TARGET",
+        help="e.g. webhook:https://hooks.example/sw or email:me@example.com (repeatable)",
+    )
     s.add_argument("--idempotency-key", help="resubmitting with the same key returns the same job")
     f = sub.add_parser("follow", help="follow jobs live until they finish")
     f.add_argument("ids", nargs="+", metavar="ID")
@@ -53,7 +59,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 async def submit(api: Api, args: argparse.Namespace, out: Console, err: Console) -> int:
-    options = {k: v for k, v in (("max_pages", args.max_pages), ("max_depth", args.max_depth), ("language", args.language)) if v is not None}
+    options = {
+        k: v
+        for k, v in (("max_pages", args.max_pages), ("max_depth", args.max_depth), ("language", args.language))
+        if v is not None
+    }
     notify = []
     for item in args.notify:
         channel, sep, target = item.partition(":")

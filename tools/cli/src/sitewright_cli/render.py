@@ -17,16 +17,35 @@ def status_text(status: str) -> str:
 def jobs_table(page: dict[str, Any]) -> Table:
     table = Table("id", "status", "progress", "url", "updated", box=None, header_style="bold")
     for job in page["items"]:
-        table.add_row(job["id"], status_text(job["status"]), f"{job['progress']}%", job["url"], job["updated_at"][:19].replace("T", " "))
+        table.add_row(
+            job["id"],
+            status_text(job["status"]),
+            f"{job['progress']}%",
+            job["url"],
+            job["updated_at"][:19].replace("T", " "),
+        )
     return table
 
 
 def job_details(console: Console, job: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None)
-    for field in ("id", "url", "status", "stage", "progress", "attempt", "created_at", "updated_at", "finished_at", "version"):
+    for field in (
+        "id",
+        "url",
+        "status",
+        "stage",
+        "progress",
+        "attempt",
+        "created_at",
+        "updated_at",
+        "finished_at",
+        "version",
+    ):
         value = job.get(field)
         if value is not None:
-            table.add_row(field, status_text(value) if field == "status" else str(value) + ("%" if field == "progress" else ""))
+            table.add_row(
+                field, status_text(value) if field == "status" else str(value) + ("%" if field == "progress" else "")
+            )
     if job.get("error"):
         table.add_row("error", f"[red]{job['error']['code']}[/]: {job['error']['message']}")
     if job.get("next_attempt_at"):

@@ -78,7 +78,12 @@ async def follow_job(
         job_id = created.json()["id"]
         submitted = time.monotonic()
         console.print(f"Submitted {url} as job {job_id}")
-        columns = [TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn()]
+        columns = [
+            TextColumn("{task.description:<12}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+        ]
         with Progress(*columns, console=console) as bar:
             task = bar.add_task("pending", total=100)
             job: dict = {}
@@ -96,10 +101,14 @@ async def follow_job(
             console.print(f"[red]job ended as {job.get('status')!r} after {elapsed:.1f}s: {job.get('error')}[/]")
             return 1
         result = (await api.get(f"/api/jobs/{job_id}/result")).json()
-        console.print(f"[bold green]Completed[/] in {elapsed:.2f}s from POST to completed ({job.get('pages_crawled')} pages).")
+        console.print(
+            f"[bold green]Completed[/] in {elapsed:.2f}s from POST to completed ({job.get('pages_crawled')} pages)."
+        )
         console.print(f"  title:       {result['meta']['title']}")
         console.print(f"  description: {result['meta']['description']}")
-        console.print(f"  {len(result['content'])} content sections, {len(result['faq'])} FAQ pairs, JSON-LD @type {result['schema'].get('@type') or '@graph'}")
+        console.print(
+            f"  {len(result['content'])} content sections, {len(result['faq'])} FAQ pairs, JSON-LD @type {result['schema'].get('@type') or '@graph'}"
+        )
         console.print(f"Result: {gateway}/api/jobs/{job_id}/result   (status: {gateway}/api/jobs/{job_id})")
         return 0
 
@@ -118,7 +127,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "up":
         config = StackConfig(
-            home=args.home, gateway_port=args.port, broker_port=args.broker_port, mongo_port=args.mongo_port,
+            home=args.home,
+            gateway_port=args.port,
+            broker_port=args.broker_port,
+            mongo_port=args.mongo_port,
             prometheus_port=args.prometheus_port,
         )
         sys.exit(asyncio.run(up(config)))

@@ -86,7 +86,7 @@ class FixtureSite:
     def url(self, path: str = "/") -> str:
         return self.base + path
 
-    def start(self) -> "FixtureSite":
+    def start(self) -> FixtureSite:
         self._server = ThreadingHTTPServer((self.host, 0), functools.partial(_Handler, self))
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -98,7 +98,7 @@ class FixtureSite:
             self._server.shutdown()
             self._server.server_close()
 
-    def __enter__(self) -> "FixtureSite":
+    def __enter__(self) -> FixtureSite:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
@@ -233,13 +233,18 @@ class FixtureSite:
         if route == "/about":
             return {}, _page("About", _text("about", 4), links=["/"])
         if route == "/noindex":
-            return {}, _page("Noindex", _text("noindex", 2), links=["/behind-noindex"],
-                             head='<meta name="robots" content="noindex">')
+            return {}, _page(
+                "Noindex", _text("noindex", 2), links=["/behind-noindex"], head='<meta name="robots" content="noindex">'
+            )
         if route == "/behind-noindex":
             return {}, _page("Behind noindex", _text("behind-noindex", 2))
         if route == "/nofollow":
-            return {}, _page("Nofollow", _text("nofollow", 2), links=["/behind-nofollow"],
-                             head='<meta name="robots" content="nofollow">')
+            return {}, _page(
+                "Nofollow",
+                _text("nofollow", 2),
+                links=["/behind-nofollow"],
+                head='<meta name="robots" content="nofollow">',
+            )
         if route == "/header-noindex":
             return {"X-Robots-Tag": "noindex"}, _page("Header noindex", _text("header-noindex", 2))
         if route in ("/behind-nofollow", "/rel-nofollowed", "/private/area", "/not-for-sitewright/area"):
@@ -269,13 +274,36 @@ class FixtureSite:
 
     def _home(self) -> bytes:
         links = [f"/section/{s}/" for s in range(self.sections)] + [
-            "/about", "/about#team", "/old-about", "/chain/3", "/chain/9", "/loop/a",
-            "/private/area", "/not-for-sitewright/area", "/error", "/missing", "/flaky", "/ratelimited",
-            "/request-timeout", "/data.json", "/feed", "/files/guide.pdf", "/huge", "/slow/1", "/slow/2",
-            "/noindex", "/nofollow", "/header-noindex",
-            "/products?id=1", "/products?id=1&utm_source=newsletter", "/products?sort=price&id=1",
-            "/products?id=2", "/products?id=2&view=grid", "/products?id=2&utm_campaign=spring",
-            "http://elsewhere.invalid/", "mailto:shop@example.invalid",
+            "/about",
+            "/about#team",
+            "/old-about",
+            "/chain/3",
+            "/chain/9",
+            "/loop/a",
+            "/private/area",
+            "/not-for-sitewright/area",
+            "/error",
+            "/missing",
+            "/flaky",
+            "/ratelimited",
+            "/request-timeout",
+            "/data.json",
+            "/feed",
+            "/files/guide.pdf",
+            "/huge",
+            "/slow/1",
+            "/slow/2",
+            "/noindex",
+            "/nofollow",
+            "/header-noindex",
+            "/products?id=1",
+            "/products?id=1&utm_source=newsletter",
+            "/products?sort=price&id=1",
+            "/products?id=2",
+            "/products?id=2&view=grid",
+            "/products?id=2&utm_campaign=spring",
+            "http://elsewhere.invalid/",
+            "mailto:shop@example.invalid",
         ]
         extra = '<p><a href="/rel-nofollowed" rel="nofollow">sponsored</a></p>'
         ld = '<script type="application/ld+json">{"@context": "https://schema.org", "@type": "Store", "name": "Fixture Garden"}</script>'

@@ -31,10 +31,14 @@ def ensure_free(port: int, what: str, variable: str, host: str = "127.0.0.1") ->
         try:
             s.bind((host, port))
         except OSError:
-            raise RuntimeError(f"port {port} for the {what} is in use on {host}; stop what uses it or set {variable}") from None
+            raise RuntimeError(
+                f"port {port} for the {what} is in use on {host}; stop what uses it or set {variable}"
+            ) from None
 
 
-def wait_for_port(host: str, port: int, *, timeout_s: float, proc: subprocess.Popen | None = None, name: str = "") -> None:
+def wait_for_port(
+    host: str, port: int, *, timeout_s: float, proc: subprocess.Popen | None = None, name: str = ""
+) -> None:
     """Wait until something accepts TCP connections on host:port, or fail with the reason."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -80,13 +84,19 @@ class Child:
             self._log.close()
 
 
-def spawn(name: str, argv: list[str], log_dir: Path, *, env: dict[str, str] | None = None, port: int | None = None) -> Child:
+def spawn(
+    name: str, argv: list[str], log_dir: Path, *, env: dict[str, str] | None = None, port: int | None = None
+) -> Child:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     out = open(log_path, "ab")
     proc = subprocess.Popen(
-        argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})}, start_new_session=True,
+        argv,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
     )
     return Child(name, proc, log_path, port, out)
 
@@ -100,7 +110,10 @@ def tansu_binary() -> str:
 def start_broker(log_dir: Path, port: int, host: str = "127.0.0.1") -> Child:
     url = f"tcp://{host}:{port}"
     child = spawn(
-        "broker", [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url], log_dir, port=port
+        "broker",
+        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        log_dir,
+        port=port,
     )
     wait_for_port(host, port, timeout_s=20, proc=child.proc, name="broker (tansu)")
     return child
@@ -115,7 +128,17 @@ def secantus_binary() -> str:
 
 def start_mongo(data_dir: Path, log_dir: Path, port: int, host: str = "127.0.0.1") -> Child:
     data_dir.mkdir(parents=True, exist_ok=True)
-    argv = [secantus_binary(), "--host", host, "--port", str(port), "--storage-path", str(data_dir), "--log-level", "WARNING"]
+    argv = [
+        secantus_binary(),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--storage-path",
+        str(data_dir),
+        "--log-level",
+        "WARNING",
+    ]
     child = spawn("mongodb", argv, log_dir, port=port)
     wait_for_port(host, port, timeout_s=60, proc=child.proc, name="database (secantusdb)")
     return child

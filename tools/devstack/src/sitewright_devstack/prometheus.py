@@ -68,8 +68,12 @@ def start(
     config = render_config(base_dir, home / "targets", address, interval=interval)
     (home / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     argv = [
-        exe, f"--config.file={home / 'prometheus.yml'}", f"--storage.tsdb.path={home / 'data'}",
-        f"--web.listen-address={address}", "--web.enable-lifecycle", "--log.level=warn",
+        exe,
+        f"--config.file={home / 'prometheus.yml'}",
+        f"--storage.tsdb.path={home / 'data'}",
+        f"--web.listen-address={address}",
+        "--web.enable-lifecycle",
+        "--log.level=warn",
     ]
     child = infra.spawn("prometheus", argv, log_dir, port=port)
     infra.wait_for_port(host, port, timeout_s=30, proc=child.proc, name="prometheus")

@@ -35,7 +35,7 @@ class StaticSite:
         self.url = f"http://{host}:{self.server.server_address[1]}/"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "StaticSite":
+    def __enter__(self) -> StaticSite:
         self._thread.start()
         return self
 

@@ -15,8 +15,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sitewright_runtime.kafka import ensure_topics
 from sitewright_contracts import Topics
+from sitewright_runtime.kafka import ensure_topics
 
 from . import infra
 from . import prometheus as prometheus_server
@@ -114,7 +114,9 @@ class Stack:
             (self.gateway_port, "gateway", "SITEWRIGHT_GATEWAY_PORT"),
         ):
             infra.ensure_free(port, what, variable, self.config.host)
-        self.children["broker"] = await asyncio.to_thread(infra.start_broker, self.logs, self.broker_port, self.config.host)
+        self.children["broker"] = await asyncio.to_thread(
+            infra.start_broker, self.logs, self.broker_port, self.config.host
+        )
         self.children["mongodb"] = await asyncio.to_thread(
             infra.start_mongo, self.config.home / "mongo", self.logs, self.mongo_port, self.config.host
         )
@@ -122,7 +124,12 @@ class Stack:
         for name in self.config.services:
             self.start_service(name)
         await asyncio.to_thread(
-            infra.wait_for_port, self.config.host, self.gateway_port, timeout_s=120, proc=self.children["gateway"].proc, name="gateway"
+            infra.wait_for_port,
+            self.config.host,
+            self.gateway_port,
+            timeout_s=120,
+            proc=self.children["gateway"].proc,
+            name="gateway",
         )
         if self.config.prometheus and prometheus_server.binary():
             try:
@@ -131,16 +138,25 @@ class Stack:
                 # Debian's package runs its own Prometheus on 9090; ours is optional, so take another port.
                 self.prometheus_port = infra.free_port(self.config.host)
             self.children["prometheus"] = await asyncio.to_thread(
-                prometheus_server.start, self.config.home / "prometheus", self.logs, self.prometheus_port, self.config.host,
-                base_dir=self.config.prometheus_dir, interval=self.config.prometheus_interval,
+                prometheus_server.start,
+                self.config.home / "prometheus",
+                self.logs,
+                self.prometheus_port,
+                self.config.host,
+                base_dir=self.config.prometheus_dir,
+                interval=self.config.prometheus_interval,
             )
             self.prometheus_started = True
         (self.config.home / "stack.json").write_text(
-            json.dumps({
-                "gateway": self.gateway_url, "kafka": self.bootstrap, "mongo": self.env()["SITEWRIGHT_MONGO_URL"],
-                "prometheus": self.prometheus_url,
-                "metrics": {label: f"http://{address}/metrics" for label, (_, address) in self.metrics.items()},
-            })
+            json.dumps(
+                {
+                    "gateway": self.gateway_url,
+                    "kafka": self.bootstrap,
+                    "mongo": self.env()["SITEWRIGHT_MONGO_URL"],
+                    "prometheus": self.prometheus_url,
+                    "metrics": {label: f"http://{address}/metrics" for label, (_, address) in self.metrics.items()},
+                }
+            )
         )
 
     def start_service(self, name: str, instance: str = "") -> infra.Child:
@@ -169,7 +185,9 @@ class Stack:
     async def restart_broker(self) -> None:
         """Kill the broker and start a new one on the same port; the embedded broker's log starts empty."""
         self.children.pop("broker").kill()
-        self.children["broker"] = await asyncio.to_thread(infra.start_broker, self.logs, self.broker_port, self.config.host)
+        self.children["broker"] = await asyncio.to_thread(
+            infra.start_broker, self.logs, self.broker_port, self.config.host
+        )
         await ensure_topics(self.bootstrap, Topics(self.config.topic_prefix).all, self.config.partitions)
 
     def stop(self) -> None:

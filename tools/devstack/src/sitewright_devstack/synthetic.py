@@ -14,12 +14,14 @@ STORY_VERSIONS = 65
 
 
 def result_for(url: str) -> SeoResult:
-    return SeoResult.model_validate({
-        "meta": {"title": "Synthetic site", "description": f"Generated for {url}"},
-        "content": [{"heading": "About", "body": "A site driven by synthetic events."}],
-        "faq": [{"question": "Is this real?", "answer": "It is a test."}],
-        "schema": {"@context": "https://schema.org", "@type": "WebSite", "url": url},
-    })
+    return SeoResult.model_validate(
+        {
+            "meta": {"title": "Synthetic site", "description": f"Generated for {url}"},
+            "content": [{"heading": "About", "body": "A site driven by synthetic events."}],
+            "faq": [{"question": "Is this real?", "answer": "It is a test."}],
+            "schema": {"@context": "https://schema.org", "@type": "WebSite", "url": url},
+        }
+    )
 
 
 def job_story(job_id: str, url: str, tenant: str = "default") -> list[ev.Event]:
@@ -29,7 +31,10 @@ def job_story(job_id: str, url: str, tenant: str = "default") -> list[ev.Event]:
     crawl = CrawlContext(start_url=url, pages=[PageSummary(url=url, title="Synthetic")])
     return [
         ev.CrawlStarted(data=ev.CrawlStartedData(url=url), **c),
-        *(ev.CrawlProgress(data=ev.CrawlProgressData(pages_done=p - 10, pages_estimated=20, progress=p), **c) for p in range(11, 31)),
+        *(
+            ev.CrawlProgress(data=ev.CrawlProgressData(pages_done=p - 10, pages_estimated=20, progress=p), **c)
+            for p in range(11, 31)
+        ),
         ev.CrawlSucceeded(data=ev.CrawlSucceededData(crawl=crawl), **c),
         ev.GenerationStarted(data=ev.GenerationStartedData(provider="synthetic", model="none"), **c),
         *(ev.GenerationProgress(data=ev.GenerationProgressData(progress=p), **c) for p in range(41, 81)),

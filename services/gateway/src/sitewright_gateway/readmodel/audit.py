@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
+
 from sitewright_contracts import events as ev
 
 Doc = dict[str, Any]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.logs import get_logger
 from sitewright_runtime.mongo import ACTIVE_MODEL
@@ -50,15 +51,20 @@ async def digest(store: Store) -> dict[str, Any]:
     """SHA-256 over the canonical documents of each log-derived collection, in `_id` order; the audit
     trail's as events, job by job (`audit.every_event`), whatever pages the batches split them into."""
     out: dict[str, Any] = {}
-    for name, docs in (("jobs", store.jobs.find({}).sort("_id", 1)), ("job_events", audit.every_event(store.events)),
-                       ("results", store.results.find({}).sort("_id", 1))):
+    for name, docs in (
+        ("jobs", store.jobs.find({}).sort("_id", 1)),
+        ("job_events", audit.every_event(store.events)),
+        ("results", store.results.find({}).sort("_id", 1)),
+    ):
         h = hashlib.sha256()
         count = 0
         async for doc in docs:
             h.update(json.dumps(canonical(doc), sort_keys=True, default=str).encode())
             count += 1
         out[name] = {"documents": count, "sha256": h.hexdigest()}
-    out["sha256"] = hashlib.sha256("".join(out[n]["sha256"] for n in ("jobs", "job_events", "results")).encode()).hexdigest()
+    out["sha256"] = hashlib.sha256(
+        "".join(out[n]["sha256"] for n in ("jobs", "job_events", "results")).encode()
+    ).hexdigest()
     return out
 
 
@@ -71,7 +77,13 @@ class RebuildReport:
 
 
 async def rebuild(
-    settings: GatewaySettings, base: Store, into: str, *, switch: bool = False, settle_s: float = 10.0, idle_s: float = 1.0
+    settings: GatewaySettings,
+    base: Store,
+    into: str,
+    *,
+    switch: bool = False,
+    settle_s: float = 10.0,
+    idle_s: float = 1.0,
 ) -> RebuildReport:
     """Replay the whole events topic into database `into`; with `switch`, make it the active read model."""
     target = Store(base.db, base.db.client[into])
@@ -80,8 +92,11 @@ async def rebuild(
     await publisher.start()
     projection = Projection(target, publisher, settings.retry_policy, "rebuild", settings.retention)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
-        fetch_max_wait_ms=10, max_partition_fetch_bytes=8 * 1024 * 1024,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
     )
     await consumer.start()
     started = time.monotonic()
@@ -105,7 +120,9 @@ async def rebuild(
     finally:
         await consumer.stop()
         await publisher.stop()
-    return RebuildReport(database=into, events=projection.applied, seconds=time.monotonic() - started, switched=switched)
+    return RebuildReport(
+        database=into, events=projection.applied, seconds=time.monotonic() - started, switched=switched
+    )
 
 
 async def _replay(consumer: AIOKafkaConsumer, projection: Projection, tps: list[TopicPartition], idle_s: float) -> None:

@@ -101,8 +101,14 @@ def due_at(doc: Doc, retention: timedelta) -> datetime | None:
 def request_of(doc: JobDocument | Doc) -> ev.JobRequested:
     """The request a job document was made from (the inverse of `new_job`), with its own event id."""
     return ev.JobRequested(
-        event_id=doc["seen"][0], job_id=doc["_id"], tenant=doc["tenant"], producer="gateway", occurred_at=doc["created_at"],
-        data=ev.JobRequestedData(url=doc["url"], options=doc["options"], notify=doc["notify"], priority=doc["priority"]),
+        event_id=doc["seen"][0],
+        job_id=doc["_id"],
+        tenant=doc["tenant"],
+        producer="gateway",
+        occurred_at=doc["created_at"],
+        data=ev.JobRequestedData(
+            url=doc["url"], options=doc["options"], notify=doc["notify"], priority=doc["priority"]
+        ),
     )
 
 
@@ -186,7 +192,9 @@ def _apply(doc: Doc, event: ev.Event, policy: RetryPolicy) -> str | None:
             return None  # the document was created from it
         case ev.CrawlStarted() if _current(doc, "crawl", event.attempt):
             _enter(doc, "crawl", event.attempt, at)
-            doc.update(status="crawling", progress=max(10, doc["progress"] if doc["status"] == "crawling" else 10), error=None)
+            doc.update(
+                status="crawling", progress=max(10, doc["progress"] if doc["status"] == "crawling" else 10), error=None
+            )
             return f"crawling {event.data.url}"
         case ev.CrawlProgress() if _current(doc, "crawl", event.attempt) and doc["status"] == "crawling":
             if event.data.progress <= doc["progress"]:
@@ -201,7 +209,9 @@ def _apply(doc: Doc, event: ev.Event, policy: RetryPolicy) -> str | None:
             return f"crawled {len(event.data.crawl.pages)} pages"
         case ev.GenerationStarted() if _current(doc, "generate", event.attempt):
             _enter(doc, "generate", event.attempt, at)
-            doc.update(status="generating", progress=max(40, doc["progress"] if doc["stage"] == "generate" else 40), error=None)
+            doc.update(
+                status="generating", progress=max(40, doc["progress"] if doc["stage"] == "generate" else 40), error=None
+            )
             return f"generating with {event.data.provider}/{event.data.model}"
         case ev.GenerationProgress() if _current(doc, "generate", event.attempt) and doc["status"] == "generating":
             if event.data.progress <= doc["progress"]:
@@ -223,7 +233,12 @@ def _apply(doc: Doc, event: ev.Event, policy: RetryPolicy) -> str | None:
             _add_tokens(doc, event.data.tokens_in, event.data.tokens_out)
             result = event.data.result
             doc.update(
-                status="completed", progress=100, finished_at=at, error=None, action=None, next_attempt_at=None,
+                status="completed",
+                progress=100,
+                finished_at=at,
+                error=None,
+                action=None,
+                next_attempt_at=None,
                 result_summary={
                     "title": result.meta.title,
                     "sections": len(result.content),
@@ -234,7 +249,10 @@ def _apply(doc: Doc, event: ev.Event, policy: RetryPolicy) -> str | None:
             return "completed"
         case ev.JobFailed() if doc["status"] not in TERMINAL_STATUSES:
             doc.update(
-                status="failed", finished_at=at, action=None, next_attempt_at=None,
+                status="failed",
+                finished_at=at,
+                action=None,
+                next_attempt_at=None,
                 error=event.data.error.model_dump() | {"stage": event.data.stage},
             )
             return f"failed: {event.data.error.code}"
@@ -247,8 +265,13 @@ def _apply(doc: Doc, event: ev.Event, policy: RetryPolicy) -> str | None:
         case ev.NotificationSent() | ev.NotificationFailed():
             d = event.data
             entry = {
-                "channel": d.channel, "target": d.target, "outcome": d.outcome, "ok": isinstance(event, ev.NotificationSent),
-                "status_code": d.status_code, "error": d.error, "at": at,
+                "channel": d.channel,
+                "target": d.target,
+                "outcome": d.outcome,
+                "ok": isinstance(event, ev.NotificationSent),
+                "status_code": d.status_code,
+                "error": d.error,
+                "at": at,
             }
             doc["notifications"] = (doc["notifications"] + [entry])[-MAX_NOTIFICATIONS:]
             return f"notification {'sent' if entry['ok'] else 'failed'} via {d.channel}"
@@ -268,10 +291,22 @@ def _stage_failed(doc: Doc, event: ev.CrawlFailed | ev.GenerationFailed, policy:
         delay = max(policy.delay(event.attempt), timedelta(seconds=error.retry_after_s or 0))
         due = stored_time(event) + delay
         doc["next_attempt_at"] = due
-        doc["action"] = {"kind": "retry", "stage": stage, "attempt": event.attempt + 1, "due_at": due, "cause": event.event_id}
+        doc["action"] = {
+            "kind": "retry",
+            "stage": stage,
+            "attempt": event.attempt + 1,
+            "due_at": due,
+            "cause": event.event_id,
+        }
         return f"{error.code}: {error.message} (retry {event.attempt + 1} of {policy.max_attempts} at {due.isoformat(timespec='seconds')})"
     doc["next_attempt_at"] = None
-    doc["action"] = {"kind": "fail", "stage": stage, "attempt": event.attempt, "due_at": stored_time(event), "cause": event.event_id}
+    doc["action"] = {
+        "kind": "fail",
+        "stage": stage,
+        "attempt": event.attempt,
+        "due_at": stored_time(event),
+        "cause": event.event_id,
+    }
     why = "not retryable" if not error.retryable else f"{policy.max_attempts} attempts spent"
     return f"{error.code}: {error.message} ({why})"
 

@@ -10,16 +10,16 @@ stays in the base database.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
+
 from sitewright_contracts.models import ACTIVE_STATUSES, JOB_STATUSES
 from sitewright_runtime.mongo import active_model
 
@@ -87,24 +87,30 @@ class Store:
         scheduler has to do at a time shares one: `due_at`. Indexes no longer declared are dropped.
         """
         await self._give_old_documents_due_at()
-        await sync_indexes(self.jobs, [
-            # A tenant's jobs in one status, newest first, and all of them a status at a time (`tenant_jobs`);
-            # status alone for the scheduler (stuck scan, gauges).
-            ([("status", ASCENDING), ("tenant", ASCENDING), ("_id", DESCENDING)], {}),
-            # When the scheduler acts on a job (`projector.due_at`): a request left unpublished, a failed
-            # stage's retry or failure, a finished job's expiry. (The embedded database matches a query to a
-            # partial index by equality or range only, not $exists.)
-            ([("due_at", ASCENDING)], {"name": "due", "partialFilterExpression": {"due_at": {"$gte": EPOCH}}}),
-        ])
+        await sync_indexes(
+            self.jobs,
+            [
+                # A tenant's jobs in one status, newest first, and all of them a status at a time (`tenant_jobs`);
+                # status alone for the scheduler (stuck scan, gauges).
+                ([("status", ASCENDING), ("tenant", ASCENDING), ("_id", DESCENDING)], {}),
+                # When the scheduler acts on a job (`projector.due_at`): a request left unpublished, a failed
+                # stage's retry or failure, a finished job's expiry. (The embedded database matches a query to a
+                # partial index by equality or range only, not $exists.)
+                ([("due_at", ASCENDING)], {"name": "due", "partialFilterExpression": {"due_at": {"$gte": EPOCH}}}),
+            ],
+        )
         # The audit trail's pages are found by their job (`audit.job_events`); the job ids are UUIDv7,
         # so retention deletes old jobs' pages by a range of that index, without a TTL index.
         await sync_indexes(self.events, [([("job_id", ASCENDING)], {})])
         seconds = int(retention.total_seconds())
         await sync_indexes(self.results, [([("created_at", ASCENDING)], ttl("created_at", seconds))])
-        await sync_indexes(self.dlq, [
-            ([("tenant", ASCENDING), ("created_at", DESCENDING)], {}),
-            ([("created_at", ASCENDING)], ttl("created_at", seconds)),
-        ])
+        await sync_indexes(
+            self.dlq,
+            [
+                ([("tenant", ASCENDING), ("created_at", DESCENDING)], {}),
+                ([("created_at", ASCENDING)], ttl("created_at", seconds)),
+            ],
+        )
         await sync_indexes(self.idempotency, [([("created_at", ASCENDING)], ttl("created_at", seconds))])
         await self.api_keys.create_index([("key_id", ASCENDING)], unique=True)
 
@@ -143,17 +149,27 @@ async def tenant_job(jobs: AsyncCollection, job_id: str, tenant: str) -> dict[st
 
 
 async def tenant_jobs(
-    jobs: AsyncCollection, tenant: str, ids: dict[str, Any], limit: int, projection: dict[str, Any] | None = None,
+    jobs: AsyncCollection,
+    tenant: str,
+    ids: dict[str, Any],
+    limit: int,
+    projection: dict[str, Any] | None = None,
     statuses: Sequence[str] = JOB_STATUSES,
 ) -> list[dict[str, Any]]:
     """A tenant's newest `limit` jobs in `statuses` with `_id` in the range `ids` (e.g. `{"$lt": cursor}`).
 
     One query per status on the status index, merged: a `(tenant, _id)` index of its own cost every write of
     every job (`python -m bench.store_ops`), while a listing is one request among thousands of writes."""
-    found = await asyncio.gather(*(
-        _scan(jobs.find({"status": s, "tenant": tenant} | ({"_id": ids} if ids else {}), projection).sort("_id", -1).limit(limit))
-        for s in statuses
-    ))
+    found = await asyncio.gather(
+        *(
+            _scan(
+                jobs.find({"status": s, "tenant": tenant} | ({"_id": ids} if ids else {}), projection)
+                .sort("_id", -1)
+                .limit(limit)
+            )
+            for s in statuses
+        )
+    )
     return sorted((d for docs in found for d in docs), key=lambda d: d["_id"], reverse=True)[:limit]
 
 
@@ -164,7 +180,7 @@ async def _scan(cursor: Any) -> list[dict[str, Any]]:
 def id_chunks(ids: Sequence[str]) -> Iterator[list[str]]:
     """`ids` in slices of `IDS_PER_QUERY`, one `{"_id": {"$in": slice}}` query each."""
     for start in range(0, len(ids), IDS_PER_QUERY):
-        yield list(ids[start:start + IDS_PER_QUERY])
+        yield list(ids[start : start + IDS_PER_QUERY])
 
 
 async def by_ids(

@@ -26,6 +26,7 @@ from aiokafka.structs import ConsumerRecord
 from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
+
 from sitewright_contracts import Event, UndecodableEvent, decode
 from sitewright_contracts import events as ev
 from sitewright_runtime.kafka import Publisher
@@ -63,7 +64,9 @@ class Projection:
                 decoded.append((decode(record.value), (record.partition, record.offset)))
             except UndecodableEvent as exc:
                 # The projector sees every message, so it is the one that dead-letters the undecodable.
-                await self.publisher.dead_letter(record, group=self.group, reason=exc.reason, error=exc.detail, attempts=1)
+                await self.publisher.dead_letter(
+                    record, group=self.group, reason=exc.reason, error=exc.detail, attempts=1
+                )
         if not decoded:
             return
         await self._apply(decoded)
@@ -153,8 +156,13 @@ class Projection:
             return
         PROJECTION_WRITES.labels("results").inc(len(completions))
         docs: list[ResultDocument] = [
-            {"_id": e.job_id, "tenant": e.tenant, "event_id": e.event_id, "created_at": e.occurred_at,
-             **e.data.result.model_dump(mode="json", by_alias=True)}  # type: ignore[typeddict-item]  # SeoResult's fields
+            {
+                "_id": e.job_id,
+                "tenant": e.tenant,
+                "event_id": e.event_id,
+                "created_at": e.occurred_at,
+                **e.data.result.model_dump(mode="json", by_alias=True),
+            }  # type: ignore[typeddict-item]  # SeoResult's fields
             for e in completions
         ]
         await self._insert_new(self.store.results, docs)
@@ -182,7 +190,10 @@ class Fold:
 
 
 def _fold(
-    by_job: dict[str, list[tuple[Event, tuple[int, int]]]], docs: dict[str, dict], policy: RetryPolicy, retention: timedelta
+    by_job: dict[str, list[tuple[Event, tuple[int, int]]]],
+    docs: dict[str, dict],
+    policy: RetryPolicy,
+    retention: timedelta,
 ) -> Fold:
     fold = Fold()
     for job_id, events in by_job.items():
@@ -197,7 +208,12 @@ def _fold(
             entries[request.event_id] = audit.entry(request, (-1, -1), old)
         for event, position in events:
             changed = project(new, event, position, policy)
-            if changed is None and isinstance(event, ev.JobRequested) and new is not None and _at(position) == new["position"]:
+            if (
+                changed is None
+                and isinstance(event, ev.JobRequested)
+                and new is not None
+                and _at(position) == new["position"]
+            ):
                 continue  # the gateway recorded the request where it landed, page and all (`intake.accept`)
             new = changed or new
             # The state the event itself produced: a duplicate later in the batch must not
@@ -208,8 +224,11 @@ def _fold(
         if new is None:
             continue
         fold.written[job_id] = new
-        fold.results += [e for e, p in events if isinstance(e, ev.JobCompleted)
-                         and new.get("result_at") == {"partition": p[0], "offset": p[1]}]
+        fold.results += [
+            e
+            for e, p in events
+            if isinstance(e, ev.JobCompleted) and new.get("result_at") == {"partition": p[0], "offset": p[1]}
+        ]
         if new is old:
             continue
         new["due_at"] = due_at(new, retention)

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
+
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import Stage
 
@@ -47,7 +48,9 @@ async def create_key(body: KeyCreate, state: State, _: Admin) -> KeyCreated:
 
 @router.get("/keys", response_model=list[KeyView])
 async def list_keys(
-    state: State, _: Admin, tenant: Annotated[str | None, Query(max_length=64, description="Only this tenant's keys.")] = None
+    state: State,
+    _: Admin,
+    tenant: Annotated[str | None, Query(max_length=64, description="Only this tenant's keys.")] = None,
 ) -> list[KeyView]:
     return [KeyView(**k) for k in await state.keys.list(tenant)]
 

@@ -29,7 +29,7 @@ class DeadLetter(BaseModel):
     replays: list[dict[str, Any]]
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> "DeadLetter":
+    def from_doc(cls, doc: dict[str, Any]) -> DeadLetter:
         return cls(id=doc["_id"], **{k: doc.get(k) for k in cls.model_fields if k != "id"})
 
 
@@ -54,8 +54,11 @@ async def list_dead_letters(
 @router.post(
     "/dlq/{entry_id}/replay",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={404: {"description": "No such entry."}, 409: {"description": "The job cannot be restarted."},
-               422: {"description": "The message cannot be replayed."}},
+    responses={
+        404: {"description": "No such entry."},
+        409: {"description": "The job cannot be restarted."},
+        422: {"description": "The message cannot be replayed."},
+    },
 )
 async def replay_dead_letter(entry_id: str, state: State, caller: Caller) -> dict[str, Any]:
     """Start the entry's job again: a new attempt of the failed stage, or the original message once more."""

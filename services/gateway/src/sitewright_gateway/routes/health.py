@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+
 from sitewright_runtime.worker import metrics_endpoint
 
 router = APIRouter()

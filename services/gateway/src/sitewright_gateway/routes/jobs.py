@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
+
 from sitewright_contracts.models import JOB_STATUSES, JobStatus
 
 from .. import intake, jobs
@@ -18,7 +19,9 @@ router = APIRouter(prefix="/api")
 
 
 @router.post(
-    "/jobs", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted,
+    "/jobs",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
     responses={
         200: {"model": JobAccepted, "description": "The job an earlier request with this Idempotency-Key created."},
         409: {"description": "A request with this Idempotency-Key is still being accepted."},
@@ -46,7 +49,9 @@ async def create_job(
 async def list_jobs(
     state: State,
     tenant: Tenant,
-    status_: Annotated[JobStatus | None, Query(alias="status", description=f"One of {', '.join(JOB_STATUSES)}.")] = None,
+    status_: Annotated[
+        JobStatus | None, Query(alias="status", description=f"One of {', '.join(JOB_STATUSES)}.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")] = None,
 ) -> JobPage:

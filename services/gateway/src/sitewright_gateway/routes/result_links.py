@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+
 from sitewright_runtime.links import LinkError, verify_link
 
 from ..readmodel.store import tenant_job
@@ -61,7 +62,9 @@ def _refusal(fmt: str, status_code: int, title: str, message: str) -> Response:
 
 @router.get("/r/{token}", tags=["results"], summary="A job's result through a signed, expiring link")
 async def result_link(
-    token: str, state: State, format: Annotated[Literal["html", "json"], Query(description="`json` for the raw result.")] = "html"
+    token: str,
+    state: State,
+    format: Annotated[Literal["html", "json"], Query(description="`json` for the raw result.")] = "html",
 ) -> Response:
     """The job's status and, once completed, its meta tags, content, FAQ and JSON-LD.
 
@@ -75,8 +78,12 @@ async def result_link(
         return _refusal(format, 403, "This link is not valid", exc.message)
     job = await tenant_job(state.store.jobs, claims.job_id, claims.tenant)
     if job is None:
-        return _refusal(format, 410, "This result is no longer kept",
-                        "the job this link points to has been removed after the retention period")
+        return _refusal(
+            format,
+            410,
+            "This result is no longer kept",
+            "the job this link points to has been removed after the retention period",
+        )
     result = None
     if job["status"] == "completed":
         hidden = {"_id": 0, "tenant": 0, "event_id": 0, "created_at": 0}
@@ -84,8 +91,13 @@ async def result_link(
     expires = datetime.fromtimestamp(claims.expires_at, UTC)
     if format == "json":
         body = {
-            "job": {"id": job["_id"], "status": job["status"], "url": job.get("url"), "error": job.get("error"),
-                    "finished_at": job.get("finished_at")},
+            "job": {
+                "id": job["_id"],
+                "status": job["status"],
+                "url": job.get("url"),
+                "error": job.get("error"),
+                "finished_at": job.get("finished_at"),
+            },
             "result": result,
             "link_expires_at": expires,
         }
@@ -97,7 +109,9 @@ async def result_link(
 def _render(job: dict[str, Any], result: dict[str, Any] | None, expires: datetime) -> tuple[str, str]:
     """(title, body HTML) of the result page; every value from the job is escaped."""
     site = escape(job.get("url") or "")
-    parts = [f'<p class="muted">Sitewright result for <a href="{site}" rel="noopener noreferrer nofollow">{site}</a></p>']
+    parts = [
+        f'<p class="muted">Sitewright result for <a href="{site}" rel="noopener noreferrer nofollow">{site}</a></p>'
+    ]
     if result is None:
         title = f"Job {job['status']}"
         parts.append(f'<h1>{escape(title)}</h1><p>Status: <span class="status">{escape(job["status"])}</span></p>')
@@ -110,9 +124,11 @@ def _render(job: dict[str, Any], result: dict[str, Any] | None, expires: datetim
         meta = result.get("meta", {})
         title = meta.get("title") or "SEO result"
         parts.append(f"<h1>{escape(title)}</h1>")
-        parts.append('<section aria-labelledby="meta"><h2 id="meta">Meta tags</h2><dl>'
-                     f"<dt>Title</dt><dd>{escape(meta.get('title', ''))}</dd>"
-                     f"<dt>Description</dt><dd>{escape(meta.get('description', ''))}</dd></dl></section>")
+        parts.append(
+            '<section aria-labelledby="meta"><h2 id="meta">Meta tags</h2><dl>'
+            f"<dt>Title</dt><dd>{escape(meta.get('title', ''))}</dd>"
+            f"<dt>Description</dt><dd>{escape(meta.get('description', ''))}</dd></dl></section>"
+        )
         sections = "".join(
             f"<article><h3>{escape(s.get('heading', ''))}</h3>"
             + "".join(f"<p>{escape(p)}</p>" for p in str(s.get("body", "")).split("\n") if p.strip())
@@ -126,8 +142,12 @@ def _render(job: dict[str, Any], result: dict[str, Any] | None, expires: datetim
             )
             parts.append(f'<section aria-labelledby="faq"><h2 id="faq">FAQ</h2><dl>{faq}</dl></section>')
         schema = json.dumps(result.get("schema", {}), indent=2, ensure_ascii=False)
-        parts.append('<section aria-labelledby="schema"><h2 id="schema">Structured data (JSON-LD)</h2>'
-                     f'<pre><code>{escape(schema)}</code></pre></section>')
-    parts.append(f'<p class="muted">This link works until <time datetime="{expires.isoformat()}">'
-                 f"{expires:%Y-%m-%d %H:%M} UTC</time>. Add <code>?format=json</code> for the raw result.</p>")
+        parts.append(
+            '<section aria-labelledby="schema"><h2 id="schema">Structured data (JSON-LD)</h2>'
+            f"<pre><code>{escape(schema)}</code></pre></section>"
+        )
+    parts.append(
+        f'<p class="muted">This link works until <time datetime="{expires.isoformat()}">'
+        f"{expires:%Y-%m-%d %H:%M} UTC</time>. Add <code>?format=json</code> for the raw result.</p>"
+    )
     return title, "".join(parts)

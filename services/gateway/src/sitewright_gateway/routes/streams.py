@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
+
 from sitewright_runtime.logs import get_logger
 
 from ..state import GatewayState
@@ -40,7 +41,9 @@ class Subscribe(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: str
-    jobs: list[Annotated[str, Field(max_length=MAX_ID_LENGTH)]] = Field(default_factory=list, max_length=h.MAX_JOBS_PER_CONNECTION)
+    jobs: list[Annotated[str, Field(max_length=MAX_ID_LENGTH)]] = Field(
+        default_factory=list, max_length=h.MAX_JOBS_PER_CONNECTION
+    )
     all: bool = False
     since: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict, max_length=h.MAX_JOBS_PER_CONNECTION)
 
@@ -82,7 +85,9 @@ async def websocket_stream(websocket: WebSocket) -> None:
     state: GatewayState = websocket.app.state.gateway
     await websocket.accept()
     if not _origin_allowed(websocket, state.settings.stream_allowed_origins):
-        return await _refuse(websocket, m.CLOSE_ORIGIN, "origin", "this origin may not open job streams; use the gateway's own origin")
+        return await _refuse(
+            websocket, m.CLOSE_ORIGIN, "origin", "this origin may not open job streams; use the gateway's own origin"
+        )
     principal = await _authenticate(websocket, state)
     if principal is None:
         return
@@ -115,13 +120,20 @@ async def _authenticate(websocket: WebSocket, state: GatewayState) -> Principal 
             key = None
         if not isinstance(key, str) or not key:
             await _refuse(
-                websocket, m.CLOSE_UNAUTHORIZED, "unauthorized",
-                f"send `Authorization: Bearer <key>` on the handshake, or {{\"type\": \"auth\", \"key\": ...}} first, within {AUTH_TIMEOUT_S:g} s",
+                websocket,
+                m.CLOSE_UNAUTHORIZED,
+                "unauthorized",
+                f'send `Authorization: Bearer <key>` on the handshake, or {{"type": "auth", "key": ...}} first, within {AUTH_TIMEOUT_S:g} s',
             )
             return None
     principal = await state.keys.authenticate(key)
     if principal is None:
-        await _refuse(websocket, m.CLOSE_UNAUTHORIZED, "unauthorized", "this API key is unknown or revoked; ask an admin for a valid one")
+        await _refuse(
+            websocket,
+            m.CLOSE_UNAUTHORIZED,
+            "unauthorized",
+            "this API key is unknown or revoked; ask an admin for a valid one",
+        )
     return principal
 
 
@@ -130,7 +142,9 @@ def _origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
     origin = websocket.headers.get("origin")
     if not origin:
         return True
-    return origin.rstrip("/") in {o.rstrip("/") for o in allowed} or urlsplit(origin).netloc == websocket.headers.get("host")
+    return origin.rstrip("/") in {o.rstrip("/") for o in allowed} or urlsplit(origin).netloc == websocket.headers.get(
+        "host"
+    )
 
 
 async def _pump_websocket(websocket: WebSocket, conn: Connection, heartbeat_s: float) -> None:
@@ -156,14 +170,22 @@ async def _read_websocket(websocket: WebSocket, conn: Connection, hub: Hub) -> N
                     raise BadSubscription("say what to follow: `jobs` (a list of ids), `all: true`, or `since`")
                 unknown = await hub.subscribe(conn, message.jobs, all_=message.all, since=message.since)
                 if unknown:
-                    conn.put(_error("unknown_job", f"no job with id {', '.join(unknown)} for this API key; it is not followed"))
+                    conn.put(
+                        _error(
+                            "unknown_job", f"no job with id {', '.join(unknown)} for this API key; it is not followed"
+                        )
+                    )
                 conn.put(control("ready"))
             elif message.type == "unsubscribe":
                 hub.unsubscribe(conn, message.jobs, all_=message.all)
             elif message.type != "auth":  # a repeated auth message is harmless
                 raise BadSubscription(f"unknown message type {message.type!r}; send `subscribe` or `unsubscribe`")
         except (ValidationError, BadSubscription) as exc:
-            detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()) if isinstance(exc, ValidationError) else str(exc)
+            detail = (
+                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                if isinstance(exc, ValidationError)
+                else str(exc)
+            )
             conn.drop(m.CLOSE_BAD_MESSAGE, "bad_message", f"invalid message: {detail}")
             return
 
@@ -223,7 +245,9 @@ def _parse_since(value: str | None, name: str) -> dict[str, int]:
             continue
         job_id, sep, version = part.strip().rpartition(":")
         if not sep or not job_id or not version.isdigit() or len(job_id) > MAX_ID_LENGTH:
-            raise HTTPException(422, f"{name} must look like `<job_id>:<version>` (comma-separated for several); got {part!r}")
+            raise HTTPException(
+                422, f"{name} must look like `<job_id>:<version>` (comma-separated for several); got {part!r}"
+            )
         resume[job_id] = int(version)
     return resume
 
@@ -238,7 +262,9 @@ class EventStream(Response):
         self.status_code = 200
         self.background = None
         self.raw_headers = [
-            (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"),
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
         ]
         self.conn, self.hub, self.heartbeat_s = conn, hub, heartbeat_s
 
@@ -252,7 +278,13 @@ class EventStream(Response):
         with contextlib.suppress(Exception):
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
                 if conn.closed is not None:
-                    await send({"type": "http.response.body", "body": _sse(_error(conn.closed[1], conn.closed[2])), "more_body": True})
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": _sse(_error(conn.closed[1], conn.closed[2])),
+                            "more_body": True,
+                        }
+                    )
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _pump(self, send: Send) -> None:

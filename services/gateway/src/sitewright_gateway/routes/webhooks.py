@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field, field_validator
+
 from sitewright_runtime.netguard import BlockedAddress
 from sitewright_runtime.webhook_endpoints import COLLECTION, WebhookEndpoints, active_secrets
 
@@ -44,12 +45,17 @@ class EndpointView(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> "EndpointView":
+    def from_doc(cls, doc: dict[str, Any]) -> EndpointView:
         secrets = active_secrets(doc)
         return cls(
-            id=doc["_id"], url=doc["url"], disabled=doc["disabled"], disabled_reason=doc.get("disabled_reason"),
-            secret=secrets[0] if secrets else doc["secrets"][0]["secret"], active_secrets=len(secrets),
-            created_at=doc["created_at"], updated_at=doc["updated_at"],
+            id=doc["_id"],
+            url=doc["url"],
+            disabled=doc["disabled"],
+            disabled_reason=doc.get("disabled_reason"),
+            secret=secrets[0] if secrets else doc["secrets"][0]["secret"],
+            active_secrets=len(secrets),
+            created_at=doc["created_at"],
+            updated_at=doc["updated_at"],
         )
 
 
@@ -82,7 +88,9 @@ async def get_endpoint(endpoint_id: str, state: State, tenant: Tenant) -> Endpoi
 
 @router.post("/endpoints/{endpoint_id}/rotate", response_model=EndpointView)
 async def rotate_secret(
-    endpoint_id: str, state: State, tenant: Tenant,
+    endpoint_id: str,
+    state: State,
+    tenant: Tenant,
     grace_s: Annotated[float, Query(ge=0, le=7 * 86400, description="How long the old secrets keep signing.")] = 86400,
 ) -> EndpointView:
     """Add a new secret. Deliveries carry both signatures until the old secrets expire after `grace_s`."""

@@ -23,11 +23,12 @@ from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 from pymongo.errors import DuplicateKeyError
+
 from sitewright_contracts import derived_uuid7, encode, uuid7_floor
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import ACTIVE_STATUSES, CrawlContext, ErrorInfo, JobOptions
-from sitewright_runtime.kafka import Publisher
 from sitewright_contracts.wire import child_traceparent
+from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.logs import get_logger, log_context
 from sitewright_runtime.metrics import JOBS_BY_STATUS, JOBS_STUCK, RETRIES, SCHEDULER_LEADER
 
@@ -144,7 +145,9 @@ class Scheduler:
             # `due_at` again: a job revived meanwhile (retried after it failed) has none and stays.
             deleted = 0
             for chunk in id_chunks(expired):
-                deleted += (await self.store.jobs.delete_many({"_id": {"$in": chunk}, "due_at": {"$lte": now}})).deleted_count
+                deleted += (
+                    await self.store.jobs.delete_many({"_id": {"$in": chunk}, "due_at": {"$lte": now}})
+                ).deleted_count
             log.info("jobs_expired", deleted=deleted)
 
     async def publish_request(self, doc: dict[str, Any]) -> None:
@@ -165,12 +168,18 @@ class Scheduler:
         else:
             error = ErrorInfo.model_validate(doc["error"] or {"code": "unknown", "message": "unknown error"})
             event = ev.JobFailed(
-                event_id=derived_uuid7(action["cause"], "job.failed"), job_id=doc["_id"], tenant=doc["tenant"],
-                attempt=action["attempt"], producer="gateway.scheduler",
+                event_id=derived_uuid7(action["cause"], "job.failed"),
+                job_id=doc["_id"],
+                tenant=doc["tenant"],
+                attempt=action["attempt"],
+                producer="gateway.scheduler",
                 data=ev.JobFailedData(stage=action["stage"], error=error, **outcome_of(doc)),
             )
             # The failure's audit-trail copy lands just after the job document; give it a moment.
-            if not await self.dead_letter_cause(doc["_id"], action["cause"], error) and now - action["due_at"] < ACTION_COOLDOWN:
+            if (
+                not await self.dead_letter_cause(doc["_id"], action["cause"], error)
+                and now - action["due_at"] < ACTION_COOLDOWN
+            ):
                 return
         await self._emit(doc, event, "action_emitted", kind=action["kind"], stage=action["stage"])
         await self.store.jobs.update_one(
@@ -185,11 +194,25 @@ class Scheduler:
         event = event_from_document(found)
         key, value, headers = encode(event)
         record = ConsumerRecord(
-            self.settings.topics.events, found["partition"], found["offset"], 0, 0, key, value, None, len(key), len(value), headers
+            self.settings.topics.events,
+            found["partition"],
+            found["offset"],
+            0,
+            0,
+            key,
+            value,
+            None,
+            len(key),
+            len(value),
+            headers,
         )
         reason = "attempts_exhausted" if error.retryable else "not_retryable"
         await self.publisher.dead_letter(
-            record, group="gateway.scheduler", reason=reason, error=f"{error.code}: {error.message}", attempts=event.attempt
+            record,
+            group="gateway.scheduler",
+            reason=reason,
+            error=f"{error.code}: {error.message}",
+            attempts=event.attempt,
         )
         return True
 
@@ -208,8 +231,10 @@ class Scheduler:
             stuck += 1
             redriven = doc.get("redriven_at")
             # Unpublished requests are the outbox sweep's; jobs with an action are waiting for it.
-            if doc.get("published") is not False and doc.get("action") is None and (
-                redriven is None or redriven < now - ACTION_COOLDOWN
+            if (
+                doc.get("published") is not False
+                and doc.get("action") is None
+                and (redriven is None or redriven < now - ACTION_COOLDOWN)
             ):
                 candidates.append(doc["_id"])
         for status, n in counts.items():
@@ -222,11 +247,17 @@ class Scheduler:
             cause = f"stuck:{doc['_id']}:{doc['version']}"
             if attempt >= self.settings.retry_max_attempts and doc["status"] != "pending":
                 event: ev.Event = ev.JobFailed(
-                    event_id=derived_uuid7(doc["_id"], cause), job_id=doc["_id"], tenant=doc["tenant"],
-                    attempt=attempt, producer="gateway.scheduler",
+                    event_id=derived_uuid7(doc["_id"], cause),
+                    job_id=doc["_id"],
+                    tenant=doc["tenant"],
+                    attempt=attempt,
+                    producer="gateway.scheduler",
                     data=ev.JobFailedData(
                         stage=stage,
-                        error=ErrorInfo(code="stuck", message=f"no progress for {self.settings.stuck_after_s:g}s in {attempt} attempts"),
+                        error=ErrorInfo(
+                            code="stuck",
+                            message=f"no progress for {self.settings.stuck_after_s:g}s in {attempt} attempts",
+                        ),
                         **outcome_of(doc),
                     ),
                 )
@@ -255,7 +286,9 @@ class Scheduler:
         crawl = None
         if stage == "generate":
             # The generator needs the crawl; it is on the log, and so in the audit trail.
-            crawls = [e for e in await audit.job_events(self.store.events, doc["_id"]) if e["type"] == "crawl.succeeded"]
+            crawls = [
+                e for e in await audit.job_events(self.store.events, doc["_id"]) if e["type"] == "crawl.succeeded"
+            ]
             found = max(crawls, key=lambda e: e["occurred_at"], default=None)
             if found is None:
                 stage = "crawl"  # no crawl to generate from: start over
@@ -263,10 +296,18 @@ class Scheduler:
                 crawl = CrawlContext.model_validate(found["data"]["crawl"])
         return ev.JobRetryRequested(
             event_id=derived_uuid7(cause_event or doc["_id"], "retry", stage, attempt, cause),
-            job_id=doc["_id"], tenant=doc["tenant"], attempt=attempt, producer="gateway.scheduler",
+            job_id=doc["_id"],
+            tenant=doc["tenant"],
+            attempt=attempt,
+            producer="gateway.scheduler",
             data=ev.JobRetryRequestedData(
-                stage=stage, reason=reason, crawl=crawl, url=doc["url"], options=JobOptions.model_validate(doc["options"]),
-                tokens_spent=sum((doc.get("tokens") or {}).values()), notify=outcome_of(doc)["notify"],
+                stage=stage,
+                reason=reason,
+                crawl=crawl,
+                url=doc["url"],
+                options=JobOptions.model_validate(doc["options"]),
+                tokens_spent=sum((doc.get("tokens") or {}).values()),
+                notify=outcome_of(doc)["notify"],
             ),
         )
 

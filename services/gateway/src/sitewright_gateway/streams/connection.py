@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
+
 from sitewright_runtime.logs import get_logger
 
 from ..web.auth import Principal
@@ -103,7 +104,11 @@ class Connection:
         if self.closed is not None:
             return
         if len(self._out) >= self.limit:
-            self.drop(CLOSE_TOO_SLOW, "too_slow", f"the client fell more than {self.limit} messages behind; reconnect with `since`")
+            self.drop(
+                CLOSE_TOO_SLOW,
+                "too_slow",
+                f"the client fell more than {self.limit} messages behind; reconnect with `since`",
+            )
             return
         self._out.append(item)
         self._wake.set()

@@ -25,6 +25,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 from pymongo.asynchronous.collection import AsyncCollection
+
 from sitewright_runtime.logs import get_logger
 
 from ..readmodel import audit
@@ -45,9 +46,22 @@ STREAM_CONNECTIONS = Gauge("sitewright_stream_connections", "Open job stream con
 STREAM_UPDATES = Counter("sitewright_stream_updates_total", "Job versions the hub received from the change stream.")
 
 # What a stream needs of the audit trail's pages (`audit.py`): not the events' data.
-_PAGE_FIELDS = {"job_id": 1, "tenant": 1, **{f"events.{k}": 1 for k in (
-    "event_id", "type", "occurred_at", "version", "job", "partition", "offset")}}
-_JOB_FIELDS = {"tenant": 1, "version": 1, "status": 1, "stage": 1, "progress": 1, "attempt": 1, "error": 1, "url": 1, "updated_at": 1}
+_PAGE_FIELDS = {
+    "job_id": 1,
+    "tenant": 1,
+    **{f"events.{k}": 1 for k in ("event_id", "type", "occurred_at", "version", "job", "partition", "offset")},
+}
+_JOB_FIELDS = {
+    "tenant": 1,
+    "version": 1,
+    "status": 1,
+    "stage": 1,
+    "progress": 1,
+    "attempt": 1,
+    "error": 1,
+    "url": 1,
+    "updated_at": 1,
+}
 
 
 def _version_order(event: dict[str, Any]) -> tuple[int, int]:
@@ -101,7 +115,10 @@ class Hub:
     async def _close_if_idle(self) -> bool:
         """Close the change stream when no connection has been open for `idle_close_s`."""
         async with self._opening:
-            idle = self._idle_since is not None and asyncio.get_running_loop().time() - self._idle_since >= self.idle_close_s
+            idle = (
+                self._idle_since is not None
+                and asyncio.get_running_loop().time() - self._idle_since >= self.idle_close_s
+            )
             if not idle or self.connections:
                 return False
             await self._stream.close()
@@ -230,7 +247,9 @@ class Hub:
         since = dict(since or {})
         wanted = (set(jobs) | set(since)) - conn.jobs
         if len(conn.jobs) + len(wanted) > MAX_JOBS_PER_CONNECTION:
-            raise BadSubscription(f"a stream follows at most {MAX_JOBS_PER_CONNECTION} jobs; subscribe with `all` instead")
+            raise BadSubscription(
+                f"a stream follows at most {MAX_JOBS_PER_CONNECTION} jobs; subscribe with `all` instead"
+            )
         # Register first: from here on, live updates of these jobs are held, not lost.
         for job_id in wanted:
             conn.hold(job_id)
@@ -243,12 +262,20 @@ class Hub:
             self._by_tenant.setdefault(conn.tenant, set()).add(conn)
         try:
             # By `_id` alone (the primary key), the tenant checked here: `jobs` has no index on tenant and `_id`.
-            docs = {d["_id"]: d async for d in by_ids(self.jobs_collection, list(wanted), _JOB_FIELDS) if d["tenant"] == conn.tenant}
+            docs = {
+                d["_id"]: d
+                async for d in by_ids(self.jobs_collection, list(wanted), _JOB_FIELDS)
+                if d["tenant"] == conn.tenant
+            }
             unknown = sorted(wanted - set(docs))
             self.unsubscribe(conn, unknown)
             current = [d for j, d in docs.items() if j not in since]
             if newly_all:
-                active = [d async for d in active_jobs(self.jobs_collection, conn.tenant, _JOB_FIELDS) if d["_id"] not in conn.jobs]
+                active = [
+                    d
+                    async for d in active_jobs(self.jobs_collection, conn.tenant, _JOB_FIELDS)
+                    if d["_id"] not in conn.jobs
+                ]
                 current += sorted(active, key=lambda d: d["_id"], reverse=True)[:SNAPSHOT_LIMIT]
             snapshot = await self._current(current)
             for job_id in docs:

@@ -43,16 +43,25 @@ class Update:
     def from_event(cls, doc: dict[str, Any]) -> Update:
         """From one audit-trail event (`audit.events_of`; the state it stores is the job's right after it)."""
         job = doc.get("job") or {}
-        return cls(doc["tenant"], _payload(doc["job_id"], doc["version"], job, doc.get("type"), doc["_id"], doc.get("occurred_at")))
+        return cls(
+            doc["tenant"],
+            _payload(doc["job_id"], doc["version"], job, doc.get("type"), doc["_id"], doc.get("occurred_at")),
+        )
 
     @classmethod
     def from_job(cls, job: dict[str, Any], event: dict[str, Any] | None) -> Update:
         """From a job document: its current version (with the event that made it, once recorded)."""
-        return cls(job["tenant"], _payload(
-            job["_id"], job["version"], job,
-            event.get("type") if event else None, event["_id"] if event else None,
-            event.get("occurred_at") if event else job.get("updated_at"),
-        ))
+        return cls(
+            job["tenant"],
+            _payload(
+                job["_id"],
+                job["version"],
+                job,
+                event.get("type") if event else None,
+                event["_id"] if event else None,
+                event.get("occurred_at") if event else job.get("updated_at"),
+            ),
+        )
 
     @property
     def text(self) -> str:
@@ -67,7 +76,9 @@ class Update:
         return self._sse
 
 
-def _payload(job_id: str, version: int, job: dict[str, Any], event_type: str | None, event_id: str | None, at: Any) -> dict[str, Any]:
+def _payload(
+    job_id: str, version: int, job: dict[str, Any], event_type: str | None, event_id: str | None, at: Any
+) -> dict[str, Any]:
     error = job.get("error")
     return {
         "type": "job",

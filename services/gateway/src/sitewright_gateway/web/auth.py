@@ -24,6 +24,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
+
 from sitewright_contracts.events import utcnow
 
 KEY_PREFIX = "sw_"
@@ -62,7 +63,9 @@ class KeyStore:
         self._known: dict[str, tuple[float, Principal]] = {}
         self._unknown: dict[str, float] = {}
 
-    async def create(self, tenant: str, *, name: str = "", admin: bool = False, key: str | None = None) -> tuple[str, dict[str, Any]]:
+    async def create(
+        self, tenant: str, *, name: str = "", admin: bool = False, key: str | None = None
+    ) -> tuple[str, dict[str, Any]]:
         """Store a new key (or the given one) for `tenant`; returns the key and its stored record."""
         key = key or new_key()
         record = {

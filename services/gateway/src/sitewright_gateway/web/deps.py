@@ -8,8 +8,8 @@ from fastapi import Depends, HTTPException, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from .auth import Principal
 from ..state import GatewayState
+from .auth import Principal
 
 _MISSING_KEY = (
     "an API key is required: send `Authorization: Bearer <key>` (or `X-API-Key: <key>`); "
@@ -45,7 +45,8 @@ async def get_principal(
     principal = await state.keys.authenticate(key)
     if principal is None:
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "this API key is unknown or revoked; ask an admin for a valid one",
+            status.HTTP_401_UNAUTHORIZED,
+            "this API key is unknown or revoked; ask an admin for a valid one",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
     return principal

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 
-from sitewright_runtime.metrics import HTTP_DURATION, HTTP_IN_PROGRESS, HTTP_REQUESTS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sitewright_runtime.metrics import HTTP_DURATION, HTTP_IN_PROGRESS, HTTP_REQUESTS
 
 UNMATCHED = "unmatched"
 

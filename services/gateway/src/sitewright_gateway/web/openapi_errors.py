@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 
 class FieldIssue(BaseModel):
-    loc: list[str | int] = Field(description="Where the problem is, e.g. [\"body\", \"url\"].")
+    loc: list[str | int] = Field(description='Where the problem is, e.g. ["body", "url"].')
     msg: str
     type: str
 

@@ -102,11 +102,11 @@ class KeyedLimiter:
 class StreamLimiter:
     """Messages one stream connection may send or receive; the streams code makes one per connection.
 
-        limiter = StreamLimiter.from_settings(settings)
-        try:
-            limiter.check()
-        except RateLimited as exc:
-            ...  # WS: send an error with exc.message and close with 1008; SSE: end the stream
+    limiter = StreamLimiter.from_settings(settings)
+    try:
+        limiter.check()
+    except RateLimited as exc:
+        ...  # WS: send an error with exc.message and close with 1008; SSE: end the stream
     """
 
     def __init__(self, rate: float, burst: float):
@@ -114,8 +114,8 @@ class StreamLimiter:
         self._bucket = TokenBucket(rate, burst) if rate > 0 else None
 
     @classmethod
-    def from_settings(cls, settings: object) -> "StreamLimiter":
-        return cls(getattr(settings, "rate_stream_msgs_per_s"), getattr(settings, "rate_stream_burst"))
+    def from_settings(cls, settings: object) -> StreamLimiter:
+        return cls(settings.rate_stream_msgs_per_s, settings.rate_stream_burst)
 
     def check(self, now: float | None = None) -> None:
         if self._bucket is None:
@@ -126,7 +126,9 @@ class StreamLimiter:
 
 
 def too_many_requests(exc: RateLimited) -> HTTPException:
-    return HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, exc.message, headers={"Retry-After": exc.retry_after_header})
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS, exc.message, headers={"Retry-After": exc.retry_after_header}
+    )
 
 
 def job_creation_limiter(request: Request) -> KeyedLimiter:

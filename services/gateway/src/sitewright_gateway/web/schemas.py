@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from sitewright_contracts.models import JobOptions, JobStatus, NotifyTarget, Stage
 
 from ..readmodel.documents import JobDocument
@@ -19,7 +20,8 @@ class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(
-        max_length=MAX_URL_LENGTH, description="The site's start page, http:// or https://.",
+        max_length=MAX_URL_LENGTH,
+        description="The site's start page, http:// or https://.",
         # Documentation only (the validator below gives the clear message): lets clients and fuzzers make valid URLs.
         json_schema_extra={"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\\s]+"},
     )
@@ -95,7 +97,7 @@ class JobView(BaseModel):
     links: JobLinks
 
     @classmethod
-    def from_doc(cls, doc: JobDocument | dict[str, Any]) -> "JobView":
+    def from_doc(cls, doc: JobDocument | dict[str, Any]) -> JobView:
         return cls(id=doc["_id"], links=links(doc["_id"]), **{k: v for k, v in doc.items() if k != "_id"})
 
 

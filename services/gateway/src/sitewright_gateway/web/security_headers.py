@@ -28,7 +28,10 @@ STRICT_CSP = (
 # ReDoc's search worker from a blob:, FastAPI's logo as the favicon; styles injected at run time.
 _CDN = "https://cdn.jsdelivr.net"
 DOCS_CSP_TEMPLATE = (
-    "default-src 'none'; script-src 'self' " + _CDN + " {hashes}; style-src 'self' 'unsafe-inline' " + _CDN
+    "default-src 'none'; script-src 'self' "
+    + _CDN
+    + " {hashes}; style-src 'self' 'unsafe-inline' "
+    + _CDN
     + " https://fonts.googleapis.com; font-src https://fonts.gstatic.com; img-src 'self' data: "
     "https://fastapi.tiangolo.com https://cdn.redoc.ly; worker-src blob:; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -47,7 +50,8 @@ _BASE_HEADERS = (
 def docs_csp(html: bytes) -> str:
     """The docs policy allowing exactly the inline scripts in `html`."""
     hashes = " ".join(
-        f"'sha256-{base64.b64encode(hashlib.sha256(m.group(1)).digest()).decode()}'" for m in _INLINE_SCRIPT.finditer(html)
+        f"'sha256-{base64.b64encode(hashlib.sha256(m.group(1)).digest()).decode()}'"
+        for m in _INLINE_SCRIPT.finditer(html)
     )
     return DOCS_CSP_TEMPLATE.format(hashes=hashes)
 

@@ -12,12 +12,19 @@ import socket
 
 import uvicorn
 from fastapi import FastAPI
+
 from sitewright_runtime.loop import UVICORN_LOOP
 
 
 def uvicorn_config(app: FastAPI, host: str, port: int, ws_max_size: int = 64 * 1024) -> uvicorn.Config:
     return uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10, loop=UVICORN_LOOP,
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        loop=UVICORN_LOOP,
         http="httptools",  # C parser; uvicorn's default without it, h11, was a tenth of the gateway's CPU under load
         ws="websockets-sansio",  # the "legacy" websockets implementation uvicorn picks by default is deprecated
         ws_max_size=ws_max_size,  # a stream message is small; the same cap as a request body

@@ -29,21 +29,15 @@ _DAY = re.compile(
     r"lunes|martes|miércoles|jueves|viernes|sábado|domingo)\b",
     re.IGNORECASE,
 )
-_TIME = re.compile(
-    r"\b\d{1,2}(?:[:.]\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.|uhr|h)(?!\w)|\b\d{1,2}:\d{2}\b", re.I
-)
-_OPEN = re.compile(
-    r"\b(open|opens|closed|hours|geöffnet|geschlossen|ouvert|fermé|abierto|cerrado)\b", re.I
-)
+_TIME = re.compile(r"\b\d{1,2}(?:[:.]\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.|uhr|h)(?!\w)|\b\d{1,2}:\d{2}\b", re.I)
+_OPEN = re.compile(r"\b(open|opens|closed|hours|geöffnet|geschlossen|ouvert|fermé|abierto|cerrado)\b", re.I)
 _ADDRESS = re.compile(
     r"\b\d+[a-z]?\s+([A-Z][\w'.-]*\s+){1,3}"
     r"(street|st|road|rd|avenue|ave|lane|ln|way|boulevard|blvd|drive|dr|square|sq|place|pl|"
     r"court|ct|highway|hwy|parkway|terrace)\b|\blocated\b|\bfind us\b",
     re.IGNORECASE,
 )
-_CONTACT = re.compile(
-    r"[\w.+-]+@[\w-]+\.[\w.-]+|(\+?\d[\d\s().-]{7,}\d)|\b(call|phone|email|e-mail)\b", re.IGNORECASE
-)
+_CONTACT = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+|(\+?\d[\d\s().-]{7,}\d)|\b(call|phone|email|e-mail)\b", re.IGNORECASE)
 _PRICE = re.compile(r"[$€£¥]\s?\d|\b\d+(?:[.,]\d+)?\s?(usd|eur|gbp|dollars|euros|pounds)\b", re.I)
 
 
@@ -69,10 +63,7 @@ def _sections(site: _Site, name: str, description: str, words: _Phrases) -> list
         per_page.setdefault(segment.page, []).append((sum(top) / len(top), segment))
 
     # Take the best segment of each page in turn, so the copy covers the whole site.
-    ranked = {
-        page: sorted(items, key=lambda item: (-item[0], item[1].index))
-        for page, items in per_page.items()
-    }
+    ranked = {page: sorted(items, key=lambda item: (-item[0], item[1].index)) for page, items in per_page.items()}
     chosen: list[_Segment] = []
     seen_headings: list[str] = []
     depth = 0
@@ -122,9 +113,7 @@ def _body(site: _Site, sentences: list[_Sentence]) -> str:
 
 
 def _page_heading(page: PageSummary, name: str, words: _Phrases) -> str:
-    parts = [
-        p for p in _title_parts(page.title) if not _is_generic(p) and p.lower() != name.lower()
-    ]
+    parts = [p for p in _title_parts(page.title) if not _is_generic(p) and p.lower() != name.lower()]
     if parts:
         return clip(" – ".join(parts), 100)
     for heading in page.headings:
@@ -198,10 +187,7 @@ def _faq(site: _Site, name: str, description: str, words: _Phrases) -> list[dict
 
         # Sentences under a heading on the topic ("Opening hours") answer best; elsewhere, only
         # the single strongest match is trusted.
-        on_topic = [
-            s for s in matches
-            if any(word in site.heading_of(s).lower() for word in intent.heading_words)
-        ]
+        on_topic = [s for s in matches if any(word in site.heading_of(s).lower() for word in intent.heading_words)]
         ranked = sorted(on_topic or matches, key=lambda s: (-site.score(s), s.page, s.order))
         best = ranked[: 2 if on_topic else 1]
         answer = _answer(site, sorted(best, key=lambda s: (s.page, s.order)))

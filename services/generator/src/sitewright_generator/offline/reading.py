@@ -36,9 +36,7 @@ STOPWORDS = frozenset(
 )
 # A sentence ends at . ! ? or … followed by space and something that can start a sentence.
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-ZÀ-ÖØ-Þ0-9])")
-_ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st no nr vs etc e.g i.e approx inc ltd co jr sr mt ft ave rd".split()
-)
+_ABBREVIATIONS = frozenset("mr mrs ms dr prof st no nr vs etc e.g i.e approx inc ltd co jr sr mt ft ave rd".split())
 
 
 def _analyse(pages: list[PageSummary]) -> _Site:
@@ -149,9 +147,7 @@ def _common(a: list[str], b: list[str]) -> int:
     return n
 
 
-def _split_segments(
-    page_index: int, page: PageSummary, text: str
-) -> list[tuple[_Segment, list[tuple[int, str]]]]:
+def _split_segments(page_index: int, page: PageSummary, text: str) -> list[tuple[_Segment, list[tuple[int, str]]]]:
     """The page's text cut at its headings, each piece as numbered lines."""
     marks: list[tuple[int, int, Heading]] = []
     position = 0
