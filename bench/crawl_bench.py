@@ -244,7 +244,8 @@ def main() -> None:
     }
     print()
     print(
-        f"{'crawler':<12}{'pages':>7}{'pages/s':>10}{'pages/CPU-s':>13}{'peak MiB':>10}{'start-up s':>12}   (median of {args.rounds})"
+        f"{'crawler':<12}{'pages':>7}{'pages/s':>10}{'pages/CPU-s':>13}{'peak MiB':>10}{'start-up s':>12}"
+        f"   (median of {args.rounds})"
     )
     for which, s in summary.items():
         print(

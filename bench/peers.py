@@ -88,7 +88,8 @@ def peer_ratios(summary: dict[str, dict], reps: list[list[dict]]) -> dict:
         result[f"ratio_p99_vs_{system}"] = p99_ratio
         lines.append(
             f"| **{system} (best)** | {best_tp[1] if best_tp else '–'} / {best_p99[1] if best_p99 else '–'} | "
-            f"{best_tp[0] if best_tp else '–'} | {best_p99[0] if best_p99 else '–'} | {tp_ratio or '–'} | {p99_ratio or '–'} |"
+            f"{best_tp[0] if best_tp else '–'} | {best_p99[0] if best_p99 else '–'} | "
+            f"{tp_ratio or '–'} | {p99_ratio or '–'} |"
         )
     bad = [
         f"{r.get('system')}/{r.get('config')} {r.get('scenario')}: {r.get('status')} {r.get('error', '')}".strip()

@@ -117,7 +117,8 @@ def main() -> None:
                     + " |"
                 )
             print(
-                f"\nupdates/s of a job document, bulk_write, with the first N of the `jobs` indexes ({CURRENT} is today's)"
+                "\nupdates/s of a job document, bulk_write, with the first N of the `jobs` indexes "
+                f"({CURRENT} is today's)"
             )
             print(
                 "| indexes | $set by {_id, version} | $set by {_id} | replace by {_id, version} | replace by {_id} "
@@ -134,7 +135,8 @@ def main() -> None:
                 print(f"| {indexes} | " + " | ".join(f"{v:,.0f}" for v in cells) + " |")
             print("\nreads/s of a job document, find_one one at a time, with the `jobs` indexes")
             print(
-                f"| by {{_id}} | {reads_per_s(db, 'id'):,.0f} |\n| by {{_id, tenant}} | {reads_per_s(db, 'id_tenant'):,.0f} |"
+                f"| by {{_id}} | {reads_per_s(db, 'id'):,.0f} |\n"
+                f"| by {{_id, tenant}} | {reads_per_s(db, 'id_tenant'):,.0f} |"
             )
         finally:
             client.close()

@@ -43,7 +43,8 @@ REPAIRABLE_ANSWER = (
         | {
             "meta": GOOD_ANSWER["meta"]
             | {
-                "title": "Crumb & Co Bakery | Sourdough Bread, Croissants, Celebration Cakes and Coffee - Open Every Day"
+                "title": "Crumb & Co Bakery | Sourdough Bread, Croissants, Celebration Cakes and Coffee"
+                " - Open Every Day"
             }
         },
         indent=2,

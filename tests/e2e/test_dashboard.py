@@ -57,8 +57,12 @@ LOW_CONTRAST = """() => {
     if (style.visibility === 'hidden' || Number(style.opacity) < 1) continue;
     const [a, b] = [lum(rgb(style.color).slice(0, 3)), lum(background(el))];
     const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-    const large = parseFloat(style.fontSize) >= 24 || (parseFloat(style.fontSize) >= 18.66 && Number(style.fontWeight) >= 700);
-    if (ratio < (large ? 3 : 4.5)) bad.push(`${el.tagName.toLowerCase()}.${el.className}: ${ratio.toFixed(2)} "${el.textContent.trim().slice(0, 30)}"`);
+    const large = parseFloat(style.fontSize) >= 24 ||
+      (parseFloat(style.fontSize) >= 18.66 && Number(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) {
+      const text = el.textContent.trim().slice(0, 30);
+      bad.push(`${el.tagName.toLowerCase()}.${el.className}: ${ratio.toFixed(2)} "${text}"`);
+    }
   }
   return bad;
 }"""
@@ -68,11 +72,14 @@ WATCH_BARS = """() => {
   window.__bars = {};
   const record = () => {
     for (const bar of document.querySelectorAll('tr[data-job] [role=progressbar]')) {
-      const id = bar.closest('tr').dataset.job, seen = (window.__bars[id] ||= []), v = Number(bar.getAttribute('aria-valuenow'));
+      const id = bar.closest('tr').dataset.job, seen = (window.__bars[id] ||= []),
+        v = Number(bar.getAttribute('aria-valuenow'));
       if (seen[seen.length - 1] !== v) seen.push(v);
     }
   };
-  new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['aria-valuenow'] });
+  new MutationObserver(record).observe(
+    document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['aria-valuenow'] }
+  );
   window.__loadedOnce = true;
 }"""
 

@@ -474,7 +474,7 @@ async def differences(live: Store, replayed: Store, most: int = 3) -> list[tuple
         ("results", live.results, replayed.results),
     ):
         # Compared as the digest hashes them (JSON text), which tells 40 from 40.0 where `==` does not.
-        def docs(c: AsyncCollection) -> AsyncIterator[dict]:
+        def docs(c: AsyncCollection, name: str = name) -> AsyncIterator[dict]:
             return audit.every_event(c) if name == "job_events" else c.find({})
 
         ours = {d["_id"]: canonical(d) async for d in docs(ours_c)}

@@ -27,7 +27,8 @@ URL = "https://example.com/"
 
 
 class Cli:
-    """`sitewright` with the gateway's address and key in its environment: as a process (`start`) or in this one (`run`)."""
+    """`sitewright` with the gateway's address and key in its environment:
+    as a process (`start`) or in this one (`run`)."""
 
     def __init__(self, base: str, cwd: Path, key: str = TEST_API_KEY):
         self.env = {**os.environ, "SITEWRIGHT_URL": base, "SITEWRIGHT_API_KEY": key, "COLUMNS": "200"}

@@ -345,7 +345,7 @@ def test_k8s_manifests_agree_with_each_other():
     assert set(deployments) == set(SERVICES)
     configmaps = {c["metadata"]["name"]: c for c in by_kind["ConfigMap"]}
     images = {i["name"] for i in yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())["images"]}
-    for name, deployment in deployments.items():
+    for _name, deployment in deployments.items():
         spec = deployment["spec"]
         assert spec["replicas"] >= 2
         assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()

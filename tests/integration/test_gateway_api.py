@@ -33,7 +33,8 @@ def gateway_settings(kafka: str, mongo: str, unique: str, **extra: object) -> Ga
 async def gateway(
     settings: GatewaySettings, headers: dict[str, str] | None = None, app: FastAPI | None = None
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway in this process (or `app`, made by the caller to reach its state); the client sends the test admin key unless `headers` says otherwise."""
+    """The gateway in this process (or `app`, made by the caller to reach its state);
+    the client sends the test admin key unless `headers` says otherwise."""
     app = app or create_app(settings)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
@@ -69,7 +70,9 @@ async def test_a_job_accepted_while_the_log_is_unreachable_is_published_later(ka
             return [e["type"] for e in events] == ["job.requested"] and events
 
         for job_id in (on_time, deferred):
-            await eventually(lambda: projected(job_id), timeout=30, what=f"the request of {job_id} on the log")
+            await eventually(
+                lambda job_id=job_id: projected(job_id), timeout=30, what=f"the request of {job_id} on the log"
+            )
         doc = await state.store.jobs.find_one({"_id": deferred})
         assert doc["published"] is True and "outbox" not in doc
 

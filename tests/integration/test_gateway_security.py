@@ -117,7 +117,8 @@ def _fill(path: str, value: str) -> str:
 
 
 def _owned_by_b(value: str | None = None, **params: str) -> Case:
-    """A names B's thing (B's job unless `value`): 404 as if it did not exist, nothing of it in the answer; B gets through."""
+    """A names B's thing (B's job unless `value`): 404 as if it did not exist, nothing of it in the answer;
+    B gets through."""
 
     async def case(w: World, method: str, path: str) -> None:
         url = _fill(path, value or w.b_job)

@@ -101,7 +101,7 @@ async def test_each_provider_outcome_shows_on_the_job(kafka_bootstrap, mongo_url
             views = await eventually(all_finished, timeout=120, interval=0.5, what="every job to finish")
             events = {host: (await api.get(f"/api/jobs/{job_id}/events")).json() for host, job_id in jobs.items()}
 
-    for host, (steps, status, attempts, codes) in SCENARIOS.items():
+    for host, (_steps, status, attempts, codes) in SCENARIOS.items():
         view, trail = views[host], events[host]
         failures = [e["data"]["error"] for e in trail if e["type"] == "generation.failed"]
         assert (view["status"], view["attempts"]["generate"]) == (status, attempts), (host, view["log"])

@@ -215,7 +215,7 @@ async def test_two_notifier_instances_deliver_each_outcome_exactly_once(kafka_bo
                     await publish(settings, outcome, outcome, cancelled(job_id))
                 await eventually(lambda: at_least(receiver.requests, 12), timeout=60, what="12 webhooks")
                 for job_id in jobs:
-                    await eventually(lambda: settled(db, job_id, 2), what="both deliveries recorded")
+                    await eventually(lambda job_id=job_id: settled(db, job_id, 2), what="both deliveries recorded")
     ids = [r.headers["webhook-id"] for r in receiver.requests]
     assert len(ids) == 12 and len(set(ids)) == 12 and receiver.duplicates == []
     assert sorted(r.json()["data"]["job_id"] for r in receiver.requests) == sorted(jobs * 2)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from sitewright_contracts.models import CrawlContext, PageSummary
+from sitewright_contracts.models import CrawlContext, Heading, PageSummary
 from sitewright_crawler.extract import trim_text
 
 # What one page may add besides its text, once it is in the context: the first
@@ -32,23 +33,23 @@ def fit_to_budget(pages: list[PageSummary], budget_chars: int) -> list[PageSumma
             if block not in seen_blocks:
                 seen_blocks.add(block)
                 blocks.append(block)
-        json_ld = []
-        for block in page.json_ld:
-            key = json.dumps(block, sort_keys=True, default=str)
+        json_ld: list[dict[str, Any]] = []
+        for item in page.json_ld:
+            key = json.dumps(item, sort_keys=True, default=str)
             if (
                 key not in seen_json_ld
                 and len(key) <= CONTEXT_JSON_LD_CHARS
                 and len(json_ld) < CONTEXT_JSON_LD_PER_PAGE
             ):
                 seen_json_ld.add(key)
-                json_ld.append(block)
-        headings = []
+                json_ld.append(item)
+        headings: list[Heading] = []
         for heading in page.headings:
-            key = (heading.level, heading.text)
-            if key not in seen_headings and len(headings) < CONTEXT_HEADINGS_PER_PAGE:
-                seen_headings.add(key)
+            heading_key = (heading.level, heading.text)
+            if heading_key not in seen_headings and len(headings) < CONTEXT_HEADINGS_PER_PAGE:
+                seen_headings.add(heading_key)
                 headings.append(heading)
-        open_graph = {}
+        open_graph: dict[str, str] = {}
         for key, value in page.open_graph.items():
             if (key, value) not in seen_open_graph and len(open_graph) < CONTEXT_OPEN_GRAPH_PER_PAGE:
                 seen_open_graph.add((key, value))  # og:site_name and the like, once per site

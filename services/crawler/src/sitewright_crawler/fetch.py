@@ -175,7 +175,8 @@ class Fetcher:
                 raise CrawlError(exc.code, exc.message, retryable=exc.code == "dns_failure") from exc
         refused: httpx.ConnectError | None = None
         # A guard that returns no addresses (a test double) leaves resolution to the client.
-        for address in host.addresses[:MAX_ADDRESSES_TRIED] or [None]:
+        candidates: list[IPAddress | None] = list(host.addresses[:MAX_ADDRESSES_TRIED]) or [None]
+        for address in candidates:
             try:
                 async with asyncio.timeout(self.limits.request_timeout_s):
                     return await self._exchange(url, address, max_bytes, truncate, any_type)

@@ -41,7 +41,8 @@ class AdminSettings(BaseSettings):
 
 
 async def _main(args: argparse.Namespace) -> int:
-    settings = load_settings(GatewaySettings if args.group == "model" else AdminSettings)
+    settings_cls: type[GatewaySettings | AdminSettings] = GatewaySettings if args.group == "model" else AdminSettings
+    settings = load_settings(settings_cls)
     client = connect(settings.mongo_url)
     try:
         store = Store(client[settings.mongo_db])

@@ -78,7 +78,8 @@ class GatewaySettings(ServiceSettings, LinkSettings):
     def _key_shape(cls, v: SecretStr | None) -> SecretStr | None:
         if v is not None and v.get_secret_value() and not v.get_secret_value().startswith("sw_"):
             raise ValueError(
-                "an API key starts with `sw_`; make one with `python -c \"import secrets; print('sw_' + secrets.token_urlsafe(32))\"`"
+                "an API key starts with `sw_`; make one with "
+                "`python -c \"import secrets; print('sw_' + secrets.token_urlsafe(32))\"`"
             )
         return v
 

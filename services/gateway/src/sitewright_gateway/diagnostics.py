@@ -196,7 +196,8 @@ def recommendations(
         advice.append(
             _say(
                 "warning",
-                "No gateway holds the scheduler lease: retries, stuck-job re-drives and unpublished requests wait until one does.",
+                "No gateway holds the scheduler lease: "
+                "retries, stuck-job re-drives and unpublished requests wait until one does.",
             )
         )
     if "provider" in failed_checks:
@@ -211,15 +212,18 @@ def recommendations(
         advice.append(
             _say(
                 "warning",
-                f"{stuck} active job{'s have' if stuck != 1 else ' has'} had no event for more than {stuck_after_s:g} s: "
-                "check that the crawler and generator run (their logs are under .sitewright/logs); the scheduler re-drives stuck jobs.",
+                f"{stuck} active job{'s have' if stuck != 1 else ' has'} had no event "
+                f"for more than {stuck_after_s:g} s: "
+                "check that the crawler and generator run (their logs are under .sitewright/logs); "
+                "the scheduler re-drives stuck jobs.",
             )
         )
     if oldest_pending_s is not None and oldest_pending_s > BACKLOG_WARN_S:
         advice.append(
             _say(
                 "warning",
-                f"A job has waited {oldest_pending_s:.0f} s for a crawler: start a crawler, or more of them if they are busy.",
+                f"A job has waited {oldest_pending_s:.0f} s for a crawler: "
+                "start a crawler, or more of them if they are busy.",
             )
         )
     totals = figures["totals"]
@@ -246,7 +250,8 @@ def recommendations(
         advice.append(
             _say(
                 "info",
-                f"95 % of jobs took up to {p95_total:.0f} s: lower `max_pages` for large sites, or run more crawlers and generators.",
+                f"95 % of jobs took up to {p95_total:.0f} s: "
+                "lower `max_pages` for large sites, or run more crawlers and generators.",
             )
         )
     if any(c.name == "provider" and c.ok and c.detail.startswith("offline") for c in checks):
@@ -363,7 +368,7 @@ def errors(job: Doc, events: list[Doc]) -> list[dict[str, Any]]:
 
 def job_timings(job: Doc, events: list[Doc], now: datetime) -> dict[str, Any]:
     """How long the job spent waiting, in each stage and in all, in seconds (None where it has not happened)."""
-    first_of = {}
+    first_of: dict[str, Any] = {}
     for e in events:
         first_of.setdefault(e["type"], e["occurred_at"])
     end = job.get("finished_at")
@@ -389,11 +394,13 @@ def diagnosis(job: Doc, now: datetime, stuck_after_s: float) -> list[str]:
     if status in ACTIVE_STATUSES:
         if job.get("next_attempt_at"):
             says.append(
-                f"Waiting to retry {job['stage']} (attempt {(job.get('action') or {}).get('attempt', '?')}) at {job['next_attempt_at'].isoformat(timespec='seconds')}."
+                f"Waiting to retry {job['stage']} (attempt {(job.get('action') or {}).get('attempt', '?')}) "
+                f"at {job['next_attempt_at'].isoformat(timespec='seconds')}."
             )
         elif quiet > stuck_after_s:
             says.append(
-                f"Stuck: no event for {quiet:.0f} s (threshold {stuck_after_s:g} s); the scheduler re-drives it as a new attempt."
+                f"Stuck: no event for {quiet:.0f} s (threshold {stuck_after_s:g} s); "
+                "the scheduler re-drives it as a new attempt."
             )
         else:
             says.append(
@@ -404,9 +411,9 @@ def diagnosis(job: Doc, now: datetime, stuck_after_s: float) -> list[str]:
     elif status == "failed":
         err = job.get("error") or {}
         says.append(
-            f"Failed in {err.get('stage') or job['stage']}: {err.get('code', 'unknown')}: {err.get('message', '')}".rstrip(
-                ": "
-            )
+            (
+                f"Failed in {err.get('stage') or job['stage']}: {err.get('code', 'unknown')}: {err.get('message', '')}"
+            ).rstrip(": ")
         )
     else:
         says.append(f"{status.capitalize()}.")

@@ -68,7 +68,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             group=f"{settings.projector_group}-dlq",
             name="gateway-dlq",
             on_batch=dead_letters.DeadLetters(store),
-            # Every fetch the embedded broker holds open costs it CPU (`kafka.FETCH_MAX_WAIT_MS`); dead letters can wait.
+            # Every fetch the embedded broker holds open costs it CPU (`kafka.FETCH_MAX_WAIT_MS`);
+            # dead letters can wait.
             fetch_max_wait_ms=500,
         )
         scheduler = Scheduler(settings, store, publisher)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from .llm_http import HttpProvider, classify, decode_event, error_fields
 from .provider import CallStats, GenerationError, Part
@@ -13,7 +13,7 @@ API_VERSION = "2023-06-01"
 class AnthropicProvider(HttpProvider):
     name = "anthropic"
 
-    async def stream(self, part: Part, stats: CallStats) -> AsyncIterator[str]:
+    async def stream(self, part: Part, stats: CallStats) -> AsyncGenerator[str, None]:
         body = {
             "model": self.model,
             "max_tokens": part.max_tokens,

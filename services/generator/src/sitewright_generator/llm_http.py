@@ -103,7 +103,8 @@ def decode_event(data: str) -> dict[str, Any]:
 
 async def _sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
     """Server-sent events (WHATWG): `event:` and `data:` fields, dispatched at each blank line."""
-    event, data = "", []
+    event = ""
+    data: list[str] = []
     async for line in lines:
         if not line:
             if data:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from .llm_http import HttpProvider, classify, decode_event, error_fields
 from .provider import CallStats, GenerationError, Part
@@ -11,7 +11,7 @@ from .provider import CallStats, GenerationError, Part
 class OpenAICompatProvider(HttpProvider):
     name = "openai"
 
-    async def stream(self, part: Part, stats: CallStats) -> AsyncIterator[str]:
+    async def stream(self, part: Part, stats: CallStats) -> AsyncGenerator[str, None]:
         body = {
             "model": self.model,
             "messages": [{"role": "user", "content": part.prompt}],

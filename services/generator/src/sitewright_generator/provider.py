@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,7 +36,7 @@ class Provider(Protocol):
     # False for a provider that works from the crawl itself (offline): no prompt, no tokens, no parts.
     reads_prompt: bool
 
-    def stream(self, part: Part, stats: CallStats) -> AsyncIterator[str]:
+    def stream(self, part: Part, stats: CallStats) -> AsyncGenerator[str, None]:
         """Yield the answer's text as it is written; raise GenerationError when the call fails."""
         ...
 

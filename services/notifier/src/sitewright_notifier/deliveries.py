@@ -24,7 +24,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from sitewright_contracts import EVENT_TYPES, derived_uuid7
+from sitewright_contracts import derived_uuid7
 from sitewright_contracts import events as ev
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.logs import get_logger
@@ -194,7 +194,12 @@ class DeliveryLoop:
                 continue
             task = asyncio.create_task(self._try(doc))
             self._in_flight[doc["_id"]] = task
-            task.add_done_callback(lambda _, key=doc["_id"]: self._done(key))
+            key: str = doc["_id"]
+
+            def forget(_: asyncio.Task[None], key: str = key) -> None:
+                self._done(key)
+
+            task.add_done_callback(forget)
 
     def _done(self, key: str) -> None:
         self._in_flight.pop(key, None)
@@ -257,7 +262,9 @@ class DeliveryLoop:
         change = {"state": state, "next_attempt_at": next_at, "last": last}
         if state in ("sent", "failed"):
             change["finished_at"] = utcnow()
-        cls = EVENT_TYPES["notification.sent" if state == "sent" else "notification.failed"]
+        cls: type[ev.NotificationSent | ev.NotificationFailed] = (
+            ev.NotificationSent if state == "sent" else ev.NotificationFailed
+        )
         event = cls(
             # Derived from the outcome, target and try: publishing the same try twice gives the same id.
             event_id=derived_uuid7(doc["outcome_event_id"], "notification", doc["index"], doc["attempt"]),

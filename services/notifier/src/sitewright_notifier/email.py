@@ -7,7 +7,7 @@ from email.utils import formatdate
 
 import aiosmtplib
 
-from .channels import Attempt, Notice
+from .channels import Attempt, Notice, Verdict
 from .config import NotifierSettings
 from .messages import email_text
 
@@ -48,7 +48,7 @@ class EmailChannel:
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [e.code for e in exc.recipients]
-            verdict = "failed" if all(code >= 500 for code in codes) else "retry"
+            verdict: Verdict = "failed" if all(code >= 500 for code in codes) else "retry"
             reason = exc.recipients[0].message if exc.recipients else str(exc)
             return Attempt(verdict, codes[0] if codes else None, f"the mail server refused {notice.target}: {reason}")
         except aiosmtplib.SMTPAuthenticationError as exc:

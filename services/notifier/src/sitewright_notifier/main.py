@@ -14,6 +14,7 @@ from sitewright_runtime.webhook_endpoints import COLLECTION as ENDPOINTS
 from sitewright_runtime.webhook_endpoints import WebhookEndpoints
 from sitewright_runtime.worker import Worker
 
+from .channels import Channel
 from .config import NotifierSettings
 from .deliveries import DeliveryLoop, DeliveryStore
 from .email import EmailChannel
@@ -31,7 +32,7 @@ def create_app(settings: NotifierSettings) -> Worker:
     sms_client = httpx.AsyncClient(timeout=settings.sms_timeout_s)
     endpoints = WebhookEndpoints(db[ENDPOINTS])
     store = DeliveryStore(db["deliveries"])
-    channels = [
+    channels: list[Channel] = [
         WebhookChannel(
             webhook_client,
             AddressGuard(settings.allow_cidrs),

@@ -82,7 +82,8 @@ class Api:
             hint = (
                 "set SITEWRIGHT_API_KEY"
                 if self.config.api_key
-                else "no API key found: set SITEWRIGHT_API_KEY, or run `make up`, which saves one in .sitewright/api-key"
+                else "no API key found: set SITEWRIGHT_API_KEY, or run `make up`, "
+                "which saves one in .sitewright/api-key"
             )
             raise CliError(f"the gateway refused the API key{where}: {detail}; {hint}", EXIT_AUTH)
         if response.status_code == 403:

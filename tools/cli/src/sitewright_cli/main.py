@@ -26,8 +26,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sitewright",
         description="Turn websites into SEO content with a Sitewright gateway.",
-        epilog="Gateway: SITEWRIGHT_URL (default http://127.0.0.1:8000). Key: SITEWRIGHT_API_KEY, else .sitewright/api-key. "
-        "Exit codes: 0 ok/completed, 1 job failed or cancelled, 2 bad input, 3 key refused, 4 unreachable, 5 gateway error.",
+        epilog="Gateway: SITEWRIGHT_URL (default http://127.0.0.1:8000). "
+        "Key: SITEWRIGHT_API_KEY, else .sitewright/api-key. "
+        "Exit codes: 0 ok/completed, 1 job failed or cancelled, 2 bad input, 3 key refused, "
+        "4 unreachable, 5 gateway error.",
     )
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("submit", help="submit one or more sites")

@@ -19,6 +19,8 @@ class ServerEvent:
 
 async def server_events(response: httpx.Response) -> AsyncIterator[ServerEvent]:
     """Each event of the stream, as the SSE format frames it (blank line ends an event)."""
+    data: list[str]
+    id_: str | None
     event, data, id_ = "message", [], None
     async for line in response.aiter_lines():
         if not line:

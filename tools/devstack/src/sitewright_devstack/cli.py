@@ -107,7 +107,8 @@ async def follow_job(
         console.print(f"  title:       {result['meta']['title']}")
         console.print(f"  description: {result['meta']['description']}")
         console.print(
-            f"  {len(result['content'])} content sections, {len(result['faq'])} FAQ pairs, JSON-LD @type {result['schema'].get('@type') or '@graph'}"
+            f"  {len(result['content'])} content sections, {len(result['faq'])} FAQ pairs, "
+            f"JSON-LD @type {result['schema'].get('@type') or '@graph'}"
         )
         console.print(f"Result: {gateway}/api/jobs/{job_id}/result   (status: {gateway}/api/jobs/{job_id})")
         return 0

@@ -306,7 +306,10 @@ class FixtureSite:
             "mailto:shop@example.invalid",
         ]
         extra = '<p><a href="/rel-nofollowed" rel="nofollow">sponsored</a></p>'
-        ld = '<script type="application/ld+json">{"@context": "https://schema.org", "@type": "Store", "name": "Fixture Garden"}</script>'
+        ld = (
+            '<script type="application/ld+json">'
+            '{"@context": "https://schema.org", "@type": "Store", "name": "Fixture Garden"}</script>'
+        )
         og = '<meta property="og:title" content="Fixture Garden"><meta property="og:type" content="website">'
         return _page("Fixture Garden", _text("home", 4) + extra, links=links, head=ld + og)
 
@@ -328,7 +331,8 @@ def _page(title: str, body: str, *, links: list[str] = (), head: str = "") -> by
     nav = "".join(f'<a href="{html.escape(href)}">{html.escape(href)}</a> ' for href in links)
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><meta name='description' content='About {html.escape(title)}.'>{head}</head>"
+        f"<title>{html.escape(title)}</title>"
+        f"<meta name='description' content='About {html.escape(title)}.'>{head}</head>"
         f"<body><header><nav>{nav}</nav></header><main><h1>{html.escape(title)}</h1>{body}</main>"
         "<footer>Fixture Garden, 1 Loopback Lane</footer></body></html>"
     ).encode()

@@ -43,7 +43,7 @@ def wait_for_port(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{name or proc.args} exited with code {proc.returncode} before listening on {port}")
+            raise RuntimeError(f"{name or proc.args!s} exited with code {proc.returncode} before listening on {port}")
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return

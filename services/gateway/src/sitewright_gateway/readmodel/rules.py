@@ -158,7 +158,7 @@ def _log_line(event: ev.Event, note: str) -> str:
     return f"{event.occurred_at.isoformat(timespec='seconds')} {event.type} (attempt {event.attempt}): {note}"
 
 
-def _current(doc: Doc, stage: str, attempt: int) -> bool:
+def _current(doc: Doc, stage: str | None, attempt: int) -> bool:
     """Whether an event of `stage`/`attempt` belongs to what the job is doing now."""
     if doc["status"] in TERMINAL_STATUSES:
         return False
@@ -298,7 +298,10 @@ def _stage_failed(doc: Doc, event: ev.CrawlFailed | ev.GenerationFailed, policy:
             "due_at": due,
             "cause": event.event_id,
         }
-        return f"{error.code}: {error.message} (retry {event.attempt + 1} of {policy.max_attempts} at {due.isoformat(timespec='seconds')})"
+        return (
+            f"{error.code}: {error.message} "
+            f"(retry {event.attempt + 1} of {policy.max_attempts} at {due.isoformat(timespec='seconds')})"
+        )
     doc["next_attempt_at"] = None
     doc["action"] = {
         "kind": "fail",

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from aiokafka.structs import ConsumerRecord
 from pymongo import InsertOne, UpdateOne
@@ -156,13 +156,17 @@ class Projection:
             return
         PROJECTION_WRITES.labels("results").inc(len(completions))
         docs: list[ResultDocument] = [
-            {
-                "_id": e.job_id,
-                "tenant": e.tenant,
-                "event_id": e.event_id,
-                "created_at": e.occurred_at,
-                **e.data.result.model_dump(mode="json", by_alias=True),
-            }  # type: ignore[typeddict-item]  # SeoResult's fields
+            # The rest of the document is SeoResult's fields, which the dict's type cannot spell out.
+            cast(
+                ResultDocument,
+                {
+                    "_id": e.job_id,
+                    "tenant": e.tenant,
+                    "event_id": e.event_id,
+                    "created_at": e.occurred_at,
+                    **e.data.result.model_dump(mode="json", by_alias=True),
+                },
+            )
             for e in completions
         ]
         await self._insert_new(self.store.results, docs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, status
 
 from .. import jobs
@@ -9,7 +11,9 @@ from ..web.deps import State, Tenant
 from ..web.schemas import JobAccepted, links
 
 router = APIRouter(prefix="/api", tags=["jobs"])
-CONFLICT = {status.HTTP_409_CONFLICT: {"description": "The job is not in a state that allows this command."}}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    status.HTTP_409_CONFLICT: {"description": "The job is not in a state that allows this command."}
+}
 
 
 @router.post(

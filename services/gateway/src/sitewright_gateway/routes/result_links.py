@@ -102,8 +102,8 @@ async def result_link(
             "link_expires_at": expires,
         }
         return JSONResponse(json.loads(json.dumps(body, default=str)), headers=_HEADERS)
-    title, body = _render(job, result, expires)
-    return _page(title, body, description=((result or {}).get("meta") or {}).get("description", ""))
+    title, page_body = _render(job, result, expires)
+    return _page(title, page_body, description=((result or {}).get("meta") or {}).get("description", ""))
 
 
 def _render(job: dict[str, Any], result: dict[str, Any] | None, expires: datetime) -> tuple[str, str]:

@@ -123,7 +123,8 @@ async def _authenticate(websocket: WebSocket, state: GatewayState) -> Principal 
                 websocket,
                 m.CLOSE_UNAUTHORIZED,
                 "unauthorized",
-                f'send `Authorization: Bearer <key>` on the handshake, or {{"type": "auth", "key": ...}} first, within {AUTH_TIMEOUT_S:g} s',
+                "send `Authorization: Bearer <key>` on the handshake, "
+                f'or {{"type": "auth", "key": ...}} first, within {AUTH_TIMEOUT_S:g} s',
             )
             return None
     principal = await state.keys.authenticate(key)

@@ -162,6 +162,7 @@ class Scheduler:
     async def run_action(self, doc: dict[str, Any], now: datetime) -> None:
         """Retry a failed stage when its backoff is over, or fail the job when it may not retry."""
         action = doc["action"]
+        event: ev.Event
         if action["kind"] == "retry":
             event = await self.retry_event(doc, action["stage"], action["attempt"], action["cause"], "backoff over")
             RETRIES.labels(action["stage"], "stage_failed").inc()

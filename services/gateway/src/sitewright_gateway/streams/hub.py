@@ -148,7 +148,7 @@ class Hub:
         return self.store.jobs
 
     async def _watch(self, resume_after: Any) -> Any:
-        pipeline = [
+        pipeline: list[dict[str, Any]] = [
             {"$match": {"operationType": "insert"}},
             {"$project": {"operationType": 1, **{f"fullDocument.{k}": 1 for k in ("_id", *_PAGE_FIELDS)}}},
         ]

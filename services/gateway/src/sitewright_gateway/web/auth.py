@@ -68,7 +68,7 @@ class KeyStore:
     ) -> tuple[str, dict[str, Any]]:
         """Store a new key (or the given one) for `tenant`; returns the key and its stored record."""
         key = key or new_key()
-        record = {
+        record: dict[str, Any] = {
             "_id": key_hash(key),
             "key_id": key_id(key),
             "tenant": tenant,

@@ -14,11 +14,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 
 from .deps import Caller
+
+if TYPE_CHECKING:
+    from ..config import GatewaySettings
 
 # Buckets kept per process before idle (full) ones are forgotten; bounds memory under key churn.
 MAX_BUCKETS = 50_000
@@ -114,7 +117,7 @@ class StreamLimiter:
         self._bucket = TokenBucket(rate, burst) if rate > 0 else None
 
     @classmethod
-    def from_settings(cls, settings: object) -> StreamLimiter:
+    def from_settings(cls, settings: GatewaySettings) -> StreamLimiter:
         return cls(settings.rate_stream_msgs_per_s, settings.rate_stream_burst)
 
     def check(self, now: float | None = None) -> None:
@@ -153,7 +156,7 @@ async def limit_job_creation(request: Request, caller: Caller) -> None:
 JobCreationLimit = Annotated[None, Depends(limit_job_creation)]
 
 # What the routes declare in OpenAPI for a 429.
-RATE_LIMITED_RESPONSE = {
+RATE_LIMITED_RESPONSE: dict[int | str, dict[str, Any]] = {
     status.HTTP_429_TOO_MANY_REQUESTS: {
         "description": "Too many requests with this API key; wait the `Retry-After` seconds.",
         "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},

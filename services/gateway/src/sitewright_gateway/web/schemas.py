@@ -43,7 +43,7 @@ class JobCreate(BaseModel):
         if not parts.hostname:
             raise ValueError("the URL has no host name")
         try:
-            parts.port
+            _ = parts.port
         except ValueError as exc:
             raise ValueError(f"the URL's port is not valid ({exc})") from exc
         return v

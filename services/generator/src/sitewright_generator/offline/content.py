@@ -90,11 +90,11 @@ def _sections(site: _Site, name: str, description: str, words: _Phrases) -> list
     # Pages without usable headings still have something to say: use the page's own title.
     if len(sections) < SECTION_TARGET // 2:
         covered = {segment.page for segment in chosen}
-        for page_index, page in enumerate(site.pages):
+        for page_index, summary in enumerate(site.pages):
             if page_index in covered or len(sections) >= SECTION_TARGET:
                 continue
             prose = [s for seg in site.segments if seg.page == page_index for s in seg.sentences]
-            heading = _page_heading(page, name, words)
+            heading = _page_heading(summary, name, words)
             if prose and heading.lower() not in seen_headings:
                 seen_headings.append(heading.lower())
                 sections.append({"heading": heading, "body": _body(site, prose)})
@@ -220,6 +220,5 @@ def _answer(site: _Site, sentences: list[_Sentence]) -> list[_Sentence]:
         chosen.append(sentence)
         used += cost
     if len(chosen) == 1 and len(chosen[0].text) > ANSWER_CHARS:
-        s = chosen[0]
         chosen = [replace(chosen[0], text=clip(chosen[0].text, ANSWER_CHARS))]
     return chosen

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
 from sitewright_contracts.models import CrawlContext
@@ -29,7 +29,7 @@ class OfflineProvider:
     model = "extractive-v1"
     reads_prompt = False
 
-    async def stream(self, part: Part, stats: CallStats | None = None) -> AsyncIterator[str]:
+    async def stream(self, part: Part, stats: CallStats | None = None) -> AsyncGenerator[str, None]:
         """Yield the JSON document in chunks: meta, each section, each FAQ pair, then the schema."""
         # A large crawl takes a second or two of CPU: keep the event loop (and the consumer's
         # heartbeats and other jobs) running meanwhile. A small one costs less than the hop to a

@@ -98,10 +98,10 @@ def _analyse(pages: list[PageSummary]) -> _Site:
     scores: dict[tuple[int, int], float] = {}
     for segment in segments:
         for position, sentence in enumerate(segment.sentences):
-            unique = list(dict.fromkeys(sentence.stems))
-            weight = sum(frequency[stem] for stem in unique) / top
+            distinct = list(dict.fromkeys(sentence.stems))
+            weight = sum(frequency[stem] for stem in distinct) / top
             # Dividing by the square root favours dense sentences without punishing long ones.
-            score = weight / math.sqrt(len(unique)) if unique else 0.0
+            score = weight / math.sqrt(len(distinct)) if distinct else 0.0
             # The first sentence under a heading usually states its topic.
             scores[(sentence.page, sentence.order)] = score * (1.15 if position == 0 else 1.0)
     return _Site(pages=pages, segments=segments, scores=scores)
@@ -168,12 +168,12 @@ def _split_segments(page_index: int, page: PageSummary, text: str) -> list[tuple
 
     result = []
     line_no = 0
-    for index, (heading, piece) in enumerate(pieces):
+    for index, (under, piece) in enumerate(pieces):
         lines = []
         for line in _unwrap_lines(piece.split("\n")):
             line_no += 1
             lines.append((line_no, line))
-        result.append((_Segment(page=page_index, index=index, heading=heading), lines))
+        result.append((_Segment(page=page_index, index=index, heading=under), lines))
     return result
 
 
