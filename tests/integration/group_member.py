@@ -15,7 +15,7 @@ from aiokafka.structs import ConsumerRecord
 
 from sitewright_contracts import Topics, decode
 from sitewright_contracts import events as ev
-from sitewright_runtime.consumer import BatchConsumer, Delivery, KeyedConsumer
+from sitewright_runtime.consumer import BatchConsumer, HandlerContext, KeyedConsumer
 from sitewright_runtime.kafka import Publisher
 
 
@@ -27,7 +27,7 @@ async def main(bootstrap: str, topic: str, group: str, kind: str) -> None:
     forever = asyncio.Event()
     if kind == "keyed":
 
-        async def handle(event: ev.Event, _: Delivery) -> None:
+        async def handle(event: ev.Event, _: HandlerContext) -> None:
             started(event.job_id)
             await forever.wait()
 

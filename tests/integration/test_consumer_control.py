@@ -6,7 +6,7 @@ import asyncio
 
 from sitewright_contracts import Topics, uuid7
 from sitewright_contracts import events as ev
-from sitewright_runtime.consumer import Delivery, KeyedConsumer
+from sitewright_runtime.consumer import HandlerContext, KeyedConsumer
 from sitewright_runtime.control import ControlListener
 from sitewright_runtime.kafka import Publisher, ensure_topics
 from tests.helpers import eventually
@@ -24,7 +24,7 @@ async def test_a_saturated_worker_starts_the_highest_priority_waiting_job_first(
     started: list[str] = []
     release = asyncio.Event()
 
-    async def handle(event: ev.Event, _: Delivery) -> None:
+    async def handle(event: ev.Event, _: HandlerContext) -> None:
         started.append(event.job_id)
         await release.wait()
 
@@ -62,7 +62,7 @@ async def test_a_paused_stage_takes_no_new_work_until_resumed_and_loses_nothing(
     await publisher.start()
     handled: list[str] = []
 
-    async def handle(event: ev.Event, _: Delivery) -> None:
+    async def handle(event: ev.Event, _: HandlerContext) -> None:
         handled.append(event.job_id)
 
     consumer = KeyedConsumer(

@@ -13,7 +13,7 @@ from aiokafka.structs import ConsumerRecord
 
 from sitewright_contracts import Topics, decode, uuid7
 from sitewright_contracts import events as ev
-from sitewright_runtime.consumer import BatchConsumer, Delivery, KeyedConsumer
+from sitewright_runtime.consumer import BatchConsumer, HandlerContext, KeyedConsumer
 from sitewright_runtime.kafka import Publisher, ensure_topics
 from tests.helpers import eventually
 
@@ -34,7 +34,7 @@ async def test_the_survivor_of_a_killed_member_takes_over_its_unfinished_and_new
     await publisher.start()
     handled: list[str] = []
 
-    async def handle(event: ev.Event, _: Delivery) -> None:
+    async def handle(event: ev.Event, _: HandlerContext) -> None:
         handled.append(event.job_id)
 
     async def on_batch(records: Sequence[ConsumerRecord]) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from sitewright_contracts.models import CrawlContext, PageSummary
 from sitewright_generator.config import GeneratorSettings
-from sitewright_generator.generate import Attempt, Generator
+from sitewright_generator.generate import GenerationRun, Generator
 from sitewright_generator.main import create_provider
 from sitewright_generator.provider import GenerationError
 from tests.llm_servers import GOOD_ANSWER, FakeLLM
@@ -40,14 +40,14 @@ def settings(llm: FakeLLM, **extra: object) -> GeneratorSettings:
     )
 
 
-async def attempt(llm: FakeLLM, host: str, *, pages: int = 1, **extra: object) -> tuple[Attempt, object]:
+async def attempt(llm: FakeLLM, host: str, *, pages: int = 1, **extra: object) -> tuple[GenerationRun, object]:
     """Run one generation attempt; return it with its result or the GenerationError it raised."""
     provider = create_provider(settings(llm, **extra))
     generator = Generator(provider, settings(llm, **extra))
-    run = Attempt()
+    run = GenerationRun()
     seen: list[int] = []
 
-    async def on_text(progress: Attempt) -> None:
+    async def on_text(progress: GenerationRun) -> None:
         seen.append(progress.chars)
 
     try:

@@ -62,7 +62,7 @@ async def rewind_if_log_shrank(consumer: AIOKafkaConsumer) -> list[TopicPartitio
 
 
 @dataclass
-class Delivery:
+class HandlerContext:
     """What a handler gets besides its event: the record, and a way to emit follow-up events."""
 
     record: ConsumerRecord
@@ -87,7 +87,7 @@ def record_priority(record: ConsumerRecord) -> int:
         return 5
 
 
-Handler = Callable[[Event, Delivery], Awaitable[None]]
+Handler = Callable[[Event, HandlerContext], Awaitable[None]]
 
 
 @dataclass
@@ -317,7 +317,7 @@ class KeyedConsumer:
                 await self._dead_letter(record, "header_mismatch", f"body type {event.type!r}", 1)
                 return
             parent = header(record.headers, H_TRACEPARENT)
-            delivery = Delivery(record, self.publisher, self.name, child_traceparent(parent))
+            delivery = HandlerContext(record, self.publisher, self.name, child_traceparent(parent))
             with log_context(job_id=event.job_id, event_id=event.event_id, traceparent=parent, event_type=event.type):
                 started = time.perf_counter()
                 outcome.value = await self._run(handler, event, delivery, handler_name)
@@ -328,7 +328,7 @@ class KeyedConsumer:
                     duration_ms=round((time.perf_counter() - started) * 1000, 1),
                 )
 
-    async def _run(self, handler: Handler, event: Event, delivery: Delivery, handler_name: str) -> str:
+    async def _run(self, handler: Handler, event: Event, delivery: HandlerContext, handler_name: str) -> str:
         """Call the handler, retrying with backoff; dead-letter the message when every try failed."""
         for attempt in range(1, self.handler_attempts + 1):
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -81,6 +82,18 @@ def new_consumer(bootstrap: str, group_id: str, client_id: str, **overrides: obj
     return AIOKafkaConsumer(**options)
 
 
+@dataclass(frozen=True)
+class DeadMessage:
+    """A message to dead-letter: what was at `topic`, `partition`, `offset`, with its key, value and headers."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
 class Publisher:
     """Publishes events; many sends in flight at once, awaited together, never one by one."""
 
@@ -150,24 +163,38 @@ class Publisher:
 
     async def dead_letter(self, record: ConsumerRecord, *, group: str, reason: str, error: str, attempts: int) -> None:
         """Copy `record` to the DLQ with headers naming where it came from and why it failed."""
-        headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq-")]
+        await self.dead_letter_message(
+            DeadMessage(
+                record.topic, record.partition, record.offset, record.key, record.value, list(record.headers or ())
+            ),
+            group=group,
+            reason=reason,
+            error=error,
+            attempts=attempts,
+        )
+
+    async def dead_letter_message(
+        self, message: DeadMessage, *, group: str, reason: str, error: str, attempts: int
+    ) -> None:
+        """Put `message` (what was at its topic, partition and offset) on the DLQ, saying who gave up and why."""
+        headers = [(k, v) for k, v in message.headers if not k.startswith("dlq-")]
         headers += [
-            (H_DLQ_SOURCE_TOPIC, record.topic.encode()),
-            (H_DLQ_SOURCE_PARTITION, str(record.partition).encode()),
-            (H_DLQ_SOURCE_OFFSET, str(record.offset).encode()),
+            (H_DLQ_SOURCE_TOPIC, message.topic.encode()),
+            (H_DLQ_SOURCE_PARTITION, str(message.partition).encode()),
+            (H_DLQ_SOURCE_OFFSET, str(message.offset).encode()),
             (H_DLQ_GROUP, group.encode()),
             (H_DLQ_REASON, reason.encode()),
             (H_DLQ_ERROR, error[:1000].encode()),
             (H_DLQ_ATTEMPTS, str(attempts).encode()),
         ]
-        await self.send_raw(self.topics.dlq, key=record.key, value=record.value, headers=headers)
+        await self.send_raw(self.topics.dlq, key=message.key, value=message.value, headers=headers)
         DLQ_MESSAGES.labels(reason).inc()
         log.warning(
             "dead_lettered",
             reason=reason,
             error=error[:300],
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
             group=group,
         )

@@ -8,7 +8,7 @@ from dataclasses import replace
 from sitewright_contracts import derived_uuid7
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import JobOptions, NotifyTarget
-from sitewright_runtime.consumer import Delivery
+from sitewright_runtime.consumer import HandlerContext
 from sitewright_runtime.logs import get_logger
 from sitewright_runtime.metrics import STAGE_DURATION
 from sitewright_runtime.netguard import AddressGuard
@@ -31,18 +31,18 @@ class CrawlHandlers:
         self.running = RunningCrawls()
         self.robots = RobotsCache(settings.robots_cache_s)
 
-    async def on_job_requested(self, event: ev.Event, delivery: Delivery) -> None:
+    async def on_job_requested(self, event: ev.Event, delivery: HandlerContext) -> None:
         assert isinstance(event, ev.JobRequested)
         await self.run(event, event.data.url, event.data.options, delivery, notify=event.data.notify)
 
-    async def on_retry_requested(self, event: ev.Event, delivery: Delivery) -> None:
+    async def on_retry_requested(self, event: ev.Event, delivery: HandlerContext) -> None:
         assert isinstance(event, ev.JobRetryRequested)
         if event.data.stage == "crawl" and event.data.url:
             await self.run(
                 event, event.data.url, event.data.options or JobOptions(), delivery, notify=event.data.notify
             )
 
-    async def on_cancel_requested(self, event: ev.Event, delivery: Delivery) -> None:
+    async def on_cancel_requested(self, event: ev.Event, delivery: HandlerContext) -> None:
         """Stop the job's crawl if it runs here; a later request for the job will not start one.
 
         Nothing is emitted: the gateway publishes job.cancelled with the request, and the
@@ -57,7 +57,7 @@ class CrawlHandlers:
         cause: ev.Event,
         url: str,
         options: JobOptions,
-        delivery: Delivery,
+        delivery: HandlerContext,
         *,
         notify: list[NotifyTarget] | None = None,
     ) -> None:
@@ -95,7 +95,13 @@ class CrawlHandlers:
         )
 
     async def _crawl(
-        self, cause: ev.Event, url: str, limits: CrawlLimits, common: dict, delivery: Delivery, progress: _Progress
+        self,
+        cause: ev.Event,
+        url: str,
+        limits: CrawlLimits,
+        common: dict,
+        delivery: HandlerContext,
+        progress: _Progress,
     ):
         await delivery.emit(
             ev.CrawlStarted(
@@ -120,7 +126,7 @@ class _Progress:
     The first comes one interval after the start: a crawl shorter than that (one page) goes from
     crawl.started to crawl.succeeded with no progress event, an event fewer on every hop."""
 
-    def __init__(self, cause: ev.Event, common: dict, delivery: Delivery, interval_s: float):
+    def __init__(self, cause: ev.Event, common: dict, delivery: HandlerContext, interval_s: float):
         self.cause, self.common, self.delivery, self.interval_s = cause, common, delivery, interval_s
         self.last = time.monotonic()
         self.sent = 0

@@ -38,7 +38,9 @@ class Call:
 
 
 @dataclass
-class Attempt:
+class GenerationRun:
+    """One attempt of the generate stage: its LLM calls, their text and tokens."""
+
     calls: list[Call] = field(default_factory=list)
 
     @property
@@ -62,14 +64,14 @@ class Generator:
         self.settings = settings
         self.slots = asyncio.Semaphore(settings.generator_concurrency)
 
-    async def plan(self, crawl: CrawlContext, *, language: str | None, tokens_spent: int = 0) -> Attempt:
+    async def plan(self, crawl: CrawlContext, *, language: str | None, tokens_spent: int = 0) -> GenerationRun:
         """The calls of one attempt, each with a prompt and an output limit that keep the job under its cap."""
         if not self.provider.reads_prompt:
-            return Attempt([Call(Part(crawl, language))])  # nothing to plan: no thread needed
+            return GenerationRun([Call(Part(crawl, language))])  # nothing to plan: no thread needed
         # Prompts for a 200-page crawl take a good fraction of a second: keep the event loop free.
         return await asyncio.to_thread(self._plan, crawl, language, tokens_spent)
 
-    def _plan(self, crawl: CrawlContext, language: str | None, tokens_spent: int) -> Attempt:
+    def _plan(self, crawl: CrawlContext, language: str | None, tokens_spent: int) -> GenerationRun:
         s = self.settings
         left = s.generator_job_token_cap - tokens_spent
         budget = min(s.generator_prompt_tokens, left - MIN_OUTPUT_TOKENS)
@@ -92,9 +94,9 @@ class Generator:
                 f"about {tokens_in + MIN_OUTPUT_TOKENS * max(len(parts), 1)} (SITEWRIGHT_GENERATOR_JOB_TOKEN_CAP)",
                 retryable=False,
             )
-        return Attempt([Call(replace(part, max_tokens=per_call)) for part in parts])
+        return GenerationRun([Call(replace(part, max_tokens=per_call)) for part in parts])
 
-    async def write(self, attempt: Attempt, on_text: Callable[[Attempt], Awaitable[None]]) -> None:
+    async def write(self, attempt: GenerationRun, on_text: Callable[[GenerationRun], Awaitable[None]]) -> None:
         """Stream every call of `attempt` (in parallel, within the slots); the first failure cancels the rest."""
         tasks = [asyncio.create_task(self._stream(call, attempt, on_text)) for call in attempt.calls]
         try:
@@ -105,7 +107,9 @@ class Generator:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
-    async def _stream(self, call: Call, attempt: Attempt, on_text: Callable[[Attempt], Awaitable[None]]) -> None:
+    async def _stream(
+        self, call: Call, attempt: GenerationRun, on_text: Callable[[GenerationRun], Awaitable[None]]
+    ) -> None:
         async with self.slots:
             stream = self.provider.stream(call.part, call.stats)
             try:
@@ -126,7 +130,7 @@ class Generator:
             finally:
                 await stream.aclose()  # closes the HTTP response now, also when another part failed
 
-    def finish(self, attempt: Attempt) -> SeoResult:
+    def finish(self, attempt: GenerationRun) -> SeoResult:
         """Parse and validate every answer and merge them; a bad answer fails the attempt, it is never stored."""
         results = []
         for call in attempt.calls:

@@ -7,12 +7,12 @@ import time
 from sitewright_contracts import derived_uuid7
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import CrawlContext, NotifyTarget
-from sitewright_runtime.consumer import Delivery
+from sitewright_runtime.consumer import HandlerContext
 from sitewright_runtime.logs import get_logger
 from sitewright_runtime.metrics import LLM_TOKENS, STAGE_DURATION
 
 from .config import GeneratorSettings
-from .generate import Attempt, Generator
+from .generate import GenerationRun, Generator
 from .provider import GenerationError
 
 log = get_logger(__name__)
@@ -25,12 +25,12 @@ class GenerateHandlers:
         self.generator = generator
         self.provider = generator.provider
 
-    async def on_crawl_succeeded(self, event: ev.Event, delivery: Delivery) -> None:
+    async def on_crawl_succeeded(self, event: ev.Event, delivery: HandlerContext) -> None:
         assert isinstance(event, ev.CrawlSucceeded)
         # The generate stage numbers its own attempts: the first is 1, whatever the crawl's was.
         await self.run(event, event.data.crawl, 1, 0, delivery, notify=event.data.notify)
 
-    async def on_retry_requested(self, event: ev.Event, delivery: Delivery) -> None:
+    async def on_retry_requested(self, event: ev.Event, delivery: HandlerContext) -> None:
         assert isinstance(event, ev.JobRetryRequested)
         if event.data.stage == "generate" and event.data.crawl is not None:
             await self.run(
@@ -43,7 +43,7 @@ class GenerateHandlers:
         crawl: CrawlContext,
         attempt: int,
         tokens_spent: int,
-        delivery: Delivery,
+        delivery: HandlerContext,
         *,
         notify: list[NotifyTarget] | None = None,
     ) -> None:
@@ -63,7 +63,7 @@ class GenerateHandlers:
         )
         sent, last = 0, time.monotonic()
 
-        async def report(progress_of: Attempt) -> None:
+        async def report(progress_of: GenerationRun) -> None:
             # Throttled: a token stream would otherwise mean an event per token.
             nonlocal sent, last
             if time.monotonic() - last < self.settings.progress_interval_s:
@@ -81,7 +81,7 @@ class GenerateHandlers:
                 )
             )
 
-        attempt_run = Attempt()
+        attempt_run = GenerationRun()
         try:
             attempt_run = await self.generator.plan(crawl, language=language, tokens_spent=tokens_spent)
             await self.generator.write(attempt_run, report)
@@ -139,7 +139,7 @@ class GenerateHandlers:
             )
         )
 
-    def _count(self, attempt: Attempt) -> tuple[int, int]:
+    def _count(self, attempt: GenerationRun) -> tuple[int, int]:
         tokens = attempt.tokens_in, attempt.tokens_out
         for direction, n in zip(("in", "out"), tokens):
             if n:

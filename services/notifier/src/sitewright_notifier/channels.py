@@ -20,7 +20,7 @@ class Notice:
 
 
 @dataclass(frozen=True)
-class Attempt:
+class SendResult:
     """How one try went. `retry` tries again later; `failed` never will."""
 
     verdict: Verdict
@@ -32,7 +32,7 @@ class Attempt:
 class Channel(Protocol):
     name: str
 
-    async def send(self, notice: Notice) -> Attempt: ...
+    async def send(self, notice: Notice) -> SendResult: ...
 
 
 def http_verdict(status: int) -> Verdict:

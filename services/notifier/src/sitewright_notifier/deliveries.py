@@ -30,7 +30,7 @@ from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.logs import get_logger
 from sitewright_runtime.metrics import NOTIFICATIONS
 
-from .channels import Attempt, Channel, Notice
+from .channels import Channel, Notice, SendResult
 from .retry import RetrySchedule
 
 log = get_logger(__name__)
@@ -234,10 +234,10 @@ class DeliveryLoop:
         except Exception as exc:  # the claim's lease runs out and the try is made again
             log.error("delivery_failed", delivery=doc["_id"], error=repr(exc), exc_info=True)
 
-    async def _send(self, doc: dict[str, Any]) -> Attempt:
+    async def _send(self, doc: dict[str, Any]) -> SendResult:
         channel = self.channels.get(doc["channel"])
         if channel is None:
-            return Attempt("failed", error=f"no {doc['channel']!r} channel on this notifier")
+            return SendResult("failed", error=f"no {doc['channel']!r} channel on this notifier")
         notice = Notice(
             key=doc["_id"], tenant=doc["tenant"], channel=doc["channel"], target=doc["target"], payload=doc["payload"]
         )
@@ -246,9 +246,9 @@ class DeliveryLoop:
             async with asyncio.timeout(self.lease_s * 0.8):
                 return await channel.send(notice)
         except TimeoutError:
-            return Attempt("retry", error=f"the {doc['channel']} try took longer than {self.lease_s * 0.8:g} s")
+            return SendResult("retry", error=f"the {doc['channel']} try took longer than {self.lease_s * 0.8:g} s")
 
-    def _outcome(self, doc: dict[str, Any], attempt: Attempt) -> tuple[dict[str, Any], ev.Event]:
+    def _outcome(self, doc: dict[str, Any], attempt: SendResult) -> tuple[dict[str, Any], ev.Event]:
         """The document's next state and the event reporting this try."""
         next_at: datetime | None = None
         delay = self.schedule.delay_after(doc["attempt"], attempt.retry_after_s) if attempt.verdict == "retry" else None

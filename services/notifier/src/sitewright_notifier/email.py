@@ -7,7 +7,7 @@ from email.utils import formatdate
 
 import aiosmtplib
 
-from .channels import Attempt, Notice, Verdict
+from .channels import Notice, SendResult, Verdict
 from .config import NotifierSettings
 from .messages import email_text
 
@@ -30,10 +30,10 @@ class EmailChannel:
         msg.set_content(text)
         return msg
 
-    async def send(self, notice: Notice) -> Attempt:
+    async def send(self, notice: Notice) -> SendResult:
         s = self.settings
         if not s.smtp_host:
-            return Attempt("failed", error="e-mail is not configured on this deployment: set SITEWRIGHT_SMTP_HOST")
+            return SendResult("failed", error="e-mail is not configured on this deployment: set SITEWRIGHT_SMTP_HOST")
         try:
             await aiosmtplib.send(
                 self.message(notice),
@@ -50,16 +50,18 @@ class EmailChannel:
             codes = [e.code for e in exc.recipients]
             verdict: Verdict = "failed" if all(code >= 500 for code in codes) else "retry"
             reason = exc.recipients[0].message if exc.recipients else str(exc)
-            return Attempt(verdict, codes[0] if codes else None, f"the mail server refused {notice.target}: {reason}")
+            return SendResult(
+                verdict, codes[0] if codes else None, f"the mail server refused {notice.target}: {reason}"
+            )
         except aiosmtplib.SMTPAuthenticationError as exc:
             # The deployment's credentials are wrong: retried, so mail goes out once an operator fixes them.
-            return Attempt(
+            return SendResult(
                 "retry",
                 exc.code,
                 f"SMTP login failed ({exc.code} {exc.message}); check SITEWRIGHT_SMTP_USERNAME/PASSWORD",
             )
         except aiosmtplib.SMTPResponseException as exc:
-            return Attempt("failed" if exc.code >= 500 else "retry", exc.code, f"SMTP {exc.code}: {exc.message}")
+            return SendResult("failed" if exc.code >= 500 else "retry", exc.code, f"SMTP {exc.code}: {exc.message}")
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            return Attempt("retry", error=f"could not reach the mail server {s.smtp_host}:{s.smtp_port}: {exc}")
-        return Attempt("sent", 250)
+            return SendResult("retry", error=f"could not reach the mail server {s.smtp_host}:{s.smtp_port}: {exc}")
+        return SendResult("sent", 250)

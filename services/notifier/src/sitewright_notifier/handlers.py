@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from sitewright_contracts import events as ev
-from sitewright_runtime.consumer import Delivery
+from sitewright_runtime.consumer import HandlerContext
 from sitewright_runtime.links import sign_link
 from sitewright_runtime.logs import get_logger
 
@@ -27,7 +27,7 @@ class NotifyHandlers:
         self.loop = loop
         self._requests: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
-    async def on_request(self, event: ev.Event, delivery: Delivery) -> None:
+    async def on_request(self, event: ev.Event, delivery: HandlerContext) -> None:
         """Remember the request's targets, URL and tenant, for an outcome whose producer did not carry them.
 
         Outcomes carry their targets (`events.OutcomeData`), so the notifier reads no other service's data;
@@ -43,7 +43,7 @@ class NotifyHandlers:
         while len(self._requests) > KNOWN_REQUESTS:
             self._requests.popitem(last=False)
 
-    async def on_outcome(self, event: ev.Event, delivery: Delivery) -> None:
+    async def on_outcome(self, event: ev.Event, delivery: HandlerContext) -> None:
         assert isinstance(event, ev.JobCompleted | ev.JobFailed | ev.JobCancelled)
         remembered = self._requests.pop(event.job_id, None)
         carried = event.data

@@ -6,12 +6,12 @@ from typing import Protocol
 
 import httpx
 
-from .channels import Attempt, Notice, http_verdict, retry_after
+from .channels import Notice, SendResult, http_verdict, retry_after
 from .messages import sms_text
 
 
 class SmsProvider(Protocol):
-    async def send_sms(self, to: str, body: str) -> Attempt: ...
+    async def send_sms(self, to: str, body: str) -> SendResult: ...
 
 
 class TwilioSms:
@@ -33,21 +33,21 @@ class TwilioSms:
         self.from_number = from_number
         self.max_retry_after_s = max_retry_after_s
 
-    async def send_sms(self, to: str, body: str) -> Attempt:
+    async def send_sms(self, to: str, body: str) -> SendResult:
         try:
             form = {"To": to, "From": self.from_number, "Body": body}
             response = await self.client.post(self.url, auth=self.auth, data=form)
         except httpx.HTTPError as exc:
-            return Attempt("retry", error=f"the SMS API could not be reached: {type(exc).__name__}: {exc}")
+            return SendResult("retry", error=f"the SMS API could not be reached: {type(exc).__name__}: {exc}")
         verdict = http_verdict(response.status_code)
         if verdict == "sent":
-            return Attempt("sent", response.status_code)
+            return SendResult("sent", response.status_code)
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
             # Twilio's error body names the problem (an invalid number, an unverified sender): not worth retrying.
-            return Attempt(
+            return SendResult(
                 "failed", response.status_code, f"the SMS API refused the message: {_twilio_error(response)}"
             )
-        return Attempt(
+        return SendResult(
             "retry",
             response.status_code,
             f"HTTP {response.status_code}: {_twilio_error(response)}",
@@ -69,9 +69,9 @@ class SmsChannel:
     def __init__(self, provider: SmsProvider | None):
         self.provider = provider
 
-    async def send(self, notice: Notice) -> Attempt:
+    async def send(self, notice: Notice) -> SendResult:
         if self.provider is None:
-            return Attempt(
+            return SendResult(
                 "failed",
                 error="SMS is not configured on this deployment: set SITEWRIGHT_SMS_ACCOUNT_SID, "
                 "SITEWRIGHT_SMS_AUTH_TOKEN and SITEWRIGHT_SMS_FROM",

@@ -21,7 +21,7 @@ import httpx
 from sitewright_runtime.netguard import AddressGuard, BlockedAddress
 from sitewright_runtime.webhook_endpoints import WebhookEndpoints, active_secrets
 
-from .channels import Attempt, Notice, http_verdict, retry_after
+from .channels import Notice, SendResult, http_verdict, retry_after
 
 # A host's other addresses are tried when one refuses the connection (an unreachable IPv6 address).
 MAX_ADDRESSES_TRIED = 3
@@ -75,10 +75,10 @@ class WebhookChannel:
         self.timeout_s = timeout_s
         self.max_retry_after_s = max_retry_after_s
 
-    async def send(self, notice: Notice) -> Attempt:
+    async def send(self, notice: Notice) -> SendResult:
         endpoint = await self.endpoints.ensure(notice.tenant, notice.target)
         if endpoint["disabled"]:
-            return Attempt(
+            return SendResult(
                 "failed",
                 error=f"the endpoint is disabled ({endpoint['disabled_reason']}); "
                 "register it again with POST /api/webhooks/endpoints to re-enable it",
@@ -87,7 +87,7 @@ class WebhookChannel:
             addresses = await self.guard.resolve(notice.target)
         except BlockedAddress as exc:
             # A name that does not resolve now may later; a private address stays private.
-            return Attempt("retry" if exc.code == "dns_failure" else "failed", error=f"{exc.code}: {exc.message}")
+            return SendResult("retry" if exc.code == "dns_failure" else "failed", error=f"{exc.code}: {exc.message}")
         body = json.dumps(notice.payload, separators=(",", ":")).encode()
         headers = signed_headers(active_secrets(endpoint), notice.key, int(time.time()), body)
         refused: Exception | None = None
@@ -105,21 +105,21 @@ class WebhookChannel:
                 refused = exc
                 continue
             except (TimeoutError, httpx.TimeoutException):
-                return Attempt("retry", error=f"the endpoint did not answer within {self.timeout_s:g} s")
+                return SendResult("retry", error=f"the endpoint did not answer within {self.timeout_s:g} s")
             except httpx.HTTPError as exc:
-                return Attempt("retry", error=f"{type(exc).__name__}: {exc}")
+                return SendResult("retry", error=f"{type(exc).__name__}: {exc}")
             return await self._verdict(endpoint["_id"], status, wait)
-        return Attempt("retry", error=f"could not connect to the endpoint: {refused}")
+        return SendResult("retry", error=f"could not connect to the endpoint: {refused}")
 
-    async def _verdict(self, endpoint: str, status: int, wait: float | None) -> Attempt:
+    async def _verdict(self, endpoint: str, status: int, wait: float | None) -> SendResult:
         verdict = http_verdict(status)
         if verdict == "sent":
-            return Attempt("sent", status)
+            return SendResult("sent", status)
         if status == 410:
             await self.endpoints.disable(endpoint, "the endpoint answered 410 Gone")
-            return Attempt("failed", status, "HTTP 410: the endpoint is gone; it is disabled until registered again")
+            return SendResult("failed", status, "HTTP 410: the endpoint is gone; it is disabled until registered again")
         if 300 <= status < 400:
-            return Attempt(
+            return SendResult(
                 "retry", status, f"HTTP {status}: redirects are not followed; use the final URL as the target"
             )
-        return Attempt("retry", status, f"HTTP {status}", retry_after_s=wait)
+        return SendResult("retry", status, f"HTTP {status}", retry_after_s=wait)

@@ -30,6 +30,7 @@ from sitewright_runtime.mongo import ACTIVE_MODEL
 
 from ..config import GatewaySettings
 from . import audit
+from .documents import JobDocument
 from .store import Store
 from .writer import Projection
 
@@ -40,7 +41,8 @@ BOOKKEEPING = {"published", "outbox", "redriven_at", "traceparent"}
 ACTION_BOOKKEEPING = {"emitted_at"}
 
 
-def canonical(doc: dict[str, Any]) -> dict[str, Any]:
+def canonical(doc: JobDocument | dict[str, Any]) -> dict[str, Any]:
+    """The job document as the log alone determines it: without the bookkeeping fields (`documents.JobDocument`)."""
     doc = {k: v for k, v in doc.items() if k not in BOOKKEEPING}
     if isinstance(doc.get("action"), dict):
         doc["action"] = {k: v for k, v in doc["action"].items() if k not in ACTION_BOOKKEEPING}

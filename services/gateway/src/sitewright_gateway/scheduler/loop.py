@@ -21,14 +21,13 @@ import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka.structs import ConsumerRecord
 from pymongo.errors import DuplicateKeyError
 
 from sitewright_contracts import derived_uuid7, encode, uuid7_floor
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import ACTIVE_STATUSES, CrawlContext, ErrorInfo, JobOptions
 from sitewright_contracts.wire import child_traceparent
-from sitewright_runtime.kafka import Publisher
+from sitewright_runtime.kafka import DeadMessage, Publisher
 from sitewright_runtime.logs import get_logger, log_context
 from sitewright_runtime.metrics import JOBS_BY_STATUS, JOBS_STUCK, RETRIES, SCHEDULER_LEADER
 
@@ -194,22 +193,10 @@ class Scheduler:
             return False
         event = event_from_document(found)
         key, value, headers = encode(event)
-        record = ConsumerRecord(
-            self.settings.topics.events,
-            found["partition"],
-            found["offset"],
-            0,
-            0,
-            key,
-            value,
-            None,
-            len(key),
-            len(value),
-            headers,
-        )
+        message = DeadMessage(self.settings.topics.events, found["partition"], found["offset"], key, value, headers)
         reason = "attempts_exhausted" if error.retryable else "not_retryable"
-        await self.publisher.dead_letter(
-            record,
+        await self.publisher.dead_letter_message(
+            message,
             group="gateway.scheduler",
             reason=reason,
             error=f"{error.code}: {error.message}",
