@@ -90,9 +90,12 @@ _TARGETS: dict[str, dict[str, Any]] = {}
 async def add_job(db: AsyncDatabase, *targets: tuple[str, str]) -> str:
     """A job with these notify targets; its outcome events carry them, as every producer's do (`targets`)."""
     job_id = uuid7()
-    notify = [{"channel": channel, "target": target} for channel, target in targets]
-    _TARGETS[job_id] = {"url": "https://bakery.example/", "notify": notify}
+    remember_targets(job_id, "https://bakery.example/", *targets)
     return job_id
+
+
+def remember_targets(job_id: str, url: str, *targets: tuple[str, str]) -> None:
+    _TARGETS[job_id] = {"url": url, "notify": [{"channel": channel, "target": target} for channel, target in targets]}
 
 
 def targets(job_id: str) -> dict[str, Any]:

@@ -19,7 +19,15 @@ from sitewright_runtime.links import sign_link
 from tests.helpers import eventually
 from tests.integration.local_servers import WebhookReceiver, verify_webhook
 from tests.integration.test_gateway_api import gateway, gateway_settings
-from tests.integration.test_notifier import RESULT, TENANT, at_least, completed, notifier_settings, publish
+from tests.integration.test_notifier import (
+    RESULT,
+    TENANT,
+    at_least,
+    completed,
+    notifier_settings,
+    publish,
+    remember_targets,
+)
 
 
 @contextlib.asynccontextmanager
@@ -34,7 +42,10 @@ async def submit(api: httpx.AsyncClient, hook: str) -> str:
         "/api/jobs", json={"url": "https://bakery.example/", "notify": [{"channel": "webhook", "target": hook}]}
     )
     assert r.status_code == 202, r.text
-    return r.json()["id"]
+    job_id = r.json()["id"]
+    # The generator's part, played by the tests: the job's outcome carries its URL and targets.
+    remember_targets(job_id, "https://bakery.example/", ("webhook", hook))
+    return job_id
 
 
 async def test_a_rotated_secret_signs_beside_the_old_one_until_the_old_one_expires(kafka_bootstrap, mongo_url, unique):
