@@ -132,3 +132,67 @@ def test_default_options_are_the_same_document_before_and_after_the_log():
     options = JobOptions()
     again = JobOptions.model_validate_json(options.model_dump_json())
     assert json.dumps(options.model_dump(), sort_keys=True) == json.dumps(again.model_dump(), sort_keys=True)
+
+
+# ---- malformed messages: every one is an UndecodableEvent, so it goes to the DLQ ----------------
+
+
+def _body(**overrides: object) -> bytes:
+    from sitewright_contracts import events as ev
+
+    raw = json.loads(ev.JobCancelRequested(job_id="j1", tenant="t").model_dump_json())
+    return json.dumps(raw | overrides).encode()
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (_body(version="two"), "invalid"),
+        (_body(version=[1]), "invalid"),
+        (_body(version=None), "invalid"),
+        (_body(attempt="x"), "invalid"),
+        (_body(data=[]), "invalid"),
+        (b"[" * 100_000 + b"]" * 100_000, "too_deep"),
+        (b'{"a":' * 5000 + b"1" + b"}" * 5000, "too_deep"),
+        (b" " * (5 * 1024 * 1024), "too_large"),
+        (b"\xff\xfe", "malformed_json"),
+    ],
+)
+def test_every_malformed_body_is_undecodable_with_a_reason(value: bytes, reason: str):
+    with pytest.raises(UndecodableEvent) as caught:
+        decode(value)
+    assert caught.value.reason == reason
+
+
+def test_json_ld_that_mongodb_could_not_store_is_refused_at_decoding():
+    from sitewright_contracts import events as ev
+    from sitewright_contracts.models import CrawlContext, PageSummary
+
+    page = PageSummary(url="https://a.example/")
+    good = ev.CrawlSucceeded(
+        job_id="j",
+        tenant="t",
+        data=ev.CrawlSucceededData(crawl=CrawlContext(start_url="https://a.example/", pages=[page])),
+    )
+    raw = json.loads(good.model_dump_json())
+    deep: object = 1
+    for _ in range(40):
+        deep = {"a": deep}
+    for json_ld in ([{"bad\u0000key": 1}], [deep]):
+        raw["data"]["crawl"]["pages"][0]["json_ld"] = json_ld
+        with pytest.raises(UndecodableEvent) as caught:
+            decode(json.dumps(raw).encode())
+        assert caught.value.reason == "invalid"
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["a@x.com,b@y.org", "a@x.com b@y.org", "owner@bakery.example\r\nBcc: all@victims.example", "owner@", "@x.com"],
+)
+def test_an_email_target_is_exactly_one_address(target: str):
+    with pytest.raises(ValueError, match="one e-mail address"):
+        NotifyTarget(channel="email", target=target)
+
+
+def test_a_valid_email_target_is_kept():
+    assert NotifyTarget(channel="email", target="owner@bakery.example").target == "owner@bakery.example"

@@ -98,3 +98,23 @@ async def test_a_channel_without_settings_fails_for_good_and_says_which_variable
     settings = NotifierSettings(kafka_bootstrap="k:1", mongo_url="mongodb://m", env="local")
     mail = await EmailChannel(settings).send(notice)
     assert mail.verdict == "failed" and "SITEWRIGHT_SMTP_HOST" in mail.error
+
+
+async def test_an_email_target_that_is_not_one_address_fails_for_good_without_a_connection():
+    from sitewright_notifier.channels import Notice
+    from sitewright_notifier.config import NotifierSettings
+    from sitewright_notifier.email import EmailChannel
+
+    # Port 9 on a TEST-NET address: a connection attempt would hang or fail as "retry", not "failed".
+    settings = NotifierSettings(
+        kafka_bootstrap="127.0.0.1:1",
+        mongo_url="mongodb://127.0.0.1:1",
+        env="local",
+        smtp_host="192.0.2.1",
+        smtp_port=9,
+    )
+    channel = EmailChannel(settings)
+    for target in ("a@x.com,b@y.org", "owner@bakery.example\r\nBcc: all@victims.example"):
+        notice = Notice(key="j:completed:1:0", tenant="t", channel="email", target=target, payload={})
+        result = await channel.send(notice)
+        assert result.verdict == "failed" and "one e-mail address" in (result.error or "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Stage = Literal["crawl", "generate"]
@@ -13,6 +14,26 @@ JobStatus = Literal["pending", "crawling", "generating", "parsing", "completed",
 ACTIVE_STATUSES: tuple[JobStatus, ...] = ("pending", "crawling", "generating", "parsing")
 TERMINAL_STATUSES: tuple[JobStatus, ...] = ("completed", "failed", "cancelled")
 JOB_STATUSES: tuple[JobStatus, ...] = ACTIVE_STATUSES + TERMINAL_STATUSES
+
+# Free-form JSON an event carries (JSON-LD) is this deep at most: a document that stores it (an audit page
+# nests it about ten levels down) stays far inside MongoDB's 100-level limit, whoever produced the event.
+MAX_JSON_DEPTH = 32
+
+
+def storable_json(value: Any, depth: int = 0) -> Any:
+    """`value` if MongoDB can store it: nested at most `MAX_JSON_DEPTH` levels, keys without NUL characters."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                raise ValueError("a JSON key holds a NUL character")
+            storable_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            storable_json(item, depth + 1)
+    return value
+
 
 # Hard caps: whatever a client asks for, a job never goes past these.
 MAX_PAGES_CAP = 200
@@ -65,6 +86,17 @@ class JobOptions(BaseModel):
     use_sitemap: bool = Field(default=True, description="Also crawl the pages sitemap.xml lists.")
 
 
+def one_email_address(value: str) -> str:
+    """`value` as one valid e-mail address (normalized), or ValueError saying why it is not one.
+
+    A list (`a@x.com,b@y.org`) or a header injection (CR/LF) is refused: the operator's mail account
+    must send to exactly the address the tenant gave, never to others it smuggled in."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"an email target must be one e-mail address, such as owner@example.com: {exc}") from None
+
+
 class NotifyTarget(BaseModel):
     """Where to tell the user about the outcome."""
 
@@ -79,8 +111,8 @@ class NotifyTarget(BaseModel):
         channel = info.data.get("channel", "webhook")
         if channel == "webhook" and not v.lower().startswith(("http://", "https://")):
             raise ValueError("a webhook target must be an http:// or https:// URL")
-        if channel == "email" and "@" not in v:
-            raise ValueError("an email target must be an e-mail address")
+        if channel == "email":
+            return one_email_address(v)
         if channel == "sms" and not (v.startswith("+") and v[1:].isdigit() and 8 <= len(v) <= 16):
             raise ValueError("an sms target must be a phone number in E.164 form, e.g. +15551234567")
         return v
@@ -116,6 +148,11 @@ class PageSummary(Value):
     json_ld: list[dict[str, Any]] = Field(default_factory=list)
     open_graph: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("json_ld")
+    @classmethod
+    def _storable(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return storable_json(v)
+
 
 class CrawlContext(Value):
     """The crawl handed to the generator: bounded in size so the event stays small."""
@@ -125,6 +162,8 @@ class CrawlContext(Value):
     pages_skipped: int = 0
     # Why pages were left out, e.g. {"not_html": 3, "robots_disallowed": 1, "duplicate": 2}.
     skipped: dict[str, int] = Field(default_factory=dict)
+    # What the crawler dropped from pages it kept (structured data it could not carry), at most 20 lines.
+    warnings: list[str] = Field(default_factory=list)
     bytes_fetched: int = 0
     duration_s: float = 0.0
 
@@ -157,6 +196,7 @@ class SeoResult(Value):
     @field_validator("schema_")
     @classmethod
     def _json_ld(cls, v: dict[str, Any]) -> dict[str, Any]:
+        storable_json(v)
         if "schema.org" not in str(v.get("@context", "")):
             raise ValueError("JSON-LD must have an @context of https://schema.org")
         if not (v.get("@type") or v.get("@graph")):

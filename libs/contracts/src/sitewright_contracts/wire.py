@@ -14,6 +14,8 @@ from .topics import H_CONTENT_TYPE, H_EVENT_ID, H_EVENT_TYPE, H_PRIORITY, H_TRAC
 
 Headers = list[tuple[str, bytes]]
 CONTENT_TYPE = b"application/json"
+# The largest body a consumer decodes (the consumers fetch at most 4 MiB a partition); larger is dead-lettered.
+MAX_EVENT_BYTES = 4 * 1024 * 1024
 
 # (type, version) -> function turning that version's raw dict into the next version's.
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -78,25 +80,33 @@ def decode(value: bytes | None) -> Event:
     """Parse a message body into its event model, upcasting old versions first."""
     if not value:
         raise UndecodableEvent("empty", "the message has no body")
+    if len(value) > MAX_EVENT_BYTES:
+        raise UndecodableEvent("too_large", f"the body has {len(value)} bytes, more than {MAX_EVENT_BYTES}")
     if not UPCASTERS:
         # Fast path: pydantic parses and validates the bytes in one pass, about twice as fast as
         # json.loads and then validation; the path below explains what is wrong with a bad body.
         try:
             return EVENT_ADAPTER.validate_json(value)
-        except ValidationError:
+        except (ValidationError, RecursionError):
             pass
     try:
         raw = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UndecodableEvent("malformed_json", str(exc)) from exc
+    except RecursionError:
+        raise UndecodableEvent("too_deep", "the JSON is nested too deeply to parse") from None
     if not isinstance(raw, dict):
         raise UndecodableEvent("malformed_json", "the body is not a JSON object")
+    if not isinstance(raw.get("version", 1), int) or isinstance(raw.get("version"), bool):
+        raise UndecodableEvent("invalid", f"version must be an integer, not {raw.get('version')!r:.50}")
     raw = upcast(raw)
     try:
         return EVENT_ADAPTER.validate_python(raw)
     except ValidationError as exc:
         kind = "unknown_type" if any(e["type"] == "union_tag_invalid" for e in exc.errors()) else "invalid"
         raise UndecodableEvent(kind, str(exc).replace("\n", " ")[:500]) from exc
+    except RecursionError:
+        raise UndecodableEvent("too_deep", "the event is nested too deeply to validate") from None
 
 
 def upcast(raw: dict[str, Any]) -> dict[str, Any]:

@@ -76,6 +76,7 @@ class _Crawler:
         self.pages: list[_Page] = []
         self.pages_done = 0
         self.skipped: Counter[str] = Counter()
+        self.warnings: list[str] = []  # what was dropped from pages (`clean.clean_page`)
         self.attempts = 0
         self._robots: dict[str, Robots | CrawlError] = {}
         self._robots_lock = asyncio.Lock()
@@ -105,6 +106,7 @@ class _Crawler:
             pages=fit_to_budget(pages, self.limits.context_budget_chars),
             pages_skipped=sum(self.skipped.values()),
             skipped=dict(self.skipped),
+            warnings=self.warnings,
             bytes_fetched=self.fetcher.bytes_fetched,
             duration_s=round(time.monotonic() - started, 3),
         )
@@ -208,6 +210,7 @@ class _Crawler:
             status=response.status,
             # One page may use the whole budget; fit_to_budget shares it out at the end.
             max_text_chars=self.limits.context_budget_chars,
+            warnings=self.warnings,
         )
         self.pages_done += 1
         canonical = normalize_url(summary.canonical) if summary.canonical else None

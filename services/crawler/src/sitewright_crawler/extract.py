@@ -14,6 +14,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from sitewright_contracts.models import Heading, PageSummary
+from sitewright_crawler.clean import clean_blocks, clean_strings
 
 # Caps on what one page may contribute, so a hostile or bloated page cannot
 # blow up the event that carries the crawl.
@@ -88,16 +89,25 @@ def parse_robots_directives(*values: str) -> Directives:
 
 
 def extract_page(
-    url: str, html: str, *, depth: int, status: int = 200, max_text_chars: int = 4000
+    url: str,
+    html: str,
+    *,
+    depth: int,
+    status: int = 200,
+    max_text_chars: int = 4000,
+    warnings: list[str] | None = None,
 ) -> tuple[PageSummary, list[str], Directives]:
-    """Parse one page into its summary, its followable links and its robots directives."""
+    """Parse one page into its summary, its followable links and its robots directives.
+
+    The summary is clean (`clean.py`): whatever the page held, it can be carried and stored. What had to be
+    dropped is added to `warnings`."""
     tree = LexborHTMLParser(html)
     base = _base_url(tree, url)
     metas = _metas(tree)
 
     directives = parse_robots_directives(*metas.get("robots", []))
     open_graph = _open_graph(tree)
-    json_ld = _json_ld(tree)
+    json_ld = clean_blocks(url, _json_ld(tree), warnings if warnings is not None else [])
     links = _links(tree, base)
     canonical = _canonical(tree, base)
     language = _language(tree)
@@ -129,7 +139,7 @@ def extract_page(
         json_ld=json_ld,
         open_graph=open_graph,
     )
-    return summary, links, directives
+    return clean_strings(summary), links, directives
 
 
 def _absolute(base: str, href: str | None) -> str | None:

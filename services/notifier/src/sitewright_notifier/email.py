@@ -7,6 +7,8 @@ from email.utils import formatdate
 
 import aiosmtplib
 
+from sitewright_contracts.models import one_email_address
+
 from .channels import Notice, SendResult, Verdict
 from .config import NotifierSettings
 from .messages import email_text
@@ -34,6 +36,10 @@ class EmailChannel:
         s = self.settings
         if not s.smtp_host:
             return SendResult("failed", error="e-mail is not configured on this deployment: set SITEWRIGHT_SMTP_HOST")
+        try:
+            one_email_address(notice.target)  # checked at the API too; an older event may hold anything
+        except ValueError as exc:
+            return SendResult("failed", error=str(exc))  # final: no retry makes it an address
         try:
             await aiosmtplib.send(
                 self.message(notice),

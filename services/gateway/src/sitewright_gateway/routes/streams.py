@@ -215,7 +215,12 @@ async def sse_stream(
     job_ids = [j for j in (jobs or "").split(",") if j.strip()]
     resume = _parse_since(since, "since")
     if last_event_id:
-        job_id, version = next(iter(_parse_since(last_event_id, "Last-Event-ID").items()))
+        last = _parse_since(last_event_id, "Last-Event-ID")
+        if len(last) != 1:
+            raise HTTPException(
+                400, "Last-Event-ID must be one `<job_id>:<version>`, the id of the last event received"
+            )
+        [(job_id, version)] = last.items()
         resume[job_id] = max(version, resume.get(job_id, 0))
     if not (job_ids or all or resume):
         raise HTTPException(422, "say which jobs to follow: `?jobs=id1,id2`, `?all=true`, or `?since=id1:3`")
