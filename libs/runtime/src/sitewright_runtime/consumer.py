@@ -24,7 +24,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
 
 from sitewright_contracts import Event, UndecodableEvent, decode, header
 from sitewright_contracts.topics import H_EVENT_TYPE, H_PRIORITY, H_TRACEPARENT
@@ -33,7 +35,7 @@ from sitewright_contracts.wire import child_traceparent
 from .instrument import LagGauge, exception, handling
 from .kafka import FETCH_MAX_WAIT_MS, Publisher, new_consumer
 from .logs import get_logger, log_context
-from .metrics import EVENTS_HANDLED
+from .metrics import EVENTS_HANDLED, MESSAGES_SET_ASIDE
 
 log = get_logger(__name__)
 
@@ -363,10 +365,37 @@ class KeyedConsumer:
 
 
 BatchHandler = Callable[[Sequence[ConsumerRecord]], Awaitable[None]]
+# Given a message the batch handler failed on `BATCH_ATTEMPTS` times by itself, and the last error.
+SetAside = Callable[[ConsumerRecord, BaseException], Awaitable[None]]
+BATCH_ATTEMPTS = 5
+# MongoDB error codes that mean "not now" (an election, a shutdown, a lost connection), not "this is bad".
+_MONGO_NOT_NOW = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the broker or the database is away, rather than that a message is bad.
+
+    Such failures are retried without end: a projection may not skip an event because its database
+    is down or electing a primary."""
+    if isinstance(exc, OSError | TimeoutError | KafkaError | ConnectionFailure):
+        return True
+    if isinstance(exc, BulkWriteError):
+        errors = exc.details.get("writeErrors", []) + exc.details.get("writeConcernErrors", [])
+        return any(e.get("code") in _MONGO_NOT_NOW for e in errors)
+    if isinstance(exc, OperationFailure):
+        return exc.code in _MONGO_NOT_NOW or exc.has_error_label("RetryableWriteError")
+    return False
 
 
 class BatchConsumer:
-    """Hands each fetched batch to one function; commits after it returns (retrying until it does)."""
+    """Hands each fetched batch to one function; commits after it returns.
+
+    A batch that fails is tried again. Failures that say a dependency is away (`transient`, e.g. the
+    database is down) are retried without end: a projection may not skip events. Any other failure counts,
+    and after `attempts` of them the batch is applied one message at a time, so that the message it fails
+    on is found; that one, after `attempts` failures of its own, goes to `set_aside` (the DLQ) and the
+    rest goes on. A batch is never retried forever because of one bad message.
+    """
 
     def __init__(
         self,
@@ -378,8 +407,14 @@ class BatchConsumer:
         on_batch: BatchHandler,
         max_records: int = 1000,
         fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
+        set_aside: SetAside | None = None,
+        attempts: int = BATCH_ATTEMPTS,
+        transient: Callable[[BaseException], bool] = unreachable,
     ):
         self.topic, self.group, self.name = topic, group, name
+        self.set_aside = set_aside
+        self.attempts = attempts
+        self.transient = transient
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.on_batch = on_batch
         self.max_records = max_records
@@ -422,16 +457,51 @@ class BatchConsumer:
             await self._consumer.stop()
 
     async def _apply(self, records: Sequence[ConsumerRecord]) -> None:
-        # A projection may not skip events: when the database is down, wait and try again.
-        delay = 0.2
+        error = await self._try(records)
+        if error is None:
+            return
+        if len(records) == 1:
+            await self._set_aside(records[0], error)
+            return
+        for record in records:  # one at a time, to find the message it fails on
+            error = await self._try([record])
+            if error is not None:
+                await self._set_aside(record, error)
+
+    async def _try(self, records: Sequence[ConsumerRecord]) -> BaseException | None:
+        """Apply `records`; None once applied, or the last error after `attempts` failures that count."""
+        delay, failures = 0.2, 0
         while True:
             try:
                 await self.on_batch(records)
-                return
+                return None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.error("batch_failed", group=self.group, records=len(records), error=repr(exc), exc_info=True)
+                if self._stopping.is_set():
+                    raise
+                if not self.transient(exc):
+                    failures += 1
+                    if failures >= self.attempts:
+                        return exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)
+
+    async def _set_aside(self, record: ConsumerRecord, error: BaseException) -> None:
+        MESSAGES_SET_ASIDE.labels(self.group).inc()
+        log.error(
+            "message_set_aside", group=self.group, partition=record.partition, offset=record.offset, error=repr(error)
+        )
+        delay = 0.2
+        while self.set_aside is not None:
+            try:
+                await self.set_aside(record, error)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the DLQ is on the broker: wait for it, the message must not be lost
+                log.error("set_aside_failed", group=self.group, error=repr(exc))
                 if self._stopping.is_set():
                     raise
                 await asyncio.sleep(delay)

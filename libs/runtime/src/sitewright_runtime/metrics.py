@@ -26,6 +26,11 @@ JOBS_BY_STATUS = Gauge(
 )
 JOBS_STUCK = Gauge("sitewright_jobs_stuck", "Active jobs with no event for longer than the stuck threshold.")
 RETRIES = Counter("sitewright_retries_total", "Stage retries requested.", ["stage", "reason"])
+MESSAGES_SET_ASIDE = Counter(
+    "sitewright_messages_set_aside_total",
+    "Messages a batch consumer gave up on after its attempts, so the batch around them could go on.",
+    ["group"],
+)
 DLQ_MESSAGES = Counter("sitewright_dlq_messages_total", "Messages sent to the dead-letter topic.", ["reason"])
 CONSUMER_LAG = Gauge("sitewright_consumer_lag", "Records behind the end of the log.", ["group", "partition"])
 PROJECTION_LAG = Gauge(

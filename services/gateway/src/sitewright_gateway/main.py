@@ -60,6 +60,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             group=settings.projector_group,
             name="gateway-projector",
             on_batch=projection,
+            set_aside=projection.set_aside,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
         dead_letter_consumer = BatchConsumer(

@@ -27,8 +27,11 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
-from sitewright_contracts import Event, UndecodableEvent, decode
+from sitewright_contracts import Event, UndecodableEvent, decode, derived_uuid7, header
 from sitewright_contracts import events as ev
+from sitewright_contracts.models import ErrorInfo
+from sitewright_contracts.topics import H_TRACEPARENT
+from sitewright_runtime.consumer import BATCH_ATTEMPTS
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.logs import get_logger, log_context
 from sitewright_runtime.metrics import JOB_DURATION, JOBS_FINISHED, PROJECTION_LAG, PROJECTION_WRITES
@@ -42,6 +45,8 @@ log = get_logger(__name__)
 # Job documents kept after writing them (about 2-3 KB each); a job's events arrive within
 # seconds of each other, so a few thousand cover every job in flight at full speed.
 CACHE_JOBS = 4000
+# Events after a job's outcome: one the projector cannot record does not fail the job.
+_AFTER_THE_JOB = (ev.JobCompleted, ev.JobFailed, ev.JobCancelled, ev.NotificationSent, ev.NotificationFailed)
 
 
 class Projection:
@@ -72,6 +77,36 @@ class Projection:
         await self._apply(decoded)
         self.applied += len(decoded)
         PROJECTION_LAG.set(max(0.0, time.time() - decoded[-1][0].occurred_at.timestamp()))
+
+    async def set_aside(self, record: ConsumerRecord, error: BaseException) -> None:
+        """A message the projector kept failing on: to the DLQ, and its job failed with a readable error.
+
+        Without this, one event the read model cannot store (a page no database would take) held every
+        tenant's projection: its batch was retried forever."""
+        detail = f"{type(error).__name__}: {error}"
+        await self.publisher.dead_letter(
+            record, group=self.group, reason="unprocessable", error=detail, attempts=BATCH_ATTEMPTS
+        )
+        event = decode(record.value)  # it decoded: undecodable messages never reach the fold
+        if isinstance(event, _AFTER_THE_JOB):
+            return  # the job has its outcome; the message itself waits in the DLQ
+        stage = event.data.stage if isinstance(event, ev.JobRetryRequested) else (type(event).stage or "crawl")
+        failed = ev.JobFailed(
+            event_id=derived_uuid7(event.event_id, "unprocessable"),
+            job_id=event.job_id,
+            tenant=event.tenant,
+            attempt=event.attempt,
+            producer="gateway.projector",
+            data=ev.JobFailedData(
+                stage=stage,
+                error=ErrorInfo(
+                    code="unprocessable_event",
+                    message=f"Sitewright could not record this job's {event.type} event; it is kept in the "
+                    "dead-letter queue for an operator. Retry the job to start it again.",
+                ),
+            ),
+        )
+        await self.publisher.publish([failed], traceparent=header(record.headers, H_TRACEPARENT))
 
     async def _apply(self, decoded: list[tuple[Event, tuple[int, int]]]) -> None:
         """Fold the batch into its jobs; write the audit trail and results first, then the jobs.
