@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -11,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sitewright_contracts import Topics
 
 from .kafka import FETCH_MAX_WAIT_MS
+from .netguard import DEFAULT_PORTS
 
 ENV_PREFIX = "SITEWRIGHT_"
 
@@ -103,6 +105,20 @@ class ServiceSettings(BaseSettings):
         default_factory=list,
         description="Address ranges that may be crawled or called back despite being private (JSON list).",
     )
+    allowed_ports: list[int] | None = Field(
+        default=None,
+        description=(
+            "Ports a crawled site or a webhook may use (JSON list). Unset: 80, 443, 8080 and 8443 in production, "
+            "any in local mode."
+        ),
+    )
+    protected_ports: list[int] = Field(
+        default_factory=list,
+        description=(
+            "Ports of the stack's own services (JSON list), never reachable on an address allowed by exception "
+            "(loopback in local mode). The broker's ports in SITEWRIGHT_KAFKA_BOOTSTRAP are always among them."
+        ),
+    )
     handler_attempts: int = Field(default=3, ge=1, le=20, description="Tries of a failing handler before DLQ.")
     max_in_flight: int = Field(default=256, ge=1, le=10_000, description="Messages a worker handles at once.")
     fetch_max_wait_ms: int = Field(
@@ -121,6 +137,19 @@ class ServiceSettings(BaseSettings):
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    @property
+    def guard_ports(self) -> list[int] | None:
+        """The ports the SSRF guard allows (None: any)."""
+        if self.allowed_ports is not None:
+            return self.allowed_ports
+        return None if self.env == "local" else list(DEFAULT_PORTS)
+
+    @property
+    def own_ports(self) -> list[int]:
+        """`protected_ports` and the broker's own ports."""
+        broker = [int(p) for p in re.findall(r":(\d+)(?:,|$)", self.kafka_bootstrap)]
+        return sorted({*self.protected_ports, *broker})
 
     @model_validator(mode="after")
     def _local_allows_loopback(self) -> ServiceSettings:

@@ -16,7 +16,7 @@ from .handlers import CrawlHandlers
 
 def create_app(settings: CrawlerSettings) -> Worker:
     publisher = Publisher(settings.kafka_bootstrap, client_id="crawler", topics=settings.topics)
-    handlers = CrawlHandlers(settings, client_factory(settings), AddressGuard(settings.allow_cidrs))
+    handlers = CrawlHandlers(settings, client_factory(settings), AddressGuard.for_settings(settings))
     consumer = KeyedConsumer(
         bootstrap=settings.kafka_bootstrap,
         topic=settings.topics.events,

@@ -86,7 +86,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             store=store,
             keys=keys,
             publisher=publisher,
-            guard=AddressGuard(settings.allow_cidrs),
+            guard=AddressGuard.for_settings(settings),
             projection=projection,
             projector=projector,
             scheduler=scheduler,

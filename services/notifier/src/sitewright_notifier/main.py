@@ -35,7 +35,7 @@ def create_app(settings: NotifierSettings) -> Worker:
     channels: list[Channel] = [
         WebhookChannel(
             webhook_client,
-            AddressGuard(settings.allow_cidrs),
+            AddressGuard.for_settings(settings),
             endpoints,
             timeout_s=settings.webhook_timeout_s,
             max_retry_after_s=settings.max_retry_after_s,

@@ -103,6 +103,10 @@ class Stack:
             "SITEWRIGHT_PUBLIC_URL": self.gateway_url,
             "SITEWRIGHT_LOG_FORMAT": "json",
             "SITEWRIGHT_BOOTSTRAP_API_KEY": self.api_key,
+            # Loopback may be crawled in local mode, but never the stack's own services through it.
+            "SITEWRIGHT_PROTECTED_PORTS": json.dumps(
+                [self.broker_port, self.mongo_port, self.gateway_port, self.prometheus_port]
+            ),
             **self.config.extra_env,
         }
 
