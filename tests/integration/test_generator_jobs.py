@@ -3,6 +3,8 @@ each LLM provider played by a loopback server with its real streaming API: statu
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime
 
 import pytest
@@ -146,3 +148,58 @@ async def test_each_provider_outcome_shows_on_the_job(kafka_bootstrap, mongo_url
 
 def _at(event: dict) -> datetime:
     return datetime.fromisoformat(event["occurred_at"])
+
+
+async def test_a_cancel_closes_the_llm_stream_within_a_second_and_nothing_more_is_emitted(kafka_bootstrap, unique):
+    """The generator follows cancels: a cancelled job stops spending tokens at once."""
+    from sitewright_contracts import Topics, uuid7
+    from sitewright_runtime.kafka import ensure_topics
+    from tests.helpers import read_topic
+    from tests.integration.test_workers import of_job
+
+    prefix = f"c{unique}."
+    await ensure_topics(kafka_bootstrap, Topics(prefix).all, 1)  # one partition: one order for every event
+    with FakeLLM("openai", delta_chars=4, delta_delay_s=0.05) as llm:  # a reply streamed over many seconds
+        gen = GeneratorSettings(
+            kafka_bootstrap=kafka_bootstrap,
+            topic_prefix=prefix,
+            env="local",
+            generator_group=f"generator-{unique}",
+            generator_provider="openai",
+            generator_base_url=llm.base_url,
+            generator_api_key="sk-test",
+            generator_model="test-model",
+        )
+        job_id = uuid7()
+        async with generator_app(gen).running():
+            await publish(
+                kafka_bootstrap,
+                prefix,
+                ev.CrawlSucceeded(job_id=job_id, data=ev.CrawlSucceededData(crawl=crawl_of("ok.example"))),
+            )
+
+            async def streaming() -> bool:
+                return llm.in_flight == 1
+
+            await eventually(streaming, timeout=60, what="the LLM stream to start")
+            await publish(kafka_bootstrap, prefix, ev.JobCancelRequested(job_id=job_id))
+            cancelled_at = time.monotonic()
+
+            async def closed() -> bool:
+                return llm.in_flight == 0
+
+            await eventually(closed, timeout=10, interval=0.02, what="the LLM stream to close")
+            stopped_after = time.monotonic() - cancelled_at
+            await asyncio.sleep(1)  # a generation that went on would emit within this
+            marker = ev.JobCancelRequested(job_id=uuid7())
+            await publish(kafka_bootstrap, prefix, marker)
+            records = await read_topic(
+                kafka_bootstrap,
+                Topics(prefix).events,
+                until=lambda rs: any(r.key == marker.job_id.encode() for r in rs),
+            )
+            types = of_job(job_id)
+    assert stopped_after < 1.0, stopped_after
+    assert len(llm.requests_for("ok.example")) == 1
+    emitted = types(records)
+    assert "generation.started" in emitted and "job.completed" not in emitted and "parsing.started" not in emitted

@@ -12,12 +12,12 @@ from sitewright_runtime.consumer import HandlerContext
 from sitewright_runtime.logs import get_logger
 from sitewright_runtime.metrics import STAGE_DURATION
 from sitewright_runtime.netguard import AddressGuard
+from sitewright_runtime.running import RunningWork, WorkCancelled
 
 from .clients import ClientFactory
 from .config import CrawlerSettings
 from .crawl import CrawlError, CrawlLimits, crawl
 from .robots import RobotsCache
-from .running import CrawlCancelled, RunningCrawls
 
 log = get_logger(__name__)
 PRODUCER = "crawler"
@@ -28,7 +28,7 @@ class CrawlHandlers:
         self.settings = settings
         self.new_client = new_client
         self.guard = guard
-        self.running = RunningCrawls()
+        self.running = RunningWork()
         self.robots = RobotsCache(settings.robots_cache_s)
 
     async def on_job_requested(self, event: ev.Event, delivery: HandlerContext) -> None:
@@ -70,7 +70,7 @@ class CrawlHandlers:
         started = time.monotonic()
         try:
             context = await self.running.run(cause.job_id, self._crawl(cause, url, limits, common, delivery, progress))
-        except CrawlCancelled:
+        except WorkCancelled:
             STAGE_DURATION.labels("crawl", "cancelled").observe(time.monotonic() - started)
             log.info("crawl_stopped_by_cancel", job_id=cause.job_id)
             return

@@ -10,6 +10,7 @@ from sitewright_contracts.models import CrawlContext, NotifyTarget
 from sitewright_runtime.consumer import HandlerContext
 from sitewright_runtime.logs import get_logger
 from sitewright_runtime.metrics import LLM_TOKENS, STAGE_DURATION
+from sitewright_runtime.running import RunningWork, WorkCancelled
 
 from .config import GeneratorSettings
 from .generate import GenerationRun, Generator
@@ -24,6 +25,7 @@ class GenerateHandlers:
         self.settings = settings
         self.generator = generator
         self.provider = generator.provider
+        self.running = RunningWork()
 
     async def on_crawl_succeeded(self, event: ev.Event, delivery: HandlerContext) -> None:
         assert isinstance(event, ev.CrawlSucceeded)
@@ -37,6 +39,14 @@ class GenerateHandlers:
                 event, event.data.crawl, event.attempt, event.data.tokens_spent, delivery, notify=event.data.notify
             )
 
+    async def on_cancel_requested(self, event: ev.Event, delivery: HandlerContext) -> None:
+        """Stop the job's generation if it runs here (its LLM stream closes); a later one will not start.
+
+        Nothing is emitted: the gateway publishes job.cancelled with the request."""
+        assert isinstance(event, ev.JobCancelRequested)
+        if self.running.cancel(event):
+            log.info("generation_cancelled", job_id=event.job_id)
+
     async def run(
         self,
         cause: ev.Event,
@@ -46,6 +56,24 @@ class GenerateHandlers:
         delivery: HandlerContext,
         *,
         notify: list[NotifyTarget] | None = None,
+    ) -> None:
+        """Generate for one (job, attempt), unless a cancel of the job stops it: then no more tokens are spent."""
+        started = time.monotonic()
+        work = self._generate(cause, crawl, attempt, tokens_spent, delivery, notify)
+        try:
+            await self.running.run(cause.job_id, work)
+        except WorkCancelled:
+            STAGE_DURATION.labels("generate", "cancelled").observe(time.monotonic() - started)
+            log.info("generation_stopped_by_cancel", job_id=cause.job_id)
+
+    async def _generate(
+        self,
+        cause: ev.Event,
+        crawl: CrawlContext,
+        attempt: int,
+        tokens_spent: int,
+        delivery: HandlerContext,
+        notify: list[NotifyTarget] | None,
     ) -> None:
         common = dict(job_id=cause.job_id, tenant=cause.tenant, attempt=attempt, producer=PRODUCER)
 

@@ -41,11 +41,16 @@ def create_app(settings: GeneratorSettings) -> Worker:
         topic=settings.topics.events,
         group=settings.generator_group,
         name="generator",
-        handlers={"crawl.succeeded": handlers.on_crawl_succeeded, "job.retry_requested": handlers.on_retry_requested},
+        handlers={
+            "crawl.succeeded": handlers.on_crawl_succeeded,
+            "job.retry_requested": handlers.on_retry_requested,
+            "job.cancel_requested": handlers.on_cancel_requested,
+        },
         publisher=publisher,
         max_in_flight=settings.max_in_flight,
         handler_attempts=settings.handler_attempts,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        unordered=frozenset({"job.cancel_requested"}),  # reaches the generation it stops, not after it
     )
     return Worker(
         name="generator",

@@ -1,4 +1,4 @@
-"""Which crawls run in this process, so a cancel can stop the right one at once."""
+"""Which jobs' work (a crawl, a generation) runs in this process, so a cancel can stop the right one at once."""
 
 from __future__ import annotations
 
@@ -11,28 +11,28 @@ from sitewright_contracts import events as ev
 
 T = TypeVar("T")
 
-# Cancels remembered for jobs that are not (yet) crawling here: a redelivered or queued
-# request for such a job must not start a crawl. Bounded; old entries are long settled.
+# Cancels remembered for jobs that have no work running here: a redelivered or queued
+# request for such a job must not start any. Bounded; old entries are long settled.
 REMEMBERED_CANCELS = 10_000
 
 
-class CrawlCancelled(Exception):
-    """The job's crawl was stopped by `cause`, a job.cancel_requested event."""
+class WorkCancelled(Exception):
+    """The job's work was stopped by `cause`, a job.cancel_requested event."""
 
     def __init__(self, cause: ev.JobCancelRequested):
         super().__init__(cause.data.reason)
         self.cause = cause
 
 
-class RunningCrawls:
-    """Crawl tasks by job id, and the cancels received for each job."""
+class RunningWork:
+    """Work tasks by job id, and the cancels received for each job."""
 
     def __init__(self) -> None:
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._cancels: OrderedDict[str, ev.JobCancelRequested] = OrderedDict()
 
     def cancel(self, request: ev.JobCancelRequested) -> bool:
-        """Record the cancel and stop the job's crawl; True when one was running here."""
+        """Record the cancel and stop the job's work; True when some was running here."""
         self._cancels[request.job_id] = request
         self._cancels.move_to_end(request.job_id)
         while len(self._cancels) > REMEMBERED_CANCELS:
@@ -50,10 +50,10 @@ class RunningCrawls:
         return job_id in self._tasks
 
     async def run(self, job_id: str, work: Coroutine[Any, Any, T]) -> T:
-        """Run `work` for `job_id`; CrawlCancelled when a cancel for the job stops it."""
+        """Run `work` for `job_id`; WorkCancelled when a cancel for the job stops it (or came before)."""
         if (cause := self._cancels.get(job_id)) is not None:
             work.close()
-            raise CrawlCancelled(cause)
+            raise WorkCancelled(cause)
         task = asyncio.create_task(work)
         self._tasks[job_id] = task
         try:
@@ -62,7 +62,7 @@ class RunningCrawls:
             # Either this job was cancelled (its task is), or the worker is stopping
             # (the caller is): only the first is a cancellation of the job.
             if task.cancelled() and (cause := self._cancels.get(job_id)) is not None:
-                raise CrawlCancelled(cause) from None
+                raise WorkCancelled(cause) from None
             task.cancel()
             raise
         finally:
