@@ -118,3 +118,22 @@ async def test_an_email_target_that_is_not_one_address_fails_for_good_without_a_
         notice = Notice(key="j:completed:1:0", tenant="t", channel="email", target=target, payload={})
         result = await channel.send(notice)
         assert result.verdict == "failed" and "one e-mail address" in (result.error or "")
+
+
+async def test_a_channel_that_raises_makes_a_try_that_counts():
+    """So the schedule's cap ends it; before, the claim's lease ran out and the target was tried forever."""
+    from sitewright_notifier.channels import Notice, SendResult
+    from sitewright_notifier.deliveries import DeliveryLoop
+    from sitewright_notifier.retry import RetrySchedule
+
+    class Broken:
+        name = "email"
+
+        async def send(self, notice: Notice) -> SendResult:
+            raise ValueError("header value contains a newline")
+
+    loop = DeliveryLoop(None, {"email": Broken()}, None, RetrySchedule(), poll_s=1, lease_s=10, concurrency=1)  # type: ignore[arg-type]
+    doc = {"_id": "j:completed:1:0", "tenant": "t", "channel": "email", "target": "a@b.example", "payload": {}}
+    result = await loop._send(doc)
+    assert result.verdict == "retry" and "ValueError" in (result.error or "")
+    assert RetrySchedule().delay_after(RetrySchedule().max_attempts) is None  # and the tries are capped

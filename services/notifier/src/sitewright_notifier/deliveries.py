@@ -247,6 +247,11 @@ class DeliveryLoop:
                 return await channel.send(notice)
         except TimeoutError:
             return SendResult("retry", error=f"the {doc['channel']} try took longer than {self.lease_s * 0.8:g} s")
+        except Exception as exc:
+            # A channel that raises still makes a try that counts, so the schedule's cap ends it; left to the
+            # claim's lease instead, the same target was tried again every lease, forever.
+            log.error("channel_failed", delivery=doc["_id"], channel=doc["channel"], exc_info=True)
+            return SendResult("retry", error=f"the {doc['channel']} channel failed ({type(exc).__name__})")
 
     def _outcome(self, doc: dict[str, Any], attempt: SendResult) -> tuple[dict[str, Any], ev.Event]:
         """The document's next state and the event reporting this try."""
