@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -223,6 +225,34 @@ async def test_idempotency_key_returns_the_same_job(kafka_bootstrap, mongo_url, 
         assert first.json()["id"] == again.json()["id"]
         other = await api.post("/api/jobs", json={"url": "https://example.org/"}, headers=headers)
         assert other.status_code == 422 and "different request" in other.json()["detail"]
+
+
+async def test_an_idempotency_key_whose_request_died_is_taken_over_not_refused_for_days(
+    kafka_bootstrap, mongo_url, unique
+):
+    """A request that claimed its key and died before recording its job leaves a claim with no job: a retry
+    gets 409 while that request could still be alive, then takes the key over (not 409 for the key's 7 days)."""
+    from datetime import timedelta
+
+    from sitewright_gateway.intake import STALE_CLAIM
+    from sitewright_gateway.web.schemas import JobCreate
+
+    settings = gateway_settings(kafka_bootstrap, mongo_url, unique)
+    app = create_app(settings)
+    body = {"url": "https://example.com/died"}
+    fingerprint = hashlib.sha256(JobCreate.model_validate(body).model_dump_json().encode()).hexdigest()
+    async with gateway(settings, app=app) as api:
+        claims = app.state.gateway.store.idempotency
+        claim = {"_id": "default:order-7", "job_id": "01-never-recorded", "fingerprint": fingerprint}
+        await claims.insert_one(claim | {"created_at": datetime.now(UTC)})
+        fresh = await api.post("/api/jobs", json=body, headers={"Idempotency-Key": "order-7"})
+        assert fresh.status_code == 409 and "still being accepted" in fresh.json()["detail"]
+
+        await claims.update_one({"_id": claim["_id"]}, {"$set": {"created_at": datetime.now(UTC) - 2 * STALE_CLAIM}})
+        taken = await api.post("/api/jobs", json=body, headers={"Idempotency-Key": "order-7"})
+        again = await api.post("/api/jobs", json=body, headers={"Idempotency-Key": "order-7"})
+    assert taken.status_code == 202 and again.status_code == 200 and again.json()["id"] == taken.json()["id"]
+    assert STALE_CLAIM < timedelta(days=7)
 
 
 async def test_health_readiness_metrics_and_docs(kafka_bootstrap, mongo_url, unique):

@@ -35,6 +35,9 @@ from .web.schemas import JobCreate
 
 log = get_logger(__name__)
 PUBLISH_TIMEOUT_S = 5.0
+# A claimed Idempotency-Key whose job is still not recorded this long after: its request died mid-way.
+# Far longer than a request takes (a publish times out after PUBLISH_TIMEOUT_S), so no live one is overtaken.
+STALE_CLAIM = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -139,8 +142,16 @@ async def _claim_idempotency_key(
             "this Idempotency-Key was already used with a different request body; use a new key for a new job",
         )
     existing = await state.store.jobs.find_one({"_id": claimed["job_id"]})
-    if existing is None:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, "a request with this Idempotency-Key is still being accepted; retry shortly"
+    if existing is not None:
+        return existing
+    if ev.utcnow() - claimed["created_at"] > STALE_CLAIM:
+        # The request that claimed the key died before its job was recorded: this one takes the key over.
+        taken = await state.store.idempotency.update_one(
+            {"_id": f"{tenant}:{key}", "job_id": claimed["job_id"]},
+            {"$set": {"job_id": job_id, "created_at": ev.utcnow()}},
         )
-    return existing
+        if taken.modified_count == 1:
+            return None
+    raise HTTPException(
+        status.HTTP_409_CONFLICT, "a request with this Idempotency-Key is still being accepted; retry shortly"
+    )
