@@ -151,7 +151,8 @@ class PageSummary(Value):
     @field_validator("json_ld")
     @classmethod
     def _storable(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return storable_json(v)
+        storable_json(v)
+        return v
 
 
 class CrawlContext(Value):
