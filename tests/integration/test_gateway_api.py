@@ -292,3 +292,52 @@ async def test_api_keys_gate_every_route_and_scope_jobs_to_their_tenant(kafka_bo
         assert (await admin.delete(f"/api/admin/keys/{made.json()['key_id']}")).status_code == 204
         revoked = await admin.get(f"/api/jobs/{job_id}", headers=acme)
         assert revoked.status_code == 401 and "revoked" in revoked.json()["detail"]
+
+
+async def test_bulk_submission_answers_each_item_and_admission_control_refuses_past_the_limit(
+    kafka_bootstrap, mongo_url, unique
+):
+    settings = gateway_settings(
+        kafka_bootstrap, mongo_url, unique, admission_max_active_per_tenant=5, rate_jobs_burst=1000
+    )
+    async with gateway(settings) as api:
+        good = [{"url": f"https://site{i}.example/"} for i in range(7)]
+        jobs = [*good[:4], {"url": "ftp://files.example/"}, {"url": "https://x.example/", "colour": "red"}, *good[4:]]
+        r = await api.post("/api/jobs/bulk", json={"jobs": jobs})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert (body["accepted"], body["refused"]) == (5, 4)
+        assert [i["status"] for i in body["items"]] == [202, 202, 202, 202, 422, 422, 202, 429, 429]
+        assert [i["index"] for i in body["items"]] == list(range(9))
+        invalid, extra = body["items"][4:6]
+        assert "http://" in invalid["error"] and "colour" in extra["error"]
+        refused = body["items"][-1]
+        assert "the limit is 5" in refused["error"] and refused["retry_after_s"] >= 1 and refused["id"] is None
+        first = body["items"][0]
+        assert (await api.get(first["links"]["self"])).json()["url"] == "https://site0.example/"
+
+        # Every accepted job is unfinished (no workers run here): one more is refused, with Retry-After.
+        single = await api.post("/api/jobs", json={"url": "https://one-more.example/"})
+        assert single.status_code == 429 and int(single.headers["retry-after"]) >= 1
+        assert "unfinished" in single.json()["detail"]
+
+        # The limit is per tenant: another tenant's jobs are still admitted.
+        made = (await api.post("/api/admin/keys", json={"tenant": "acme", "name": "ci"})).json()
+        other = await api.post("/api/jobs", json=good[0], headers={"Authorization": f"Bearer {made['key']}"})
+        assert other.status_code == 202, other.text
+
+        assert (await api.post("/api/jobs/bulk", json={"jobs": []})).status_code == 422
+        too_many = await api.post("/api/jobs/bulk", json={"jobs": [good[0]] * 1001})
+        assert too_many.status_code == 422
+
+
+async def test_bulk_items_past_the_keys_rate_limit_are_refused_each_with_when_to_retry(
+    kafka_bootstrap, mongo_url, unique
+):
+    settings = gateway_settings(kafka_bootstrap, mongo_url, unique, rate_jobs_burst=3, rate_jobs_per_s=0.5)
+    async with gateway(settings) as api:
+        r = await api.post("/api/jobs/bulk", json={"jobs": [{"url": f"https://s{i}.example/"} for i in range(5)]})
+    statuses = [i["status"] for i in r.json()["items"]]
+    assert statuses == [202, 202, 202, 429, 429]
+    limited = r.json()["items"][3]
+    assert "API key" in limited["error"] and limited["retry_after_s"] >= 1

@@ -33,6 +33,12 @@ class GatewaySettings(ServiceSettings, LinkSettings):
     rate_jobs_burst: float = Field(
         default=50, ge=1, description="Jobs one API key may create at once before the rate applies."
     )
+    admission_max_active_per_tenant: int = Field(
+        default=10_000, ge=0, description="Unfinished jobs one tenant may have before new ones get 429 (0: no limit)."
+    )
+    admission_max_active: int = Field(
+        default=50_000, ge=0, description="Unfinished jobs over all tenants before new ones get 429 (0: no limit)."
+    )
     rate_stream_msgs_per_s: float = Field(
         default=20, ge=0, description="Messages one stream connection may send per second (0: no limit)."
     )

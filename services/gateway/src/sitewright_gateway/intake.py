@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import HTTPException, status
+from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
 from sitewright_contracts import events as ev
@@ -31,6 +32,7 @@ from sitewright_runtime.netguard import BlockedAddress
 from .readmodel import audit
 from .readmodel.rules import new_job
 from .state import GatewayState
+from .web.ratelimit import KeyedLimiter
 from .web.schemas import JobCreate
 
 log = get_logger(__name__)
@@ -49,6 +51,82 @@ class Accepted:
 
 async def accept(state: GatewayState, tenant: str, body: JobCreate, idempotency_key: str | None) -> Accepted:
     """Accept a job: publish its request on the log, then write it to the read model."""
+    _check_addresses(state, body)
+    _, refusal = await state.admission.admit(tenant)
+    if refusal is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS, refusal.message, headers={"Retry-After": str(refusal.retry_after_s)}
+        )
+    event = _request(tenant, body)
+    if idempotency_key:
+        existing = await _claim_idempotency_key(state, tenant, idempotency_key, body, event.job_id)
+        if existing is not None:
+            return Accepted(existing["_id"], existing["status"], replayed=True)
+    await _publish_and_record(state, event)
+    return Accepted(event.job_id, "pending", replayed=False)
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """One item of a bulk submission: 202 accepted, 422 invalid, 429 not admitted now."""
+
+    index: int
+    status: int
+    job_id: str | None = None
+    error: str | None = None
+    retry_after_s: int | None = None
+
+
+async def accept_many(
+    state: GatewayState, tenant: str, items: list[Any], limiter: KeyedLimiter, key_id: str
+) -> list[ItemOutcome]:
+    """Accept each valid item, in order, as far as the key's rate limit and admission control allow.
+
+    Each item is checked on its own, so one bad item refuses only itself. The accepted ones are published and
+    recorded together: their requests go to the broker in one batch and their documents in group inserts."""
+    outcomes: dict[int, ItemOutcome] = {}
+    valid: list[tuple[int, JobCreate]] = []
+    for index, item in enumerate(items):
+        try:
+            body = JobCreate.model_validate(item)
+            _check_addresses(state, body)
+        except ValidationError as exc:
+            outcomes[index] = ItemOutcome(index, 422, error=_summary(exc))
+        except HTTPException as exc:
+            outcomes[index] = ItemOutcome(index, 422, error=str(exc.detail))
+        else:
+            valid.append((index, body))
+    granted, limited = limiter.grant(key_id, len(valid))
+    admitted, refusal = await state.admission.admit(tenant, granted)
+    accepted = []
+    for n, (index, body) in enumerate(valid):
+        if n < admitted:
+            accepted.append((index, _request(tenant, body)))
+            continue
+        if n < granted and refusal is not None:
+            message, retry = refusal.message, refusal.retry_after_s
+        else:
+            assert limited is not None
+            message, retry = limited.message, int(limited.retry_after_header)
+        outcomes[index] = ItemOutcome(index, 429, error=message, retry_after_s=retry)
+    results = await asyncio.gather(
+        *(_publish_and_record(state, event) for _, event in accepted), return_exceptions=True
+    )
+    for (index, event), result in zip(accepted, results, strict=True):
+        if isinstance(result, BaseException):  # neither on the log nor in the read model: not accepted
+            log.warning("bulk_item_not_accepted", job_id=event.job_id, error=repr(result))
+            outcomes[index] = ItemOutcome(index, 503, error="the job could not be recorded; submit it again shortly")
+        else:
+            outcomes[index] = ItemOutcome(index, 202, job_id=event.job_id)
+    return [outcomes[i] for i in range(len(items))]
+
+
+def _summary(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'job'}: {e['msg']}" for e in exc.errors())
+
+
+def _check_addresses(state: GatewayState, body: JobCreate) -> None:
+    """422 when the site or a webhook target points where Sitewright may not go (SSRF)."""
     try:
         state.guard.check_literal(body.url)
         for target in body.notify:
@@ -57,17 +135,17 @@ async def accept(state: GatewayState, tenant: str, body: JobCreate, idempotency_
     except BlockedAddress as exc:
         raise HTTPException(422, f"{exc.code}: {exc.message}") from None
 
-    event = ev.JobRequested(
+
+def _request(tenant: str, body: JobCreate) -> ev.JobRequested:
+    return ev.JobRequested(
         tenant=tenant,
         producer="gateway",
         job_id=uuid7(),
         data=ev.JobRequestedData(url=body.url, options=body.options, notify=body.notify, priority=body.priority),
     )
-    if idempotency_key:
-        existing = await _claim_idempotency_key(state, tenant, idempotency_key, body, event.job_id)
-        if existing is not None:
-            return Accepted(existing["_id"], existing["status"], replayed=True)
 
+
+async def _publish_and_record(state: GatewayState, event: ev.JobRequested) -> None:
     # The job's trace starts here; every event of the job carries it (the scheduler's too, from the document).
     traceparent = new_traceparent()
     with log_context(job_id=event.job_id, event_id=event.event_id, traceparent=traceparent):
@@ -80,8 +158,7 @@ async def accept(state: GatewayState, tenant: str, body: JobCreate, idempotency_
             log.warning("publish_deferred", error=repr(exc))
         await _record_job(state, event, traceparent, landed)
         JOBS_CREATED.inc()
-        log.info("job_accepted", url=body.url)
-    return Accepted(event.job_id, "pending", replayed=False)
+        log.info("job_accepted", url=event.data.url)
 
 
 async def _record_job(

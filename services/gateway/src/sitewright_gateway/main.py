@@ -22,14 +22,17 @@ from .config import GatewaySettings
 from .readmodel.group_insert import GroupInsert
 from .readmodel.store import Store
 from .readmodel.writer import Projection
+from .routes.jobs import BULK_PATH
 from .scheduler.loop import Scheduler
 from .state import GatewayState
 from .streams.hub import Hub
 from .web import errors
+from .web.admission import Admission
 from .web.auth import KeyStore
 from .web.body_limit import BodyLimit
 from .web.http_metrics import HttpMetrics
 from .web.openapi_errors import document_errors
+from .web.schemas import MAX_BULK_BYTES
 from .web.security_headers import SecurityHeaders
 from .web.server import GatewayServer, uvicorn_config
 
@@ -91,6 +94,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             projector=projector,
             scheduler=scheduler,
             hub=hub,
+            admission=Admission(store, settings.admission_max_active_per_tenant, settings.admission_max_active),
             job_inserts=GroupInsert(lambda: store.jobs),
             page_inserts=GroupInsert(lambda: store.events),
         )
@@ -112,7 +116,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         description="Turns a website into SEO-ready content, reliably, in the background.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, larger={BULK_PATH: MAX_BULK_BYTES})
     app.add_middleware(HttpMetrics)  # added last, so outermost: it also counts the 413s BodyLimit answers
     if settings.cors_origins:
         # Keys travel in headers, never cookies: no credentials mode, and only the headers the API reads.

@@ -16,6 +16,7 @@ from .readmodel.store import Store
 from .readmodel.writer import Projection
 from .scheduler.loop import Scheduler
 from .streams.hub import Hub
+from .web.admission import Admission
 from .web.auth import KeyStore
 
 
@@ -31,5 +32,6 @@ class GatewayState:
     projector: BatchConsumer
     scheduler: Scheduler
     hub: Hub
+    admission: Admission  # 429 while too much accepted work is unfinished
     job_inserts: GroupInsert  # POST's writes of new jobs, batched
     page_inserts: GroupInsert  # and of their requests' audit pages

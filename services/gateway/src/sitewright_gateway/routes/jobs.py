@@ -5,15 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from sitewright_contracts.models import JOB_STATUSES, JobStatus
 
 from .. import intake, jobs
 from ..readmodel.store import tenant_jobs
-from ..web.deps import State, Tenant
-from ..web.ratelimit import RATE_LIMITED_RESPONSE, JobCreationLimit
-from ..web.schemas import EventView, JobAccepted, JobCreate, JobPage, JobView, links
+from ..web.deps import Caller, State, Tenant
+from ..web.ratelimit import RATE_LIMITED_RESPONSE, JobCreationLimit, job_creation_limiter
+from ..web.schemas import (
+    MAX_BULK_BYTES,
+    BulkAccepted,
+    BulkCreate,
+    BulkItem,
+    EventView,
+    JobAccepted,
+    JobCreate,
+    JobPage,
+    JobView,
+    links,
+)
 
 router = APIRouter(prefix="/api")
 
@@ -43,6 +54,36 @@ async def create_job(
     else:
         response.headers["Location"] = links(accepted.job_id).self
     return JobAccepted(id=accepted.job_id, status=accepted.status, links=links(accepted.job_id))
+
+
+BULK_PATH = "/api/jobs/bulk"
+
+
+@router.post(
+    "/jobs/bulk",
+    response_model=BulkAccepted,
+    responses={413: {"description": f"The body is over {MAX_BULK_BYTES} bytes."}},
+)
+async def create_jobs(body: BulkCreate, request: Request, state: State, caller: Caller) -> BulkAccepted:
+    """Submit up to 1,000 jobs in one request, each accepted or refused on its own.
+
+    Each item is the body of `POST /api/jobs`. An item answers 202 with its job's id, 422 when it is
+    invalid, or 429 when the key's rate limit or admission control refuses it now (with `retry_after_s`);
+    the answer is 200 whatever the items' outcomes, with the items in the order sent."""
+    outcomes = await intake.accept_many(state, caller.tenant, body.jobs, job_creation_limiter(request), caller.key_id)
+    items = [
+        BulkItem(
+            index=o.index,
+            status=o.status,
+            id=o.job_id,
+            links=links(o.job_id) if o.job_id else None,
+            error=o.error,
+            retry_after_s=o.retry_after_s,
+        )
+        for o in outcomes
+    ]
+    accepted = sum(1 for o in outcomes if o.status == 202)
+    return BulkAccepted(accepted=accepted, refused=len(outcomes) - accepted, items=items)
 
 
 @router.get("/jobs", response_model=JobPage)

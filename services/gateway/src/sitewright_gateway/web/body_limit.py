@@ -16,16 +16,18 @@ class BodyLimit:
     a 400 ("error parsing the body") and the client would not learn why.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None):
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_bytes = max_bytes
+        self.larger = larger or {}  # paths whose bodies may be larger (a bulk submission)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        max_bytes = self.larger.get(scope["path"], self.default_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._refuse(send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            return await self._refuse(send, max_bytes)
         seen = 0
         started = False
 
@@ -33,8 +35,8 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise BodyTooLarge(self.max_bytes)
+            if seen > max_bytes:
+                raise BodyTooLarge(max_bytes)
             return message
 
         async def tracking(message: Message) -> None:
@@ -47,10 +49,10 @@ class BodyLimit:
         except BodyTooLarge:  # read outside a FastAPI route (no exception middleware turned it into a 413)
             if started:
                 raise
-            await self._refuse(send)
+            await self._refuse(send, max_bytes)
 
-    async def _refuse(self, send: Send) -> None:
-        response = JSONResponse({"detail": _too_large(self.max_bytes)}, status_code=413)
+    async def _refuse(self, send: Send, max_bytes: int) -> None:
+        response = JSONResponse({"detail": _too_large(max_bytes)}, status_code=413)
         await response({"type": "http"}, _no_body, send)
 
 

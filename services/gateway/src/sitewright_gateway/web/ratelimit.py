@@ -51,6 +51,15 @@ class TokenBucket:
             return 0.0
         return (1.0 - self.tokens) / self.rate
 
+    def take_up_to(self, wanted: int, now: float) -> tuple[int, float]:
+        """Take up to `wanted` whole tokens: how many were taken, and the seconds until the next one if short."""
+        if now > self.stamp:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+        granted = min(wanted, int(self.tokens))
+        self.tokens -= granted
+        return granted, 0.0 if granted == wanted else (1.0 - (self.tokens % 1.0)) / self.rate
+
     def full(self, now: float) -> bool:
         return self.tokens + (now - self.stamp) * self.rate >= self.burst
 
@@ -84,14 +93,25 @@ class KeyedLimiter:
         if not self.enabled:
             return
         now = time.monotonic() if now is None else now
+        wait = self._bucket(key, now).take(now)
+        if wait:
+            raise RateLimited(self.what, wait, self.rate, self.burst)
+
+    def grant(self, key: str, wanted: int, now: float | None = None) -> tuple[int, RateLimited | None]:
+        """Take up to `wanted` tokens for `key`: how many, and the limit that refused the rest."""
+        if not self.enabled:
+            return wanted, None
+        now = time.monotonic() if now is None else now
+        granted, wait = self._bucket(key, now).take_up_to(wanted, now)
+        return granted, RateLimited(self.what, wait, self.rate, self.burst) if granted < wanted else None
+
+    def _bucket(self, key: str, now: float) -> TokenBucket:
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= MAX_BUCKETS:
                 self._forget_idle(now)
             bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, stamp=now)
-        wait = bucket.take(now)
-        if wait:
-            raise RateLimited(self.what, wait, self.rate, self.burst)
+        return bucket
 
     def _forget_idle(self, now: float) -> None:
         # A full bucket is the same as no bucket, so dropping those changes no decision.

@@ -49,6 +49,10 @@ class JobCreate(BaseModel):
         return v
 
 
+MAX_BULK_JOBS = 1000
+MAX_BULK_BYTES = 4 * 1024 * 1024  # a bulk body's limit: 1,000 jobs with options and targets
+
+
 class JobLinks(BaseModel):
     self: str
     events: str
@@ -116,6 +120,35 @@ class EventView(BaseModel):
     offset: int
     data: dict[str, Any]
     version: int | None = Field(default=None, description="The job's version right after this event.")
+
+
+class BulkCreate(BaseModel):
+    """Many jobs at once: each item is checked and accepted or refused on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_BULK_JOBS,
+        description=f"Up to {MAX_BULK_JOBS} jobs, each the body of `POST /api/jobs` (a `JobCreate`).",
+    )
+
+
+class BulkItem(BaseModel):
+    """One job of a bulk submission: accepted (202, with its id) or refused (422 invalid, 429 not now)."""
+
+    index: int
+    status: int
+    id: str | None = None
+    links: JobLinks | None = None
+    error: str | None = None
+    retry_after_s: int | None = None
+
+
+class BulkAccepted(BaseModel):
+    accepted: int
+    refused: int
+    items: list[BulkItem]
 
 
 def links(job_id: str) -> JobLinks:
