@@ -319,3 +319,19 @@ async def test_the_feed_closes_when_nobody_follows_and_a_later_stream_misses_not
             second += await sse_until(events, completed)
         received = jobs_only(first) + jobs_only(second)
         assert [m["version"] for m in received] == list(range(1, FINAL_VERSION + 1)), "a version missing or twice"
+
+
+async def test_a_client_sending_faster_than_its_limit_is_closed_with_4429(kafka_bootstrap, mongo_url, unique):
+    settings = gateway_settings(kafka_bootstrap, mongo_url, unique, rate_stream_msgs_per_s=1, rate_stream_burst=3)
+    async with served(settings) as base, httpx.AsyncClient(base_url=base, headers=AUTH, timeout=30) as api:
+        job_id = await new_job(api, recorded=False)
+        received: list[Message] = []
+        async with websockets.connect(ws_url(base), additional_headers=AUTH) as ws:
+            for _ in range(10):
+                await ws.send(json.dumps({"type": "subscribe", "jobs": [job_id]}))
+            with contextlib.suppress(websockets.ConnectionClosed):
+                while True:
+                    received.append(json.loads(await asyncio.wait_for(ws.recv(), 15)))
+        errors = [m for m in received if m["type"] == "error"]
+        assert ws.close_code == 4429 and errors[-1]["code"] == "too_many_messages"
+        assert "stream messages" in errors[-1]["message"]

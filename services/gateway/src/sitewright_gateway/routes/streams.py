@@ -29,6 +29,7 @@ from ..streams.hub import BadSubscription, Hub, TooManyStreams
 from ..streams.messages import Update, control, rfc3339
 from ..web.auth import Principal, key_from_headers
 from ..web.deps import Caller, State
+from ..web.ratelimit import RateLimited, StreamLimiter
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/api")
@@ -98,7 +99,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
     try:
         await until_first(
             _pump_websocket(websocket, conn, state.settings.stream_heartbeat_s),
-            _read_websocket(websocket, conn, state.hub),
+            _read_websocket(websocket, conn, state.hub, StreamLimiter.from_settings(state.settings)),
             conn.done.wait(),
         )
     finally:
@@ -157,12 +158,18 @@ async def _pump_websocket(websocket: WebSocket, conn: Connection, heartbeat_s: f
             await websocket.send_text(_encode(item))
 
 
-async def _read_websocket(websocket: WebSocket, conn: Connection, hub: Hub) -> None:
-    """Subscriptions from the client; a malformed one closes the stream with 1008 and says what is wrong."""
+async def _read_websocket(websocket: WebSocket, conn: Connection, hub: Hub, limiter: StreamLimiter) -> None:
+    """Subscriptions from the client; a malformed one closes the stream with 1008 and says what is wrong,
+    and a client sending faster than `SITEWRIGHT_RATE_STREAM_MSGS_PER_S` is closed with 4429."""
     while True:
         try:
             raw = await websocket.receive_text()
         except (WebSocketDisconnect, RuntimeError):
+            return
+        try:
+            limiter.check()
+        except RateLimited as exc:
+            conn.drop(m.CLOSE_TOO_MANY, "too_many_messages", exc.message)
             return
         try:
             message = Subscribe.model_validate_json(raw)
