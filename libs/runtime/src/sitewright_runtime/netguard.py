@@ -138,14 +138,12 @@ class AddressGuard:
             ip: IPAddress | None = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
             ip = ipaddress.ip_address("127.0.0.1") if host == "localhost" or host.endswith(".localhost") else None
-        self.check_port(host, port, ip)
-        if ip is None:
-            return
-        if not self.ip_allowed(ip):
+        if ip is not None and not self.ip_allowed(ip):
             raise BlockedAddress(
                 "blocked_address",
                 f"{host} is a private, loopback or reserved address; only public hosts can be crawled",
             )
+        self.check_port(host, port, ip)  # after the address: a private address is refused as such, whatever its port
 
     async def resolve(self, url: str) -> list[IPAddress]:
         """Resolve the URL's host and return its addresses, refusing any protected one.

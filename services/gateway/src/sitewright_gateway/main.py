@@ -79,6 +79,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         scheduler = Scheduler(settings, store, publisher)
         hub = Hub(
             store,
+            revoked=keys.revoked,
             max_per_key=settings.stream_max_per_key,
             queue_size=settings.stream_queue_size,
             idle_close_s=settings.stream_feed_idle_s,

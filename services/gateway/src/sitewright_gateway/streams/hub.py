@@ -20,7 +20,7 @@ client whose outbox overflows is dropped (it resumes with `since`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from prometheus_client import Counter, Gauge
@@ -32,7 +32,7 @@ from ..readmodel import audit
 from ..readmodel.store import Store, active_jobs, by_ids
 from ..web.auth import Principal
 from .connection import Connection
-from .messages import CLOSE_RESTART, Update
+from .messages import CLOSE_RESTART, CLOSE_UNAUTHORIZED, Update
 
 log = get_logger(__name__)
 
@@ -40,6 +40,8 @@ MAX_JOBS_PER_CONNECTION = 1000
 SNAPSHOT_LIMIT = 1000  # `all`: the current version of at most this many active jobs, newest first
 BACKLOG_LIMIT = 10_000
 RESTART_BACKOFF_S = 1.0
+# How often open streams' keys are checked for revocation: within the API's own delay (auth.KEY_CACHE_S).
+KEY_CHECK_S = 2.0
 IDLE_POLL_MS = 500  # an idle change stream returns this often, so a switch of read model is noticed
 
 STREAM_CONNECTIONS = Gauge("sitewright_stream_connections", "Open job stream connections on this gateway.")
@@ -79,8 +81,19 @@ class BadSubscription(ValueError):
 class Hub:
     """The per-gateway fan-out: one change stream in (open while anyone follows), many connections out."""
 
-    def __init__(self, store: Store, *, max_per_key: int, queue_size: int, idle_close_s: float):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_per_key: int,
+        queue_size: int,
+        idle_close_s: float,
+        revoked: Callable[[set[str]], Awaitable[set[str]]] | None = None,
+    ):
         self.store = store
+        # Which of these key ids are revoked (`KeyStore.revoked`): their open streams close within KEY_CHECK_S.
+        self.revoked = revoked
+        self._next_key_check = 0.0
         self.max_per_key = max_per_key
         self.queue_size = queue_size
         self.idle_close_s = idle_close_s
@@ -158,6 +171,7 @@ class Hub:
     async def _tail(self) -> None:
         while True:
             try:
+                await self._close_revoked()
                 change = await self._stream.try_next()
                 if change is None:
                     if self.events.full_name != self._watching:
@@ -177,6 +191,16 @@ class Hub:
                 log.warning("stream_tail_failed", error=repr(exc))
                 await asyncio.sleep(RESTART_BACKOFF_S)  # the database is restarting: do not spin
                 await self._reopen()
+
+    async def _close_revoked(self) -> None:
+        """Close the streams of keys revoked since they opened (the tail loop comes by every IDLE_POLL_MS)."""
+        now = asyncio.get_running_loop().time()
+        if self.revoked is None or not self.connections or now < self._next_key_check:
+            return
+        self._next_key_check = now + KEY_CHECK_S
+        gone = await self.revoked({conn.principal.key_id for conn in self.connections})
+        for conn in [c for c in self.connections if c.principal.key_id in gone]:
+            conn.drop(CLOSE_UNAUTHORIZED, "key_revoked", "this API key was revoked; ask an admin for a valid one")
 
     async def _switched(self) -> None:
         """A rebuild made another read model active: tail its audit trail; clients resume there."""

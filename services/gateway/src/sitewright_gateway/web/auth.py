@@ -96,6 +96,11 @@ class KeyStore:
         self._known.clear()
         return bool(result.modified_count)
 
+    async def revoked(self, key_ids: set[str]) -> set[str]:
+        """Which of `key_ids` are revoked (or gone): the hub closes their open streams."""
+        found = {d["key_id"]: d.get("revoked_at") async for d in self.keys.find({"key_id": {"$in": sorted(key_ids)}})}
+        return {k for k in key_ids if found.get(k, True) is not None}
+
     async def list(self, tenant: str | None = None) -> list[dict[str, Any]]:
         query = {} if tenant is None else {"tenant": tenant}
         return [d async for d in self.keys.find(query, {"_id": 0}).sort("created_at", 1)]
