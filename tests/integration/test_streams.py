@@ -335,3 +335,22 @@ async def test_a_client_sending_faster_than_its_limit_is_closed_with_4429(kafka_
         errors = [m for m in received if m["type"] == "error"]
         assert ws.close_code == 4429 and errors[-1]["code"] == "too_many_messages"
         assert "stream messages" in errors[-1]["message"]
+
+
+async def test_a_revoked_keys_open_stream_closes_within_the_revocation_delay(kafka_bootstrap, mongo_url, unique):
+    settings = gateway_settings(kafka_bootstrap, mongo_url, unique)
+    async with served(settings) as base, httpx.AsyncClient(base_url=base, headers=AUTH, timeout=30) as api:
+        made = (await api.post("/api/admin/keys", json={"tenant": "default", "name": "soon revoked"})).json()
+        headers = {"Authorization": f"Bearer {made['key']}"}
+        async with websockets.connect(ws_url(base), additional_headers=headers) as ws:
+            await ws.send(json.dumps({"type": "subscribe", "all": True}))
+            await ws_until(ws, lambda m: m["type"] == "ready")
+            assert (await api.delete(f"/api/admin/keys/{made['key_id']}")).status_code == 204
+            revoked_at = asyncio.get_running_loop().time()
+            received: list[Message] = []
+            with contextlib.suppress(websockets.ConnectionClosed):
+                while True:
+                    received.append(json.loads(await asyncio.wait_for(ws.recv(), 15)))
+            closed_after = asyncio.get_running_loop().time() - revoked_at
+        assert ws.close_code == 4401 and any(m.get("code") == "key_revoked" for m in received)
+        assert closed_after < 5.0, closed_after
