@@ -1,6 +1,6 @@
 """The peers (BullMQ, Celery, Dramatiq on Redis), run by their own harness, and Sitewright's ratios to them.
 
-The harness lives outside the repository (BENCH_PEERS_DIR, default /work/shared/bench/peers);
+The harness lives beside the repository (BENCH_PEERS_DIR, default `../shared/bench/peers` from its root);
 its run.sh installs Redis, node and the Python packages outside the repository on first use.
 BENCH_PEER_CONFIGS picks its configurations (default: the best of each system as measured
 here before: BullMQ c16, Celery prefork-c2, Dramatiq p2-t8).
@@ -14,7 +14,8 @@ import statistics
 import subprocess
 from pathlib import Path
 
-PEERS_DIR = Path(os.environ.get("BENCH_PEERS_DIR", "/work/shared/bench/peers"))
+ROOT = Path(__file__).resolve().parents[1]
+PEERS_DIR = Path(os.environ.get("BENCH_PEERS_DIR", ROOT.parent / "shared" / "bench" / "peers"))
 CONFIGS = os.environ.get("BENCH_PEER_CONFIGS", "c16,prefork-c2,p2-t8")
 SYSTEMS = ("bullmq", "celery", "dramatiq")
 
