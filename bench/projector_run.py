@@ -22,7 +22,7 @@ from sitewright_contracts import Topics
 from sitewright_gateway.readmodel.rules import RetryPolicy
 from sitewright_gateway.readmodel.store import Store
 from sitewright_gateway.readmodel.writer import Projection
-from sitewright_runtime.consumer import BatchConsumer
+from sitewright_runtime.batch_consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.loop import run as run_loop
 from sitewright_runtime.mongo import connect

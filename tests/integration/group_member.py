@@ -15,7 +15,8 @@ from aiokafka.structs import ConsumerRecord
 
 from sitewright_contracts import Topics, decode
 from sitewright_contracts import events as ev
-from sitewright_runtime.consumer import BatchConsumer, HandlerContext, KeyedConsumer
+from sitewright_runtime.batch_consumer import BatchConsumer
+from sitewright_runtime.consumer import HandlerContext, KeyedConsumer
 from sitewright_runtime.kafka import Publisher
 
 

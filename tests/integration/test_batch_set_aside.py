@@ -9,7 +9,7 @@ from aiokafka.structs import ConsumerRecord
 
 from sitewright_contracts import Topics, decode, uuid7
 from sitewright_contracts import events as ev
-from sitewright_runtime.consumer import BatchConsumer
+from sitewright_runtime.batch_consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher, ensure_topics
 from tests.helpers import eventually
 

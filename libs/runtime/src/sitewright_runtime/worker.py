@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .consumer import BatchConsumer, KeyedConsumer
+from .batch_consumer import BatchConsumer
+from .consumer import KeyedConsumer
 from .control import ControlListener
 from .kafka import Publisher, ensure_topics
 from .logs import configure_logging, get_logger

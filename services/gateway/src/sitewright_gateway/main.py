@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 
-from sitewright_runtime.consumer import BatchConsumer
+from sitewright_runtime.batch_consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher, ensure_topics
 from sitewright_runtime.logs import configure_logging, get_logger
 from sitewright_runtime.mongo import connect

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pymongo import AsyncMongoClient
 
-from sitewright_runtime.consumer import BatchConsumer
+from sitewright_runtime.batch_consumer import BatchConsumer
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.netguard import AddressGuard
 

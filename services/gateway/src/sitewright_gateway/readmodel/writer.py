@@ -31,7 +31,7 @@ from sitewright_contracts import Event, UndecodableEvent, decode, derived_uuid7,
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import ErrorInfo
 from sitewright_contracts.topics import H_TRACEPARENT
-from sitewright_runtime.consumer import BATCH_ATTEMPTS
+from sitewright_runtime.batch_consumer import BATCH_ATTEMPTS
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.logs import get_logger, log_context
 from sitewright_runtime.metrics import JOB_DURATION, JOBS_FINISHED, PROJECTION_LAG, PROJECTION_WRITES
