@@ -277,7 +277,7 @@ async def test_refusals_say_why_limits_hold_and_idle_streams_get_heartbeats(kafk
         assert r.status_code == 422 and "<job_id>:<version>" in r.json()["detail"]
         r = await api.get("/api/jobs/stream")
         assert r.status_code == 422 and "?all=true" in r.json()["detail"]
-        for last in (",", f"{job_id}:1,{job_id}:2"):  # no id, or two: the header names one event
+        for last in (",", f"{job_id}:1,another-job:2"):  # no id, or two: the header names one event
             r = await api.get("/api/jobs/stream", params={"jobs": job_id}, headers={"Last-Event-ID": last})
             assert r.status_code == 400 and "Last-Event-ID" in r.json()["detail"]
         r = await api.get("/api/jobs/stream", params={"all": "true"}, headers={"Authorization": ""})
