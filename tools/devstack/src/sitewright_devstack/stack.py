@@ -41,6 +41,8 @@ class StackConfig:
     prometheus_interval: str | None = None  # overrides scrape and evaluation interval (tests use 1s)
     api_key: str = ""  # empty: the key saved under `home`, created on first start
     services: tuple[str, ...] = SERVICES  # fewer for a benchmark that drives jobs with synthetic events
+    # A service's command instead of `python -m sitewright_<name>` (the benchmark's no-work stages); same env.
+    commands: dict[str, list[str]] = field(default_factory=dict)
 
 
 class Stack:
@@ -174,7 +176,8 @@ class Stack:
         else:
             port = infra.free_port()
             env["SITEWRIGHT_METRICS_PORT"] = str(port)
-        child = infra.spawn(label, [sys.executable, "-m", f"sitewright_{name}"], self.logs, env=env, port=port)
+        argv = self.config.commands.get(name) or [sys.executable, "-m", f"sitewright_{name}"]
+        child = infra.spawn(label, argv, self.logs, env=env, port=port)
         self.children[label] = child
         self.metrics[label] = (name, f"{self.config.host}:{port}")
         self._write_targets()
