@@ -147,8 +147,17 @@ class Completions:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
-async def start_bench(extra_env: dict[str, str] | None = None) -> Bench:
-    """Start the embedded stack (free ports, data in a temporary folder) and the one-page sites."""
+# The no-work crawler and generator of Tier A (`bench/noop_stages.py`), started in place of the product's.
+NOOP_STAGE_COMMANDS = {name: [sys.executable, "-m", "bench.noop_stages", name] for name in ("crawler", "generator")}
+
+
+async def start_bench(
+    extra_env: dict[str, str] | None = None, *, noop_stages: bool = False, prometheus: bool = True
+) -> Bench:
+    """Start the embedded stack (free ports, data in a temporary folder) and the one-page sites.
+
+    `noop_stages`: the crawler and the generator are `bench.noop_stages` (handlers that do no work), the
+    gateway and the notifier the product's. `prometheus`: also start Prometheus when it is installed."""
     work = Path(tempfile.mkdtemp(prefix="sitewright-bench-"))
     api_key = "sw_bench_" + secrets.token_hex(16)
     env = {
@@ -157,9 +166,21 @@ async def start_bench(extra_env: dict[str, str] | None = None) -> Bench:
         "SITEWRIGHT_LOG_LEVEL": "WARNING",
         # The benchmark measures the pipeline, not the per-key admission limit (10 jobs/s by default).
         "SITEWRIGHT_RATE_JOBS_PER_S": "0",
+        # Nor admission control (429 past a number of unfinished jobs per tenant and in all; 0 turns each off):
+        # the throughput scenarios submit the peers' job count at once, faster than it finishes, as the peers do.
+        "SITEWRIGHT_ADMISSION_MAX_ACTIVE_PER_TENANT": "0",
+        "SITEWRIGHT_ADMISSION_MAX_ACTIVE": "0",
         **(extra_env or {}),
     }
-    stack = Stack(StackConfig(home=work / "stack", gateway_port=0, api_key=api_key, extra_env=env))
+    commands: dict[str, list[str]] = {}
+    if noop_stages:
+        commands = NOOP_STAGE_COMMANDS
+        # `python -m bench.noop_stages` imports the repository's `bench` package, from wherever the bench runs.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    config = StackConfig(
+        home=work / "stack", gateway_port=0, api_key=api_key, extra_env=env, commands=commands, prometheus=prometheus
+    )
+    stack = Stack(config)
     port_file = work / "site.json"
     site_proc = subprocess.Popen([sys.executable, "-m", "bench.site", str(port_file), "20"], cwd=ROOT)
     await stack.start()
