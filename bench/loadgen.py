@@ -6,7 +6,11 @@ SPEC: {"gateway": url, "api_key": key, "phases": [phase, ...]}, phases run in or
   {"kind": "post", "n": N, "concurrency": C, "site": url}       closed loop, as fast as accepted
   {"kind": "post", "rate": R, "duration": D, "site": url}        open loop at R/s for D s
   {"kind": "get", "rate": R, "duration": D, "ids": [...]}        open loop GET /api/jobs/{id}
-OUT: one entry per phase: {"requests": [[t_due, latency_s, status, job_id], ...], "max_lag_ms"}.
+  {"kind": "bulk", "n": N, "chunk": B, "concurrency": C, "item": {...}}
+                                                   POST /api/jobs/bulk, N jobs in bodies of B, C requests at once
+OUT: one entry per phase: {"requests": [[t_due, latency_s, status, job_id], ...], "max_lag_ms", "cpu_s"}
+(bulk: "requests" are [t_sent, latency_s, status, accepted, refused], plus "ids" of the accepted jobs and
+"errors", the first refused items). `cpu_s`: this process's CPU time during the phase.
 
 Open loop means request i is due at start + i/R whatever happened before (like the peers'
 producers); its latency counts from that due time, so a slow answer cannot hide queueing
@@ -99,6 +103,37 @@ async def closed_loop(conns: Connections, phase: dict) -> dict:
     return {"requests": out, "max_lag_ms": 0.0}
 
 
+async def bulk(conns: Connections, phase: dict) -> dict:
+    """Closed loop over POST /api/jobs/bulk: `concurrency` requests in flight, each of `chunk` copies of `item`."""
+    n, chunk = phase["n"], phase["chunk"]
+    sizes = [min(chunk, n - start) for start in range(0, n, chunk)]
+    bodies = {size: orjson.dumps({"jobs": [phase["item"]] * size}) for size in set(sizes)}
+    pending = iter(sizes)
+    out: list[list] = []
+    ids: list[str] = []
+    errors: list[dict] = []
+
+    async def client() -> None:
+        for size in pending:
+            t0 = time.time()
+            status, payload = await conns.request("POST", "/api/jobs/bulk", bodies[size])
+            latency = time.time() - t0
+            accepted = 0
+            if status == 200:
+                for item in orjson.loads(payload)["items"]:
+                    if item["status"] == 202:
+                        ids.append(item["id"])
+                        accepted += 1
+                    elif len(errors) < 20:
+                        errors.append(item)
+            elif len(errors) < 20:
+                errors.append({"status": status, "error": payload[:500].decode(errors="replace")})
+            out.append([t0, latency, status, accepted, size - accepted])
+
+    await asyncio.gather(*(client() for _ in range(phase["concurrency"])))
+    return {"requests": out, "ids": ids, "errors": errors, "max_lag_ms": 0.0}
+
+
 async def open_loop(conns: Connections, phase: dict) -> dict:
     rate, n = phase["rate"], int(phase["rate"] * phase["duration"])
     ids = phase.get("ids") or []
@@ -133,8 +168,11 @@ async def main(spec_path: str, out_path: str) -> None:
     conns = Connections(url.hostname or "127.0.0.1", url.port or 80, headers)
     results = []
     for phase in spec["phases"]:
-        run = closed_loop if "n" in phase else open_loop
-        results.append(await run(conns, phase))
+        run = bulk if phase["kind"] == "bulk" else closed_loop if "n" in phase else open_loop
+        cpu = time.process_time()
+        result = await run(conns, phase)
+        result["cpu_s"] = round(time.process_time() - cpu, 3)
+        results.append(result)
     with open(out_path, "wb") as f:
         f.write(orjson.dumps(results))
 

@@ -32,6 +32,8 @@ def run_peers(out: Path, jobs: int, rate: float, duration_s: float) -> list[dict
             str(PEERS_DIR / "run.sh"),
             "--configs",
             CONFIGS,
+            "--workload",
+            "noop",
             "--scenario",
             scenario,
             "--reps",
@@ -99,4 +101,58 @@ def peer_ratios(summary: dict[str, dict], reps: list[list[dict]]) -> dict:
     ]
     result["peer_problems"] = bad
     result["peers_table"] = "\n".join(lines + ([""] + [f"- not counted: {b}" for b in bad] if bad else []))
+    return result
+
+
+def _stats(values: list[float]) -> dict:
+    """median, min, max and n of `values` (None each when there are none)."""
+    if not values:
+        return {"median": None, "min": None, "max": None, "n": 0}
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def tier_a_ratios(ours: list[dict | None], reps: list[list[dict]]) -> dict:
+    """ratio_noop_jobs_per_s_vs_<system>: Tier A's jobs/s over the peer's noop throughput, rep by rep.
+
+    `ours[i]` is rep i's Tier A result (None or incomplete: that rep counts for no ratio), `reps[i]` the
+    peers' runs of the same rep. Each system counts with its best configuration by median over the reps
+    (highest jobs/s, as `peer_ratios` picks it); each rep's ratio divides Tier A's jobs/s by that
+    configuration's jobs/s in the same rep, so both sides saw the same phase of the machine. The key holds
+    the median, min and max of those per-rep ratios, and the ratios themselves (None for a rep left out).
+    """
+    result: dict = {}
+    lines = [
+        "| Tier A (no-work stages) vs peer, noop throughput | config | peer jobs/s median "
+        "| Tier A / peer, median (min–max) | per rep |",
+        "|---|---|---|---|---|",
+    ]
+    for system in SYSTEMS:
+        ok = [
+            [
+                r
+                for r in rep
+                if r.get("system") == system and r.get("scenario") == "throughput" and r.get("status") == "ok"
+            ]
+            for rep in reps
+        ]
+        configs = sorted({r["config"] for rep in ok for r in rep})
+        medians = {c: _median([r["jobs_per_s"] for rep in ok for r in rep if r["config"] == c]) for c in configs}
+        best = max(configs, key=lambda c: medians[c] or 0.0, default=None)
+        per_rep: list[float | None] = []
+        for i, rep in enumerate(ok):
+            mine = ours[i] if i < len(ours) else None
+            peer = next((r["jobs_per_s"] for r in rep if r["config"] == best), None)
+            if mine and mine.get("complete") and mine.get("jobs_per_s") and peer:
+                per_rep.append(round(mine["jobs_per_s"] / peer, 3))
+            else:
+                per_rep.append(None)
+        stats = _stats([r for r in per_rep if r is not None])
+        result[f"ratio_noop_jobs_per_s_vs_{system}"] = stats | {"config": best, "per_rep": per_rep}
+        cell = f"{stats['median']:.2f} ({stats['min']:.2f}–{stats['max']:.2f})" if stats["n"] else "–"
+        reps_cell = ", ".join("–" if r is None else f"{r:.2f}" for r in per_rep)
+        peer_cell = medians.get(best) if best else None
+        lines.append(
+            f"| {system} | {best or '–'} | {peer_cell if peer_cell is not None else '–'} | {cell} | {reps_cell} |"
+        )
+    result["tier_a_peers_table"] = "\n".join(lines)
     return result

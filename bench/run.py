@@ -1,10 +1,12 @@
 """Sitewright's benchmark: `make bench` (all scenarios) and `make bench-peers` (beside BullMQ, Celery, Dramatiq).
 
-    python -m bench.run [--runs K] [--quick] [--peers] [--out DIR]
+    python -m bench.run [--runs K] [--quick] [--peers | --tier-a-only] [--peer-jobs N] [--out DIR]
 
 Each run starts a fresh embedded stack (free ports, data in a temporary folder), warms it up
 with 50 jobs, runs the scenarios in a fixed order and stops it. Cells are median (min-max)
 over the runs. BENCH_RUNS and BENCH_QUICK=1 set --runs and --quick from the environment.
+`--peers` also runs Tier A (framework cost: the no-work stages of `bench/noop_stages.py`) on a
+fresh stack per rep, beside the peers' noop throughput; `--tier-a-only` runs Tier A alone.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .common import ROOT, start_bench, stop_bench
-from .peers import PEERS_DIR, peer_ratios, run_peers
-from .scenarios import api, head_of_line, latency, memory, projection, throughput
+from .peers import PEERS_DIR, peer_ratios, run_peers, tier_a_ratios
+from .scenarios import api, framework, head_of_line, latency, memory, projection, throughput
 
 # (flattened metric key, label, target as text) in the order the table shows them.
 ROWS = [
@@ -55,6 +57,20 @@ ROWS += [
 ]
 ROWS += [(f"memory_after_1.{s}", f"6 RSS MiB after scenario 1: {s}", "") for s in SERVICES]
 ROWS += [(f"cpu_idle_pct.{s}", f"6 CPU % of a core idle: {s}", "") for s in SERVICES]
+# Tier A: the product's stack with the no-work crawler and generator, jobs submitted in bulk.
+TIER_A_ROWS = [
+    ("tier_a.jobs_per_s", "A no-work stages: jobs/s (first request to last completed in the read model)", ""),
+    ("tier_a.jobs_per_s_event", "A no-work stages: jobs/s (to the last job.completed event's time)", ""),
+    ("tier_a.projection_lag_last_s", "A read model behind the last job.completed event, s", ""),
+    ("tier_a.submit_per_s", "A bulk POST: jobs accepted/s", ""),
+    *[
+        (f"tier_a.cpu_ms_per_job.{s}", f"A CPU ms per job: {s}", "")
+        for s in ("total", "gateway", "crawler", "generator", "notifier", "broker", "mongodb")
+    ],
+    ("tier_a.harness_cpu_ms_per_job.total", "A harness CPU ms per job (not Sitewright's)", ""),
+    ("tier_a.busy_cores.foreign", "A busy cores, other load on the machine", ""),
+    *[(f"tier_a.rss_mib_after.{s}", f"A RSS MiB after: {s}", "") for s in SERVICES],
+]
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -148,8 +164,33 @@ async def peers_run(plan: Plan, index: int, peer_jobs: int, out: Path) -> dict:
         result["latency_200"] = await latency.run(bench, 200, plan.rate_duration_s)
     finally:
         await stop_bench(bench)
+    print(f"peers run {index}: Tier A, no-work stages ({peer_jobs} jobs in bulk)", flush=True)
+    try:
+        result["tier_a"] = await tier_a_run(peer_jobs)
+    except Exception as exc:  # this rep has no Tier A figures (no ratio); the peers and the other reps still run
+        print(f"peers run {index}: Tier A failed: {exc!r}", flush=True)
+        result["tier_a"] = {"complete": False, "error": repr(exc)}
     print(f"peers run {index}: BullMQ, Celery, Dramatiq", flush=True)
     result["peers"] = await asyncio.to_thread(run_peers, out / f"peers-{index}", peer_jobs, 200, plan.rate_duration_s)
+    return result
+
+
+async def tier_a_run(jobs: int) -> dict:
+    """Tier A on a fresh stack: the product's gateway and notifier, the no-work crawler and generator.
+
+    Prometheus is not started: the peers have no monitoring scraping them, and it is no part of a job."""
+    bench = await start_bench(noop_stages=True, prometheus=False)
+    try:
+        result = await framework.run(bench, jobs)
+        result["failed_services"] = bench.stack.failed()
+    finally:
+        await stop_bench(bench)
+    print(
+        f"  Tier A: {result['completed']}/{jobs} completed, {result['jobs_per_s']} jobs/s, "
+        f"CPU {result['cpu_ms_per_job']['total']} ms per job "
+        f"(harness {result['harness_cpu_ms_per_job']['total']} ms apart)",
+        flush=True,
+    )
     return result
 
 
@@ -183,6 +224,7 @@ async def main() -> int:
     parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1")
     parser.add_argument("--peers", action="store_true", help="scenarios 1 and 2 beside the peers, interleaved")
     parser.add_argument("--peer-jobs", type=int, default=None, help="jobs in the throughput scenario of both sides")
+    parser.add_argument("--tier-a-only", action="store_true", help="Tier A alone (no-work stages), no peers")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     plan = Plan(args.quick)
@@ -190,16 +232,28 @@ async def main() -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     report: dict = {"meta": meta(args, plan)}
     started = time.monotonic()
+    peer_jobs = args.peer_jobs or int(os.environ.get("BENCH_PEER_JOBS", 2000 if plan.quick else 20000))
+    tier_a_meta = {"tier_a_chunk": framework.CHUNK, "tier_a_concurrency": framework.CONCURRENCY}
     if args.peers:
-        peer_jobs = args.peer_jobs or int(os.environ.get("BENCH_PEER_JOBS", 2000 if plan.quick else 20000))
-        report["meta"].update(peer_jobs=peer_jobs, peers_dir=str(PEERS_DIR))
+        report["meta"].update(peer_jobs=peer_jobs, peers_dir=str(PEERS_DIR), **tier_a_meta)
         runs = [await peers_run(plan, i + 1, peer_jobs, args.out / f"peers-{stamp}") for i in range(args.runs)]
         report["runs"] = [{k: v for k, v in r.items() if k != "peers"} for r in runs]
         report["summary"] = summarize(report["runs"])
         report["peers"] = [r["peers"] for r in runs]
         report.update(peer_ratios(report["summary"], report["peers"]))
+        report.update(tier_a_ratios([r.get("tier_a") for r in runs], report["peers"]))
         name = f"bench-peers-{stamp}.json"
-        rows = [r for r in ROWS if r[0].startswith(("throughput.", "latency_200."))]
+        rows = [r for r in ROWS if r[0].startswith(("throughput.", "latency_200."))] + TIER_A_ROWS
+    elif args.tier_a_only:
+        report["meta"].update(tier_a_jobs=peer_jobs, **tier_a_meta)
+        report["runs"] = []
+        for i in range(args.runs):
+            print(f"run {i + 1}: Tier A, no-work stages ({peer_jobs} jobs in bulk)", flush=True)
+            started_at = datetime.now(UTC).isoformat()
+            report["runs"].append({"run": i + 1, "started_at": started_at, "tier_a": await tier_a_run(peer_jobs)})
+        report["summary"] = summarize(report["runs"])
+        name = f"bench-tier-a-{stamp}.json"
+        rows = TIER_A_ROWS
     else:
         report["runs"] = [await one_run(plan, i + 1) for i in range(args.runs)]
         report["summary"] = summarize(report["runs"])
@@ -213,7 +267,10 @@ async def main() -> int:
     if args.peers:
         print()
         print(report["peers_table"])
-    print(f"\n{args.runs} run(s), {report['meta']['duration_s']:.0f} s; written to {path.relative_to(ROOT)}")
+        print()
+        print(report["tier_a_peers_table"])
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    print(f"\n{args.runs} run(s), {report['meta']['duration_s']:.0f} s; written to {shown}")
     return 0
 
 
