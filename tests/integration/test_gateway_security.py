@@ -165,6 +165,16 @@ async def _job_create(w: World, method: str, path: str) -> None:
     assert other.status_code == 202 and other.json()["id"] != made.json()["id"], other.text
 
 
+async def _job_bulk(w: World, method: str, path: str) -> None:
+    """A's bulk jobs are A's: B cannot read them, nor list them."""
+    made = await w.api.post(path, headers=w.a, json={"jobs": [JOB, JOB]})
+    assert made.status_code == 200 and made.json()["accepted"] == 2, made.text
+    for item in made.json()["items"]:
+        assert (await w.api.get(f"/api/jobs/{item['id']}", headers=w.b)).status_code == 404
+    listed = (await w.api.get("/api/jobs", headers=w.b, params={"limit": 100})).json()["items"]
+    assert not {i["id"] for i in made.json()["items"]} & {j["id"] for j in listed}
+
+
 def _admin_only(body: dict | None = None, *, url: str | None = None) -> Case:
     """Tenant A's (non-admin) key gets 403; the admin's gets through. `url` when the path needs real values."""
 
@@ -243,6 +253,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/webhooks/endpoints/{endpoint_id}"): _webhook_endpoints,
     ("POST", "/api/webhooks/endpoints/{endpoint_id}/rotate"): _webhook_endpoints,
     ("POST", "/api/jobs"): _job_create,
+    ("POST", "/api/jobs/bulk"): _job_bulk,
     ("GET", "/api/jobs"): _job_list,
     ("GET", "/api/jobs/{job_id}"): _job_scoped,
     ("GET", "/api/jobs/{job_id}/events"): _job_scoped,
