@@ -24,7 +24,7 @@ def plan_stages(plan: dict) -> set[str]:
     return stages
 
 
-async def test_indexes_are_exactly_the_declared_ones_and_the_ticks_queries_use_them(mongo_url, unique):
+async def test_indexes_are_the_declared_ones_plus_an_operators_and_the_ticks_queries_use_them(mongo_url, unique):
     client = connect(mongo_url)
     store = Store(client[f"idx_{unique}"])
     # Indexes older versions declared: every write paid for each, so they must go. The scheduler's three
@@ -43,6 +43,8 @@ async def test_indexes_are_exactly_the_declared_ones_and_the_ticks_queries_use_t
         expireAfterSeconds=0,
         partialFilterExpression={"expire_at": {"$gte": EPOCH}},
     )
+    # An operator's own index: not Sitewright's to drop.
+    await store.jobs.create_index([("url", ASCENDING)], name="ops_by_url")
     later = [
         datetime(2099, 1, day, tzinfo=UTC) for day in (1, 2, 3)
     ]  # BSON dates: milliseconds, and no TTL deletes them
@@ -57,7 +59,7 @@ async def test_indexes_are_exactly_the_declared_ones_and_the_ticks_queries_use_t
     await store.create_indexes(timedelta(days=7))
     await store.create_indexes(timedelta(days=3))  # a new retention period rebuilds the TTL indexes
     jobs = {i["name"]: i async for i in await store.jobs.list_indexes()}
-    assert set(jobs) == {"_id_", "status_1_tenant_1__id_-1", "due"}
+    assert set(jobs) == {"_id_", "status_1_tenant_1__id_-1", "due", "ops_by_url"}
     assert jobs["due"]["partialFilterExpression"] == {"due_at": {"$gte": EPOCH.replace(tzinfo=None)}}
     migrated = {d["_id"]: d async for d in store.jobs.find({})}
     assert {k: d.get("due_at") for k, d in migrated.items()} == {

@@ -15,11 +15,12 @@ Document = dict[str, Any]
 def connect(url: str, appname: str = "sitewright") -> AsyncMongoClient[Document]:
     """A client with the settings the read model needs on every MongoDB-compatible server.
 
-    Retryable writes are off: on SecantusDB every write slows to tens per
-    second once 10,000 have been made with them on, and every write here is
-    idempotent anyway (filtered on `_id` and `version`, or keyed by event id).
+    Write options come from the URL, so each server gets its own: the embedded SecantusDB's URL
+    (`sitewright_devstack.infra.mongo_url`) turns retryable writes off, since with them on every
+    write there slows to tens per second once 10,000 have been made; a replica set keeps the
+    driver's retryable writes and says `w=majority` in its URL (`docker-compose.yml`, `deploy/`).
     """
-    return AsyncMongoClient(url, retryWrites=False, tz_aware=True, serverSelectionTimeoutMS=5000, appname=appname)
+    return AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5000, appname=appname)
 
 
 # `meta.read_model` in the base database names the database of the log-derived collections

@@ -14,7 +14,9 @@ from .readmodel.rules import RetryPolicy
 
 
 class GatewaySettings(ServiceSettings, LinkSettings):
-    mongo_url: str = Field(description="MongoDB connection string, e.g. mongodb://127.0.0.1:27017/?retryWrites=false.")
+    mongo_url: str = Field(
+        description="MongoDB connection string, e.g. mongodb://mongo:27017/?replicaSet=rs0&w=majority."
+    )
     mongo_db: str = "sitewright"
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8000, ge=0, le=65535)

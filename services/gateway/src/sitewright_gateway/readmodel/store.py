@@ -24,6 +24,23 @@ from sitewright_contracts.models import ACTIVE_STATUSES, JOB_STATUSES
 from sitewright_runtime.mongo import active_model
 
 INDEX_OPTIONS_CONFLICT = (85, 86)
+# Indexes earlier versions of Sitewright created and no longer use: dropped at start, since every write pays
+# for each index. Only these: an index someone else added to a collection is theirs to keep.
+RETIRED_INDEXES = frozenset(
+    {
+        "tenant_1__id_-1",
+        "tenant_1_status_1__id_-1",
+        "tenant_1_updated_at_1",
+        "status_1_updated_at_1",
+        "published_1",
+        "action.due_at_1",
+        "outbox",
+        "actions",
+        "ttl_expire_at",
+        "job_id_1_occurred_at_1",
+        "job_id_1_version_1",
+    }
+)
 DUPLICATE_KEY = 11000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The embedded database checks each document a query finds against the query's whole `$in` list, so
@@ -84,7 +101,7 @@ class Store:
         every index entry of the document, so each index on `jobs` costs every projector update
         (measured: 7 indexes cut bulk updates from about 650/s to 170/s). A partial index costs every
         write too, even of documents outside it (`python -m bench.store_ops`), so everything the
-        scheduler has to do at a time shares one: `due_at`. Indexes no longer declared are dropped.
+        scheduler has to do at a time shares one: `due_at`. Indexes earlier versions declared are dropped.
         """
         await self._give_old_documents_due_at()
         await sync_indexes(
@@ -200,8 +217,9 @@ def ttl(field: str, seconds: int, partial: dict | None = None) -> dict:
 
 
 async def sync_indexes(collection: AsyncCollection, wanted: list[tuple[list[tuple[str, int]], dict]]) -> None:
-    """Make `collection`'s secondary indexes exactly `wanted` (keys, options): create the missing,
-    rebuild those whose options changed (a new retention period), drop the ones no longer wanted."""
+    """Give `collection` the indexes `wanted` (keys, options): create the missing, rebuild those whose options
+    changed (a new retention period), and drop those an earlier Sitewright declared (`RETIRED_INDEXES`).
+    Any other index is an operator's own, and stays."""
     names = set()
     for keys, options in wanted:
         name = options.get("name") or "_".join(f"{k}_{d}" for k, d in keys)
@@ -214,5 +232,5 @@ async def sync_indexes(collection: AsyncCollection, wanted: list[tuple[list[tupl
             await collection.drop_index(name)
             await collection.create_index(keys, **(options | {"name": name}))
     async for index in await collection.list_indexes():
-        if index["name"] != "_id_" and index["name"] not in names:
+        if index["name"] in RETIRED_INDEXES and index["name"] not in names:
             await collection.drop_index(index["name"])
