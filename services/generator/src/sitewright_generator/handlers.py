@@ -137,6 +137,7 @@ class GenerateHandlers:
                 attempt=attempt,
                 code=exc.code,
                 error=exc.message,
+                detail=exc.detail,
                 retryable=exc.retryable,
                 tokens_in=tokens[0],
                 tokens_out=tokens[1],

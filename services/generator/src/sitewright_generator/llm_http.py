@@ -72,22 +72,39 @@ class HttpProvider:
                 async for event in _sse(response.aiter_lines()):
                     if time.monotonic() > deadline:
                         raise GenerationError(
-                            "provider_timeout", f"the answer took longer than {self.total_timeout_s:g}s", retryable=True
+                            "provider_timeout",
+                            PLAIN["provider_timeout"],
+                            retryable=True,
+                            detail=f"the answer took longer than {self.total_timeout_s:g}s",
                         )
                     yield event
         except httpx.TimeoutException as exc:
             what = "connecting" if isinstance(exc, httpx.ConnectTimeout) else "waiting for the answer"
             raise GenerationError(
-                "provider_timeout", f"timed out {what} ({type(exc).__name__})", retryable=True
+                "provider_timeout",
+                PLAIN["provider_timeout"],
+                retryable=True,
+                detail=f"timed out {what} ({type(exc).__name__})",
             ) from None
         except httpx.ConnectError as exc:
-            raise GenerationError("provider_unreachable", f"cannot connect: {exc}", retryable=True) from None
+            raise GenerationError(
+                "provider_unreachable", PLAIN["provider_unreachable"], retryable=True, detail=f"cannot connect: {exc}"
+            ) from None
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             if stats.accepted:
-                raise GenerationError("stream_truncated", f"the stream broke off: {exc}", retryable=True) from None
-            raise GenerationError("provider_unreachable", f"the connection failed: {exc}", retryable=True) from None
+                raise GenerationError(
+                    "stream_truncated", PLAIN["stream_truncated"], retryable=True, detail=f"the stream broke off: {exc}"
+                ) from None
+            raise GenerationError(
+                "provider_unreachable",
+                PLAIN["provider_unreachable"],
+                retryable=True,
+                detail=f"connection failed: {exc}",
+            ) from None
         except httpx.HTTPError as exc:
-            raise GenerationError("provider_error", f"{type(exc).__name__}: {exc}", retryable=True) from None
+            raise GenerationError(
+                "provider_error", PLAIN["provider_error"], retryable=True, detail=f"{type(exc).__name__}: {exc}"
+            ) from None
 
 
 def decode_event(data: str) -> dict[str, Any]:
@@ -135,30 +152,49 @@ def error_fields(payload: Any) -> tuple[str, str, str]:
     return str(error.get("type") or ""), str(error.get("code") or ""), str(error.get("message") or "")
 
 
+# What a tenant reads when the provider fails: plain words, never the vendor's own text (account names,
+# organisation ids, key hints), which goes to the operator's logs as the error's `detail`.
+PLAIN = {
+    "auth_failed": "the LLM provider refused this deployment's credentials",
+    "quota_exhausted": "this deployment's LLM quota is used up",
+    "rate_limited": "the LLM provider asked to slow down",
+    "provider_timeout": "the LLM provider did not answer in time",
+    "provider_overloaded": "the LLM provider is overloaded",
+    "provider_error": "the LLM provider failed to answer",
+    "provider_unreachable": "the LLM provider could not be reached",
+    "stream_truncated": "the LLM provider's answer broke off",
+    "context_exhausted": "the site's text did not fit in what the LLM can read at once",
+    "request_rejected": "the LLM provider rejected the request",
+}
+
+
 def classify(
     status: int | None, kind: str, code: str, message: str, retry_after_s: float | None = None
 ) -> GenerationError:
     """The failure a provider's error means: what to call it, and whether a retry can help."""
     status = status or _TYPE_STATUS.get(kind, 500)
     said = f"HTTP {status}" + (f" {kind or code}" if kind or code else "") + (f": {message}" if message else "")
+
+    def failure(code: str, retryable: bool, hint: str = "") -> GenerationError:
+        after = retry_after_s if retryable else None
+        return GenerationError(code, PLAIN[code], retryable=retryable, retry_after_s=after, detail=said + hint)
+
     if status in (401, 403):
-        return GenerationError("auth_failed", f"{said}; check SITEWRIGHT_GENERATOR_API_KEY", retryable=False)
+        return failure("auth_failed", False, "; check SITEWRIGHT_GENERATOR_API_KEY")
     if status == 429 and "quota" in f"{code} {kind}":
         # Out of credit: waiting will not help until someone pays.
-        return GenerationError("quota_exhausted", said, retryable=False)
+        return failure("quota_exhausted", False)
     if status == 429:
-        return GenerationError("rate_limited", said, retryable=True, retry_after_s=retry_after_s)
+        return failure("rate_limited", True)
     if status in (408, 504):
-        return GenerationError("provider_timeout", said, retryable=True)
+        return GenerationError("provider_timeout", PLAIN["provider_timeout"], retryable=True, detail=said)
     if status in (503, 529) or kind == "overloaded_error":
-        return GenerationError("provider_overloaded", said, retryable=True, retry_after_s=retry_after_s)
+        return failure("provider_overloaded", True)
     if status >= 500:
-        return GenerationError("provider_error", said, retryable=True, retry_after_s=retry_after_s)
+        return failure("provider_error", True)
     if status == 413 or _CONTEXT.search(f"{code} {message}"):
-        return GenerationError(
-            "context_exhausted", f"{said}; lower SITEWRIGHT_GENERATOR_PROMPT_TOKENS", retryable=False
-        )
-    return GenerationError("request_rejected", said, retryable=False)
+        return failure("context_exhausted", False, "; lower SITEWRIGHT_GENERATOR_PROMPT_TOKENS")
+    return failure("request_rejected", False)
 
 
 def _http_failure(status: int, raw: bytes, headers: httpx.Headers) -> GenerationError:

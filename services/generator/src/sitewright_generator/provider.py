@@ -46,14 +46,24 @@ class Provider(Protocol):
 class GenerationError(Exception):
     """An attempt that produced no usable result; `code` is for programs, `retryable` for the scheduler."""
 
-    def __init__(self, code: str, message: str, *, retryable: bool, retry_after_s: float | None = None) -> None:
-        super().__init__(f"{code}: {message}")
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after_s: float | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(f"{code}: {message}" + (f" ({detail})" if detail else ""))
         self.code = code
-        self.message = message
+        self.message = message  # what the tenant reads (on the job and its events): plain, no vendor text
+        self.detail = detail  # what the operator reads in the logs: the provider's own words, addresses
         self.retryable = retryable
         self.retry_after_s = retry_after_s
 
     def info(self) -> ErrorInfo:
+        """What the job's events carry: the code and the plain message, never `detail`."""
         return ErrorInfo(
             code=self.code, message=self.message, retryable=self.retryable, retry_after_s=self.retry_after_s
         )

@@ -25,8 +25,9 @@ class SendResult:
 
     verdict: Verdict
     status_code: int | None = None
-    error: str | None = None
+    error: str | None = None  # what the tenant reads (on the job and its events): plain, no internal addresses
     retry_after_s: float | None = None  # the receiver's own Retry-After, when it sent one
+    detail: str | None = None  # what the operator reads in the logs: hosts, ports, a provider's own words
 
 
 class Channel(Protocol):

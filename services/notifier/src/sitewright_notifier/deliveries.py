@@ -226,6 +226,7 @@ class DeliveryLoop:
                 state=change["state"],
                 status_code=attempt.status_code,
                 error=attempt.error,
+                detail=attempt.detail,
             )
             await self.publisher.publish([event], traceparent=claimed.get("traceparent"))
             await self.store.clear_outbox(claimed["_id"], claimed["version"] + 1)
@@ -251,7 +252,7 @@ class DeliveryLoop:
             # A channel that raises still makes a try that counts, so the schedule's cap ends it; left to the
             # claim's lease instead, the same target was tried again every lease, forever.
             log.error("channel_failed", delivery=doc["_id"], channel=doc["channel"], exc_info=True)
-            return SendResult("retry", error=f"the {doc['channel']} channel failed ({type(exc).__name__})")
+            return SendResult("retry", error=f"the {doc['channel']} try failed inside Sitewright", detail=repr(exc))
 
     def _outcome(self, doc: dict[str, Any], attempt: SendResult) -> tuple[dict[str, Any], ev.Event]:
         """The document's next state and the event reporting this try."""

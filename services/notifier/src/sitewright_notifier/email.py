@@ -35,7 +35,9 @@ class EmailChannel:
     async def send(self, notice: Notice) -> SendResult:
         s = self.settings
         if not s.smtp_host:
-            return SendResult("failed", error="e-mail is not configured on this deployment: set SITEWRIGHT_SMTP_HOST")
+            return SendResult(
+                "failed", error="e-mail is not configured on this deployment", detail="set SITEWRIGHT_SMTP_HOST"
+            )
         try:
             one_email_address(notice.target)  # checked at the API too; an older event may hold anything
         except ValueError as exc:
@@ -57,17 +59,28 @@ class EmailChannel:
             verdict: Verdict = "failed" if all(code >= 500 for code in codes) else "retry"
             reason = exc.recipients[0].message if exc.recipients else str(exc)
             return SendResult(
-                verdict, codes[0] if codes else None, f"the mail server refused {notice.target}: {reason}"
+                verdict,
+                codes[0] if codes else None,
+                f"the mail server refused {notice.target}",
+                detail=f"{s.smtp_host}:{s.smtp_port} refused {notice.target}: {reason}",
             )
         except aiosmtplib.SMTPAuthenticationError as exc:
             # The deployment's credentials are wrong: retried, so mail goes out once an operator fixes them.
             return SendResult(
                 "retry",
                 exc.code,
-                f"SMTP login failed ({exc.code} {exc.message}); check SITEWRIGHT_SMTP_USERNAME/PASSWORD",
+                "the mail server refused this deployment's login",
+                detail=f"SMTP login failed ({exc.code} {exc.message}); check SITEWRIGHT_SMTP_USERNAME/PASSWORD",
             )
         except aiosmtplib.SMTPResponseException as exc:
-            return SendResult("failed" if exc.code >= 500 else "retry", exc.code, f"SMTP {exc.code}: {exc.message}")
+            return SendResult(
+                "failed" if exc.code >= 500 else "retry",
+                exc.code,
+                f"the mail server refused the message (SMTP {exc.code})",
+                detail=f"{s.smtp_host}:{s.smtp_port}: SMTP {exc.code}: {exc.message}",
+            )
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            return SendResult("retry", error=f"could not reach the mail server {s.smtp_host}:{s.smtp_port}: {exc}")
+            return SendResult(
+                "retry", error="the mail server could not be reached", detail=f"{s.smtp_host}:{s.smtp_port}: {exc}"
+            )
         return SendResult("sent", 250)

@@ -38,20 +38,26 @@ class TwilioSms:
             form = {"To": to, "From": self.from_number, "Body": body}
             response = await self.client.post(self.url, auth=self.auth, data=form)
         except httpx.HTTPError as exc:
-            return SendResult("retry", error=f"the SMS API could not be reached: {type(exc).__name__}: {exc}")
+            return SendResult(
+                "retry", error="the SMS provider could not be reached", detail=f"{type(exc).__name__}: {exc}"
+            )
         verdict = http_verdict(response.status_code)
         if verdict == "sent":
             return SendResult("sent", response.status_code)
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
             # Twilio's error body names the problem (an invalid number, an unverified sender): not worth retrying.
             return SendResult(
-                "failed", response.status_code, f"the SMS API refused the message: {_twilio_error(response)}"
+                "failed",
+                response.status_code,
+                "the SMS provider refused the message",
+                detail=_twilio_error(response),
             )
         return SendResult(
             "retry",
             response.status_code,
-            f"HTTP {response.status_code}: {_twilio_error(response)}",
+            f"the SMS provider answered HTTP {response.status_code}",
             retry_after_s=retry_after(response.headers.get("retry-after"), self.max_retry_after_s),
+            detail=_twilio_error(response),
         )
 
 
@@ -73,7 +79,7 @@ class SmsChannel:
         if self.provider is None:
             return SendResult(
                 "failed",
-                error="SMS is not configured on this deployment: set SITEWRIGHT_SMS_ACCOUNT_SID, "
-                "SITEWRIGHT_SMS_AUTH_TOKEN and SITEWRIGHT_SMS_FROM",
+                error="SMS is not configured on this deployment",
+                detail="set SITEWRIGHT_SMS_ACCOUNT_SID, SITEWRIGHT_SMS_AUTH_TOKEN and SITEWRIGHT_SMS_FROM",
             )
         return await self.provider.send_sms(notice.target, sms_text(notice.payload))
