@@ -387,3 +387,25 @@ async def test_robots_txt_redirect_to_a_private_address_is_refused(client: httpx
             await run(site, "/", client, guard=AddressGuard(allow_cidrs=["127.0.0.1/32"]))
         assert site.paths() == ["/robots.txt"]  # the start page itself was never fetched
     assert (caught.value.code, caught.value.retryable) == ("blocked_address", False)
+
+
+async def test_a_large_page_is_parsed_off_the_event_loop(site: FixtureSite, client: httpx.AsyncClient, monkeypatch):
+    """A 3 MB page holds the loop for a second or more while it is parsed: long enough to miss the consumer
+    group's heartbeats and hold up every other crawl. Pages over PARSE_INLINE_BYTES go to a thread."""
+    import threading
+
+    from sitewright_crawler import crawl as crawl_module
+
+    parsed_on: dict[str, str] = {}
+    original = crawl_module._parse
+
+    def recording(body: bytes, charset: str | None, url: str, **options: Any):
+        parsed_on[urlsplit(url).path] = threading.current_thread().name
+        return original(body, charset, url, **options)
+
+    monkeypatch.setattr(crawl_module, "_parse", recording)
+    await run(site, "/huge", client, max_pages=1, max_bytes_per_page=site.huge_bytes + 100_000)
+    await run(site, "/", client, max_pages=1, max_depth=0)
+    main = threading.current_thread().name
+    assert site.huge_bytes > crawl_module.PARSE_INLINE_BYTES
+    assert parsed_on["/huge"] != main and parsed_on["/"] == main

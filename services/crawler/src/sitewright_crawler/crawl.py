@@ -7,18 +7,20 @@ No broker or database here: the handler calls `crawl()` and turns its result or
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
 
 from sitewright_contracts.models import CrawlContext, PageSummary
 from sitewright_crawler.budget import bound_context, fit_to_budget
-from sitewright_crawler.extract import extract_page, parse_robots_directives
+from sitewright_crawler.clean import warn
+from sitewright_crawler.extract import Directives, extract_page, parse_robots_directives
 from sitewright_crawler.fetch import Fetcher, _charset, _decode, _media_type, _Response, _status_error
 from sitewright_crawler.limits import CrawlError, CrawlLimits
 from sitewright_crawler.robots import Robots, RobotsCache, parse_sitemap
@@ -42,6 +44,8 @@ MAX_SITEMAP_BYTES = 10_000_000
 SITEMAP_URLS_PER_PAGE = 4
 # Sitemap pages sort after every page found by links at the same depth.
 _SITEMAP_POSITION = 1 << 30
+# Pages larger than this are decoded and parsed in a thread, off the event loop (`_Crawler._process`).
+PARSE_INLINE_BYTES = 256 * 1024
 
 
 class _Page(NamedTuple):
@@ -140,7 +144,7 @@ class _Crawler:
         self.scope = Scope(response.url, self.limits.scope)
         self._require_page(response)
         queue: deque[tuple[str, int, tuple[int, ...]]] = deque()
-        for index, link in enumerate(self._process(response, depth=0, position=())):
+        for index, link in enumerate(await self._process(response, depth=0, position=())):
             queue.append((link, 1, (index,)))
         if self.limits.use_sitemap and self.limits.max_depth >= 1:
             for index, link in enumerate(await self._sitemap_urls(response.url)):
@@ -187,7 +191,7 @@ class _Crawler:
                 self.skipped["duplicate"] += 1  # redirected to a page already seen
                 return []
             self._require_page(response)
-            return self._process(response, depth, position)
+            return await self._process(response, depth, position)
         except CrawlError as exc:
             self.skipped[exc.code] += 1
             log.debug("skipped %s: %s %s", url, exc.code, exc.message)
@@ -200,18 +204,29 @@ class _Crawler:
             media = _media_type(response.headers) or "no content type"
             raise CrawlError("not_html", f"{response.url} is {media}, not an HTML page")
 
-    def _process(self, response: _Response, depth: int, position: tuple[int, ...]) -> list[str]:
-        """Extract the page, keep its summary unless noindex, and return the links to follow."""
-        html = _decode(response.body, _charset(response.headers))
-        summary, links, directives = extract_page(
+    async def _process(self, response: _Response, depth: int, position: tuple[int, ...]) -> list[str]:
+        """Extract the page, keep its summary unless noindex, and return the links to follow.
+
+        A page over PARSE_INLINE_BYTES is decoded and parsed in a thread: a 10 MB page holds the event loop for
+        seconds, long enough to miss the consumer group's heartbeats and stall every other crawl here."""
+        warnings: list[str] = []
+        parse = functools.partial(
+            _parse,
+            response.body,
+            _charset(response.headers),
             response.url,
-            html,
             depth=depth,
             status=response.status,
             # One page may use the whole budget; fit_to_budget shares it out at the end.
             max_text_chars=self.limits.context_budget_chars,
-            warnings=self.warnings,
+            warnings=warnings,
         )
+        if len(response.body) > PARSE_INLINE_BYTES:
+            summary, links, directives = await asyncio.to_thread(parse)
+        else:
+            summary, links, directives = parse()
+        for warning in warnings:
+            warn(self.warnings, warning)
         self.pages_done += 1
         canonical = normalize_url(summary.canonical) if summary.canonical else None
         header = parse_robots_directives(*response.headers.get_list("x-robots-tag"))
@@ -343,6 +358,10 @@ class _Crawler:
         if not 200 <= status < 300:
             return Robots.allow_all()  # no robots.txt (404, 403, ...): everything is allowed
         return Robots.parse(_decode(response.body, "utf-8"), self.user_agent)
+
+
+def _parse(body: bytes, charset: str | None, url: str, **options: Any) -> tuple[PageSummary, list[str], Directives]:
+    return extract_page(url, _decode(body, charset), **options)
 
 
 async def crawl(
