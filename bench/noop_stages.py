@@ -2,11 +2,10 @@
 
     python -m bench.noop_stages crawler|generator
 
-Each runs the product's Worker shell as `sitewright_crawler.main` / `sitewright_generator.main` wire it: the
-same KeyedConsumer (topic, group, consumer name, handled event types, in-flight limit, handler attempts,
-fetch wait, unordered cancels), the same Publisher and the same pause/resume control listener, with the
-same `SITEWRIGHT_*` settings. Only the handlers differ: each answers its input at once with the next
-event, carrying the smallest payload the contracts accept,
+Each is the product's own app, `create_app` of `sitewright_crawler.main` / `sitewright_generator.main`, given
+these handlers instead of the real ones: the same consumer, publisher, control listener and settings.
+Only the handlers differ: each answers its input at once with the next event, carrying the smallest
+payload the contracts accept,
 
 - the crawler: `job.requested` (or a crawl retry) -> `crawl.succeeded` with a crawl of one page, the
   start URL and nothing else;
@@ -19,7 +18,6 @@ Cancels are consumed and do nothing (there is no work to stop).
 
 Bench-only: the devstack starts these instead of `python -m sitewright_crawler|generator` when
 `start_bench(noop_stages=True)` asks (`StackConfig.commands`); nothing in the product starts them.
-`tests/unit/test_bench_tier_a.py` checks the wiring against the product's `create_app`.
 """
 
 from __future__ import annotations
@@ -29,10 +27,11 @@ import sys
 from sitewright_contracts import derived_uuid7
 from sitewright_contracts import events as ev
 from sitewright_contracts.models import CrawlContext, NotifyTarget, PageSummary, SeoResult
+from sitewright_crawler import main as crawler_main
 from sitewright_crawler.config import CrawlerSettings
+from sitewright_generator import main as generator_main
 from sitewright_generator.config import GeneratorSettings
-from sitewright_runtime.consumer import HandlerContext, KeyedConsumer
-from sitewright_runtime.kafka import Publisher
+from sitewright_runtime.consumer import HandlerContext
 from sitewright_runtime.loop import run as run_loop
 from sitewright_runtime.settings import load_settings
 from sitewright_runtime.worker import Worker
@@ -112,49 +111,13 @@ def completed(cause: ev.Event, crawl: CrawlContext, attempt: int, notify: list[N
 
 
 def crawler_app(settings: CrawlerSettings) -> Worker:
-    """`sitewright_crawler.main.create_app` with `NoopCrawl` for `CrawlHandlers`."""
-    publisher = Publisher(settings.kafka_bootstrap, client_id="crawler", topics=settings.topics)
-    handlers = NoopCrawl()
-    consumer = KeyedConsumer(
-        bootstrap=settings.kafka_bootstrap,
-        topic=settings.topics.events,
-        group=settings.crawler_group,
-        name="crawler",
-        handlers={
-            "job.requested": handlers.on_job_requested,
-            "job.retry_requested": handlers.on_retry_requested,
-            "job.cancel_requested": handlers.on_cancel_requested,
-        },
-        publisher=publisher,
-        max_in_flight=settings.max_in_flight,
-        handler_attempts=settings.handler_attempts,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        unordered=frozenset({"job.cancel_requested"}),
-    )
-    return Worker(name="crawler", settings=settings, publisher=publisher, consumers=[consumer], stage="crawl")
+    """The product's crawler (`sitewright_crawler.main.create_app`) with `NoopCrawl` for its handlers."""
+    return crawler_main.create_app(settings, NoopCrawl())
 
 
 def generator_app(settings: GeneratorSettings) -> Worker:
-    """`sitewright_generator.main.create_app` with `NoopGenerate` for `GenerateHandlers` (and no provider)."""
-    publisher = Publisher(settings.kafka_bootstrap, client_id="generator", topics=settings.topics)
-    handlers = NoopGenerate()
-    consumer = KeyedConsumer(
-        bootstrap=settings.kafka_bootstrap,
-        topic=settings.topics.events,
-        group=settings.generator_group,
-        name="generator",
-        handlers={
-            "crawl.succeeded": handlers.on_crawl_succeeded,
-            "job.retry_requested": handlers.on_retry_requested,
-            "job.cancel_requested": handlers.on_cancel_requested,
-        },
-        publisher=publisher,
-        max_in_flight=settings.max_in_flight,
-        handler_attempts=settings.handler_attempts,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        unordered=frozenset({"job.cancel_requested"}),
-    )
-    return Worker(name="generator", settings=settings, publisher=publisher, consumers=[consumer], stage="generate")
+    """The product's generator (`sitewright_generator.main.create_app`) with `NoopGenerate` and no provider."""
+    return generator_main.create_app(settings, NoopGenerate())
 
 
 def main(argv: list[str]) -> int:

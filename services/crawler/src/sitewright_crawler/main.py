@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sitewright_runtime.consumer import KeyedConsumer
+from typing import Protocol
+
+from sitewright_contracts import events as ev
+from sitewright_runtime.consumer import HandlerContext, KeyedConsumer
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.loop import run as run_loop
 from sitewright_runtime.netguard import AddressGuard
@@ -14,9 +17,18 @@ from .config import CrawlerSettings
 from .handlers import CrawlHandlers
 
 
-def create_app(settings: CrawlerSettings) -> Worker:
+class CrawlStage(Protocol):
+    """What the crawler's consumer calls: `CrawlHandlers`, or the benchmark's no-work stage (`bench/noop_stages.py`)."""
+
+    async def on_job_requested(self, event: ev.Event, context: HandlerContext) -> None: ...
+    async def on_retry_requested(self, event: ev.Event, context: HandlerContext) -> None: ...
+    async def on_cancel_requested(self, event: ev.Event, context: HandlerContext) -> None: ...
+
+
+def create_app(settings: CrawlerSettings, handlers: CrawlStage | None = None) -> Worker:
     publisher = Publisher(settings.kafka_bootstrap, client_id="crawler", topics=settings.topics)
-    handlers = CrawlHandlers(settings, client_factory(settings), AddressGuard.for_settings(settings))
+    if handlers is None:
+        handlers = CrawlHandlers(settings, client_factory(settings), AddressGuard.for_settings(settings))
     consumer = KeyedConsumer(
         bootstrap=settings.kafka_bootstrap,
         topic=settings.topics.events,

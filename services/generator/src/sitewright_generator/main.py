@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sitewright_runtime.consumer import KeyedConsumer
+from typing import Protocol
+
+from sitewright_contracts import events as ev
+from sitewright_runtime.consumer import HandlerContext, KeyedConsumer
 from sitewright_runtime.kafka import Publisher
 from sitewright_runtime.loop import run as run_loop
 from sitewright_runtime.settings import load_settings
@@ -32,10 +35,21 @@ def create_provider(settings: GeneratorSettings) -> Provider:
     )
 
 
-def create_app(settings: GeneratorSettings) -> Worker:
+class GenerateStage(Protocol):
+    """What the generator's consumer calls: `GenerateHandlers`, or the benchmark's no-work stage."""
+
+    async def on_crawl_succeeded(self, event: ev.Event, context: HandlerContext) -> None: ...
+    async def on_retry_requested(self, event: ev.Event, context: HandlerContext) -> None: ...
+    async def on_cancel_requested(self, event: ev.Event, context: HandlerContext) -> None: ...
+
+
+def create_app(settings: GeneratorSettings, handlers: GenerateStage | None = None) -> Worker:
     publisher = Publisher(settings.kafka_bootstrap, client_id="generator", topics=settings.topics)
-    provider = create_provider(settings)
-    handlers = GenerateHandlers(settings, Generator(provider, settings))
+    on_stop = []
+    if handlers is None:
+        provider = create_provider(settings)
+        handlers = GenerateHandlers(settings, Generator(provider, settings))
+        on_stop.append(provider.aclose)
     consumer = KeyedConsumer(
         bootstrap=settings.kafka_bootstrap,
         topic=settings.topics.events,
@@ -58,7 +72,7 @@ def create_app(settings: GeneratorSettings) -> Worker:
         publisher=publisher,
         consumers=[consumer],
         stage="generate",
-        on_stop=[provider.aclose],
+        on_stop=on_stop,
     )
 
 
