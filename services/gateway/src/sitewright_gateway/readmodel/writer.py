@@ -64,9 +64,12 @@ class Projection:
 
     async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
         decoded: list[tuple[Event, tuple[int, int]]] = []
+        traces: dict[str, str | None] = {}  # event id -> the trace its message carried, for the job's log lines
         for record in records:
             try:
-                decoded.append((decode(record.value), (record.partition, record.offset)))
+                event = decode(record.value)
+                decoded.append((event, (record.partition, record.offset)))
+                traces[event.event_id] = header(record.headers, H_TRACEPARENT)
             except UndecodableEvent as exc:
                 # The projector sees every message, so it is the one that dead-letters the undecodable.
                 await self.publisher.dead_letter(
@@ -74,7 +77,7 @@ class Projection:
                 )
         if not decoded:
             return
-        await self._apply(decoded)
+        await self._apply(decoded, traces)
         self.applied += len(decoded)
         PROJECTION_LAG.set(max(0.0, time.time() - decoded[-1][0].occurred_at.timestamp()))
 
@@ -108,7 +111,7 @@ class Projection:
         )
         await self.publisher.publish([failed], traceparent=header(record.headers, H_TRACEPARENT))
 
-    async def _apply(self, decoded: list[tuple[Event, tuple[int, int]]]) -> None:
+    async def _apply(self, decoded: list[tuple[Event, tuple[int, int]]], traces: dict[str, str | None]) -> None:
         """Fold the batch into its jobs; write the audit trail and results first, then the jobs.
 
         In that order a reader who sees a job `completed` finds its result and its whole history, and a
@@ -137,7 +140,10 @@ class Projection:
                     duration = (doc["finished_at"] - doc["created_at"]).total_seconds()
                     JOBS_FINISHED.labels(doc["status"]).inc()
                     JOB_DURATION.observe(duration)
-                    with log_context(job_id=doc["_id"], event_id=doc["seen"][-1], traceparent=doc.get("traceparent")):
+                    # The document's trace, or the finishing message's (the same trace) when the projector made the
+                    # document from the log before the gateway could add the request's trace to it.
+                    trace = doc.get("traceparent") or traces.get(doc["seen"][-1])
+                    with log_context(job_id=doc["_id"], event_id=doc["seen"][-1], traceparent=trace):
                         log.info("job_finished", status=doc["status"], duration_s=round(duration, 3))
             # Another writer changed a document between our read and write: read it again and re-fold.
             pending = conflicts
