@@ -64,12 +64,13 @@ class Projection:
 
     async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
         decoded: list[tuple[Event, tuple[int, int]]] = []
-        traces: dict[str, str | None] = {}  # event id -> the trace its message carried, for the job's log lines
+        traces: dict[str, str] = {}  # request event id -> the trace its message carried (the job's trace)
         for record in records:
             try:
                 event = decode(record.value)
                 decoded.append((event, (record.partition, record.offset)))
-                traces[event.event_id] = header(record.headers, H_TRACEPARENT)
+                if isinstance(event, ev.JobRequested) and (trace := header(record.headers, H_TRACEPARENT)):
+                    traces[event.event_id] = trace
             except UndecodableEvent as exc:
                 # The projector sees every message, so it is the one that dead-letters the undecodable.
                 await self.publisher.dead_letter(
@@ -111,7 +112,7 @@ class Projection:
         )
         await self.publisher.publish([failed], traceparent=header(record.headers, H_TRACEPARENT))
 
-    async def _apply(self, decoded: list[tuple[Event, tuple[int, int]]], traces: dict[str, str | None]) -> None:
+    async def _apply(self, decoded: list[tuple[Event, tuple[int, int]]], traces: dict[str, str]) -> None:
         """Fold the batch into its jobs; write the audit trail and results first, then the jobs.
 
         In that order a reader who sees a job `completed` finds its result and its whole history, and a
@@ -129,7 +130,7 @@ class Projection:
             docs = {job_id: self._cache[job_id] for job_id in pending if job_id in self._cache}
             if missing := [job_id for job_id in pending if job_id not in docs]:
                 docs.update({d["_id"]: d async for d in by_ids(self.store.jobs, missing)})
-            fold = _fold({job_id: by_job[job_id] for job_id in pending}, docs, self.policy, self.retention)
+            fold = _fold({job_id: by_job[job_id] for job_id in pending}, docs, self.policy, self.retention, traces)
             first_writes = [self._write_results(fold.results)] + ([] if recorded else [self._record(fold.pages)])
             await asyncio.gather(*first_writes)
             recorded = True
@@ -140,10 +141,7 @@ class Projection:
                     duration = (doc["finished_at"] - doc["created_at"]).total_seconds()
                     JOBS_FINISHED.labels(doc["status"]).inc()
                     JOB_DURATION.observe(duration)
-                    # The document's trace, or the finishing message's (the same trace) when the projector made the
-                    # document from the log before the gateway could add the request's trace to it.
-                    trace = doc.get("traceparent") or traces.get(doc["seen"][-1])
-                    with log_context(job_id=doc["_id"], event_id=doc["seen"][-1], traceparent=trace):
+                    with log_context(job_id=doc["_id"], event_id=doc["seen"][-1], traceparent=doc.get("traceparent")):
                         log.info("job_finished", status=doc["status"], duration_s=round(duration, 3))
             # Another writer changed a document between our read and write: read it again and re-fold.
             pending = conflicts
@@ -239,7 +237,10 @@ def _fold(
     docs: dict[str, dict],
     policy: RetryPolicy,
     retention: timedelta,
+    traces: dict[str, str] | None = None,
 ) -> Fold:
+    """Fold each job's events into its document. `traces` gives requests' traces (event id -> traceparent):
+    a document made from its request here carries the job's trace, as one the gateway wrote does."""
     fold = Fold()
     for job_id, events in by_job.items():
         old = docs.get(job_id)
@@ -278,6 +279,8 @@ def _fold(
             continue
         new["due_at"] = due_at(new, retention)
         if old is None:
+            if traces and (trace := traces.get(new["seen"][0])):
+                new["traceparent"] = trace  # else the job's log lines and the scheduler's events lose its trace
             fold.writes.append(InsertOne(new))
         else:
             if old.get("published") is False and any(isinstance(e, ev.JobRequested) for e, _ in events):
