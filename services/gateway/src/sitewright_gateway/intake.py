@@ -32,6 +32,7 @@ from sitewright_runtime.netguard import BlockedAddress
 from .readmodel import audit
 from .readmodel.rules import new_job
 from .state import GatewayState
+from .web.errors import summary
 from .web.ratelimit import KeyedLimiter
 from .web.schemas import JobCreate
 
@@ -91,7 +92,7 @@ async def accept_many(
             body = JobCreate.model_validate(item)
             _check_addresses(state, body)
         except ValidationError as exc:
-            outcomes[index] = ItemOutcome(index, 422, error=_summary(exc))
+            outcomes[index] = ItemOutcome(index, 422, error=summary(exc.errors(), root="job"))
         except HTTPException as exc:
             outcomes[index] = ItemOutcome(index, 422, error=str(exc.detail))
         else:
@@ -119,10 +120,6 @@ async def accept_many(
         else:
             outcomes[index] = ItemOutcome(index, 202, job_id=event.job_id)
     return [outcomes[i] for i in range(len(items))]
-
-
-def _summary(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'job'}: {e['msg']}" for e in exc.errors())
 
 
 def _check_addresses(state: GatewayState, body: JobCreate) -> None:

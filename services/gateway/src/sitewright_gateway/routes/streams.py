@@ -29,6 +29,7 @@ from ..streams.hub import BadSubscription, Hub, TooManyStreams
 from ..streams.messages import Update, control, rfc3339
 from ..web.auth import Principal, key_from_headers
 from ..web.deps import Caller, State
+from ..web.errors import summary
 from ..web.ratelimit import RateLimited, StreamLimiter
 
 log = get_logger(__name__)
@@ -189,11 +190,7 @@ async def _read_websocket(websocket: WebSocket, conn: Connection, hub: Hub, limi
             elif message.type != "auth":  # a repeated auth message is harmless
                 raise BadSubscription(f"unknown message type {message.type!r}; send `subscribe` or `unsubscribe`")
         except (ValidationError, BadSubscription) as exc:
-            detail = (
-                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                if isinstance(exc, ValidationError)
-                else str(exc)
-            )
+            detail = summary(exc.errors()) if isinstance(exc, ValidationError) else str(exc)
             conn.drop(m.CLOSE_BAD_MESSAGE, "bad_message", f"invalid message: {detail}")
             return
 
