@@ -49,17 +49,18 @@ class Admission:
         if not self.enabled:
             return wanted, None
         await self._fresh()
-        rooms = []
+        rooms = []  # (room left, who has how many, their limit)
         if self.per_tenant:
-            rooms.append((self.per_tenant - self._active[tenant], f"this tenant has {self._active[tenant]}"))
+            active = self._active[tenant]
+            rooms.append((self.per_tenant - active, f"this tenant has {active}", self.per_tenant))
         if self.total:
-            rooms.append((self.total - self._active.total(), f"Sitewright has {self._active.total()}"))
-        room, who = min(rooms)
+            active = self._active.total()
+            rooms.append((self.total - active, f"Sitewright has {active}", self.total))
+        room, who, limit = min(rooms)
         granted = max(0, min(wanted, room))
         self._active[tenant] += granted
         if granted == wanted:
             return granted, None
-        limit = self.per_tenant if who.startswith("this tenant") else self.total
         message = (
             f"too much unfinished work: {who} jobs accepted and not yet finished, the limit is {limit}; "
             f"retry after {self.retry_after_s} s"
