@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
 
 import pytest
 from prometheus_client import REGISTRY
@@ -20,16 +19,17 @@ from tests.integration.test_workers import publish
 from tests.llm_servers import FakeLLM
 
 RETRY_AFTER_S = 3
-# host: (what the fake provider does on each call, final status, generate attempts, failure codes in order)
-SCENARIOS: dict[str, tuple[list[str], str, int, list[str]]] = {
-    "ok.example": (["ok"], "completed", 1, []),
-    "chatty.example": (["repairable"], "completed", 1, []),
-    "ratelimited.example": ([f"rate_limit:{RETRY_AFTER_S}", "ok"], "completed", 2, ["rate_limited"]),
-    "slow.example": (["stall:30", "ok"], "completed", 2, ["provider_timeout"]),
-    "cut.example": (["truncate", "ok"], "completed", 2, ["stream_truncated"]),
-    "broken.example": (["error500"], "failed", 3, ["provider_error"] * 3),
-    "garbled.example": (["malformed"], "failed", 3, ["output_not_json"] * 3),
-    "denied.example": (["auth"], "failed", 1, ["auth_failed"]),
+# host: (what the fake provider does on each call, final status, generate attempts, failure codes in order, calls)
+SCENARIOS: dict[str, tuple[list[str], str, int, list[str], int]] = {
+    "ok.example": (["ok"], "completed", 1, [], 1),
+    "chatty.example": (["repairable"], "completed", 1, [], 1),
+    # A 429 costs no tokens and no attempt: the call goes again after its Retry-After, in the same attempt.
+    "ratelimited.example": ([f"rate_limit:{RETRY_AFTER_S}", "ok"], "completed", 1, [], 2),
+    "slow.example": (["stall:30", "ok"], "completed", 2, ["provider_timeout"], 2),
+    "cut.example": (["truncate", "ok"], "completed", 2, ["stream_truncated"], 2),
+    "broken.example": (["error500"], "failed", 3, ["provider_error"] * 3, 3),
+    "garbled.example": (["malformed"], "failed", 3, ["output_not_json"] * 3, 3),
+    "denied.example": (["auth"], "failed", 1, ["auth_failed"], 1),
 }
 
 
@@ -103,12 +103,12 @@ async def test_each_provider_outcome_shows_on_the_job(kafka_bootstrap, mongo_url
             views = await eventually(all_finished, timeout=120, interval=0.5, what="every job to finish")
             events = {host: (await api.get(f"/api/jobs/{job_id}/events")).json() for host, job_id in jobs.items()}
 
-    for host, (_steps, status, attempts, codes) in SCENARIOS.items():
+    for host, (_steps, status, attempts, codes, calls) in SCENARIOS.items():
         view, trail = views[host], events[host]
         failures = [e["data"]["error"] for e in trail if e["type"] == "generation.failed"]
         assert (view["status"], view["attempts"]["generate"]) == (status, attempts), (host, view["log"])
         assert [f["code"] for f in failures] == codes, host
-        assert len(llm.requests_for(host)) == attempts, host
+        assert len(llm.requests_for(host)) == calls, host
         if status == "failed":
             assert view["error"]["code"] == codes[-1] and view["error"]["stage"] == "generate", host
             assert view["error"]["retryable"] == (codes[-1] != "auth_failed"), host
@@ -129,25 +129,13 @@ async def test_each_provider_outcome_shows_on_the_job(kafka_bootstrap, mongo_url
     assert [e["type"] for e in ok][-2:] == ["parsing.started", "job.completed"]
     assert views["ok.example"]["tokens"]["out"] > 0
 
-    # The 429's Retry-After held the retry back, although the backoff alone was shorter.
-    limited = events["ratelimited.example"]
-    failed_at = next(_at(e) for e in limited if e["type"] == "generation.failed")
-    retried_at = next(_at(e) for e in limited if e["type"] == "job.retry_requested")
-    assert (
-        limited[[e["type"] for e in limited].index("generation.failed")]["data"]["error"]["retry_after_s"]
-        == RETRY_AFTER_S
-    )
-    assert (retried_at - failed_at).total_seconds() >= RETRY_AFTER_S
+    # The 429's Retry-After held the call back, within the attempt: no generation.failed, one attempt.
     first, second = llm.requests_for("ratelimited.example")
     assert second["at"] - first["at"] >= RETRY_AFTER_S
 
     total_in = sum((v["tokens"] or {}).get("in", 0) for v in views.values())
     assert tokens_counted(flavour, "in") - tokens_before[0] == total_in > 0
     assert tokens_counted(flavour, "out") > tokens_before[1]
-
-
-def _at(event: dict) -> datetime:
-    return datetime.fromisoformat(event["occurred_at"])
 
 
 async def test_a_cancel_closes_the_llm_stream_within_a_second_and_nothing_more_is_emitted(kafka_bootstrap, unique):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -105,7 +106,8 @@ async def test_a_streamed_answer_becomes_a_result_with_its_token_counts(flavour)
 )
 async def test_failures_have_a_code_and_say_whether_a_retry_can_help(flavour, step, code, retryable):
     with FakeLLM(flavour, {"site.example": [step]}) as llm:
-        run, failure = await attempt(llm, "site.example")
+        # No throttle retries inside the attempt: what a 429 or an overloaded answer fails with once they run out.
+        run, failure = await attempt(llm, "site.example", generator_throttle_retries=0)
     assert isinstance(failure, GenerationError), failure
     assert (failure.code, failure.retryable) == (code, retryable), failure
     assert failure.retry_after_s == (7 if step.startswith("rate_limit") else None)
@@ -186,3 +188,20 @@ async def test_one_failed_part_fails_the_attempt_and_stops_the_others(flavour):
     # The parts that were streaming were cut short, not finished: a ~1,000-character answer each at 40 a delta.
     assert all(len(call.text) < 1_000 for call in run.calls)
     assert run.tokens_in > 0  # the accepted parts read their prompts
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_a_throttled_call_waits_its_retry_after_and_goes_again_at_a_lower_limit(flavour):
+    with FakeLLM(flavour, {"busy.example": ["rate_limit:1", "overloaded", "ok"]}) as llm:
+        provider = create_provider(settings(llm))
+        generator = Generator(provider, settings(llm, generator_concurrency=8, generator_concurrency_initial=8))
+        run = await generator.plan(crawl("busy.example"), language="en")
+        await generator.write(run, lambda _: asyncio.sleep(0), tenant="t1")
+        result = generator.finish(run)
+        await provider.aclose()
+    assert result.schema_["@type"] == "Bakery"
+    first, second, third = llm.requests_for("busy.example")
+    assert second["at"] - first["at"] >= 1, "the 429's Retry-After held the call back"
+    # Two throttles in two rounds: two cuts; the throttled calls spent nothing.
+    assert generator.limit.throttles == 2 and generator.limit.limit == 2
+    assert run.tokens_in > 0 and len(run.calls) == 1

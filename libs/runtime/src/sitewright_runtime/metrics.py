@@ -51,6 +51,17 @@ LLM_TOKENS = Counter(
     "LLM tokens consumed, by provider and direction (in, out).",
     ["provider", "direction"],
 )
+# The generator's adaptive limit on provider calls (sitewright_generator/limiter.py), read at each scrape.
+LLM_CONCURRENCY_LIMIT = Gauge(
+    "sitewright_llm_concurrency_limit", "Provider calls the generator lets run at once now (adaptive).", ["provider"]
+)
+LLM_CALLS_IN_FLIGHT = Gauge("sitewright_llm_calls_in_flight", "Provider calls streaming now.", ["provider"])
+LLM_CALLS_WAITING = Gauge("sitewright_llm_calls_waiting", "Provider calls waiting for a slot.", ["provider"])
+LLM_THROTTLED = Counter(
+    "sitewright_llm_throttled_total",
+    "Provider calls throttled (429, overloaded): each halves the limit once per round and waits its Retry-After.",
+    ["provider"],
+)
 NOTIFICATIONS = Counter(
     "sitewright_notifications_total",
     "Notification tries, by channel and verdict (sent, retry, failed).",

@@ -38,8 +38,27 @@ class GeneratorSettings(ServiceSettings):
     )
     generator_max_parts: int = Field(default=4, ge=1, le=16, description="Parts a large site is split into at most.")
     generator_concurrency: int = Field(
-        default=4, ge=1, le=256, description="Provider calls in flight at once in this worker, over all jobs and parts."
+        default=512,
+        ge=1,
+        le=4096,
+        description="Most provider calls in flight at once in this worker, over all jobs and parts. The limit in use "
+        "adapts below it: it grows while calls succeed and halves when the provider throttles (limiter.py).",
     )
+    generator_concurrency_initial: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="Where the adaptive limit starts; a full round doubles it until a throttle.",
+    )
+    generator_throttle_retries: int = Field(
+        default=5,
+        ge=0,
+        le=50,
+        description="Times a call the provider throttled (429, overloaded) is tried again after its Retry-After, "
+        "within the attempt and without spending one: a throttled call costs no tokens.",
+    )
+    # Jobs a generator holds at once: most wait for a provider slot, so thousands fit in one process.
+    max_in_flight: int = Field(default=2048, ge=1, le=10_000, description="Messages a worker handles at once.")
     generator_job_token_cap: int = Field(
         default=250_000, ge=1_000, description="Tokens (in + out, all attempts) one job may spend at most."
     )

@@ -7,8 +7,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from sitewright_contracts.models import CrawlContext, SeoResult
+from sitewright_runtime.metrics import LLM_CALLS_IN_FLIGHT, LLM_CALLS_WAITING, LLM_CONCURRENCY_LIMIT, LLM_THROTTLED
 
 from .config import GeneratorSettings
+from .limiter import ProviderLimit
 from .parse import OutputInvalid, parse_output
 from .plan import merge, plan_parts
 from .provider import CallStats, GenerationError, Part, Provider, estimate_tokens
@@ -56,13 +58,23 @@ class GenerationRun:
         return sum(len(chunk) for call in self.calls for chunk in call.chunks)
 
 
+# Failures that mean "slower", not "wrong": the call is tried again after the wait, at a lower limit.
+THROTTLED = frozenset({"rate_limited", "provider_overloaded"})
+
+
 class Generator:
-    """Runs attempts against one provider; calls in flight are bounded over all jobs and parts."""
+    """Runs attempts against one provider; calls in flight are bounded over all jobs and parts by `limit`."""
 
     def __init__(self, provider: Provider, settings: GeneratorSettings) -> None:
         self.provider = provider
         self.settings = settings
-        self.slots = asyncio.Semaphore(settings.generator_concurrency)
+        self.limit = ProviderLimit(
+            ceiling=settings.generator_concurrency, initial=settings.generator_concurrency_initial
+        )
+        limit = self.limit
+        LLM_CONCURRENCY_LIMIT.labels(provider.name).set_function(lambda: int(limit.limit))
+        LLM_CALLS_IN_FLIGHT.labels(provider.name).set_function(lambda: limit.in_flight)
+        LLM_CALLS_WAITING.labels(provider.name).set_function(lambda: limit.waiting)
 
     async def plan(self, crawl: CrawlContext, *, language: str | None, tokens_spent: int = 0) -> GenerationRun:
         """The calls of one attempt, each with a prompt and an output limit that keep the job under its cap."""
@@ -96,9 +108,12 @@ class Generator:
             )
         return GenerationRun([Call(replace(part, max_tokens=per_call)) for part in parts])
 
-    async def write(self, attempt: GenerationRun, on_text: Callable[[GenerationRun], Awaitable[None]]) -> None:
-        """Stream every call of `attempt` (in parallel, within the slots); the first failure cancels the rest."""
-        tasks = [asyncio.create_task(self._stream(call, attempt, on_text)) for call in attempt.calls]
+    async def write(
+        self, attempt: GenerationRun, on_text: Callable[[GenerationRun], Awaitable[None]], *, tenant: str = ""
+    ) -> None:
+        """Stream every call of `attempt` (in parallel, within the tenant's turn for slots); the first failure
+        cancels the rest."""
+        tasks = [asyncio.create_task(self._call(call, attempt, on_text, tenant)) for call in attempt.calls]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -107,28 +122,48 @@ class Generator:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
+    async def _call(
+        self, call: Call, attempt: GenerationRun, on_text: Callable[[GenerationRun], Awaitable[None]], tenant: str
+    ) -> None:
+        """One call in a provider slot; a throttled one (no tokens spent) waits and goes again, a few times."""
+        for tries in range(self.settings.generator_throttle_retries + 1):
+            async with self.limit.slot(tenant) as ticket:
+                try:
+                    await self._stream(call, attempt, on_text)
+                except GenerationError as exc:
+                    if exc.code not in THROTTLED or call.stats.accepted:
+                        raise
+                    ticket.done("throttled", exc.retry_after_s)
+                    LLM_THROTTLED.labels(self.provider.name).inc()
+                    if tries == self.settings.generator_throttle_retries:
+                        raise
+                    continue
+                ticket.done("ok")
+                if call.stats.exhausted_for_s is not None:
+                    self.limit.pause(call.stats.exhausted_for_s)
+                return
+
     async def _stream(
         self, call: Call, attempt: GenerationRun, on_text: Callable[[GenerationRun], Awaitable[None]]
     ) -> None:
-        async with self.slots:
-            stream = self.provider.stream(call.part, call.stats)
-            try:
-                while True:
-                    try:
-                        chunk = await anext(stream)
-                    except StopAsyncIteration:
-                        return
-                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                        # An event of a shape the provider's API does not have: a broken proxy or server.
-                        raise GenerationError(
-                            "provider_protocol_error",
-                            f"unexpected answer from {self.provider.name}: {exc!r}",
-                            retryable=True,
-                        ) from None
-                    call.chunks.append(chunk)
-                    await on_text(attempt)
-            finally:
-                await stream.aclose()  # closes the HTTP response now, also when another part failed
+        stream = self.provider.stream(call.part, call.stats)
+        try:
+            while True:
+                try:
+                    chunk = await anext(stream)
+                except StopAsyncIteration:
+                    return
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    # An event of a shape the provider's API does not have: a broken proxy or server.
+                    raise GenerationError(
+                        "provider_protocol_error",
+                        f"unexpected answer from {self.provider.name}: {exc!r}",
+                        retryable=True,
+                    ) from None
+                call.chunks.append(chunk)
+                await on_text(attempt)
+        finally:
+            await stream.aclose()  # closes the HTTP response now, also when another part failed
 
     def finish(self, attempt: GenerationRun) -> SeoResult:
         """Parse and validate every answer and merge them; a bad answer fails the attempt, it is never stored."""

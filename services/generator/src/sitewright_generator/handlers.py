@@ -112,7 +112,7 @@ class GenerateHandlers:
         attempt_run = GenerationRun()
         try:
             attempt_run = await self.generator.plan(crawl, language=language, tokens_spent=tokens_spent)
-            await self.generator.write(attempt_run, report)
+            await self.generator.write(attempt_run, report, tenant=cause.tenant)
             # A series of progress events ends at 80 %; a generation too quick to report any (the first
             # comes one interval after the start) goes straight to parsing, an event fewer on every hop.
             done = (

@@ -6,6 +6,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -42,7 +43,15 @@ class HttpProvider:
     reads_prompt = True
 
     def __init__(
-        self, *, model: str, base_url: str, api_key: str, temperature: float, timeout_s: float, total_timeout_s: float
+        self,
+        *,
+        model: str,
+        base_url: str,
+        api_key: str,
+        temperature: float,
+        timeout_s: float,
+        total_timeout_s: float,
+        max_connections: int = 100,
     ) -> None:
         self.model = model
         self.api_key = api_key
@@ -53,6 +62,8 @@ class HttpProvider:
             base_url=base_url,
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
             headers={"user-agent": "sitewright-generator"},
+            # One connection per call in flight: the concurrency limit, not the pool, decides how many.
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
     async def aclose(self) -> None:
@@ -69,6 +80,7 @@ class HttpProvider:
                     raw = await response.aread()
                     raise _http_failure(response.status_code, raw, response.headers)
                 stats.accepted = True
+                stats.exhausted_for_s = exhausted_for(response.headers)
                 async for event in _sse(response.aiter_lines()):
                     if time.monotonic() > deadline:
                         raise GenerationError(
@@ -204,6 +216,42 @@ def _http_failure(status: int, raw: bytes, headers: httpx.Headers) -> Generation
     except json.JSONDecodeError:
         kind, code, message = "", "", " ".join(text.split())[:300]
     return classify(status, kind, code, message, retry_after(headers))
+
+
+# Rate-limit headers: (remaining, reset) pairs, OpenAI's (reset as a duration, "6m0s") and Anthropic's (reset
+# as an RFC 3339 time). Requests and tokens alike: either one at zero means the next call would be throttled.
+_RATE_LIMIT_HEADERS = (
+    ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+    ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+    ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
+    ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
+)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def exhausted_for(headers: httpx.Headers) -> float | None:
+    """Seconds until the provider takes requests again, when a rate-limit header says none is left; else None."""
+    waits = []
+    for remaining, reset in _RATE_LIMIT_HEADERS:
+        if headers.get(remaining, "").strip() != "0":
+            continue
+        wait = _reset_s(headers.get(reset, ""))
+        waits.append(1.0 if wait is None else wait)  # no usable reset: a second, as a 429 without Retry-After
+    return min(max(waits), MAX_RETRY_AFTER_S) if waits else None
+
+
+def _reset_s(value: str) -> float | None:
+    """A reset as OpenAI writes it (`1s`, `6m0s`, `20ms`) or as Anthropic does (an RFC 3339 time)."""
+    value = value.strip()
+    if not value:
+        return None
+    if value[0].isdigit() and (parts := _DURATION.findall(value)) and "".join(n + u for n, u in parts) == value:
+        return sum(float(n) * _UNIT_S[u] for n, u in parts)
+    try:
+        return max(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() - time.time(), 0.0)
+    except ValueError:
+        return None
 
 
 def retry_after(headers: httpx.Headers) -> float | None:

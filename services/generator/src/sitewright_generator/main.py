@@ -32,6 +32,7 @@ def create_provider(settings: GeneratorSettings) -> Provider:
         temperature=settings.generator_temperature,
         timeout_s=settings.generator_timeout_s,
         total_timeout_s=settings.generator_total_timeout_s,
+        max_connections=settings.generator_concurrency,
     )
 
 

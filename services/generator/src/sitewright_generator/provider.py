@@ -28,6 +28,8 @@ class CallStats:
     tokens_in: int = 0
     tokens_out: int = 0
     hit_max_tokens: bool = False  # the model stopped at max_tokens: the answer is probably cut off
+    # Seconds until the provider takes requests again, when its rate-limit headers say none is left.
+    exhausted_for_s: float | None = None
 
 
 class Provider(Protocol):
