@@ -152,12 +152,17 @@ NOOP_STAGE_COMMANDS = {name: [sys.executable, "-m", "bench.noop_stages", name] f
 
 
 async def start_bench(
-    extra_env: dict[str, str] | None = None, *, noop_stages: bool = False, prometheus: bool = True
+    extra_env: dict[str, str] | None = None,
+    *,
+    noop_stages: bool = False,
+    prometheus: bool = True,
+    admission: bool = False,
 ) -> Bench:
     """Start the embedded stack (free ports, data in a temporary folder) and the one-page sites.
 
     `noop_stages`: the crawler and the generator are `bench.noop_stages` (handlers that do no work), the
-    gateway and the notifier the product's. `prometheus`: also start Prometheus when it is installed."""
+    gateway and the notifier the product's. `prometheus`: also start Prometheus when it is installed.
+    `admission`: admission control at the product's defaults (off otherwise)."""
     work = Path(tempfile.mkdtemp(prefix="sitewright-bench-"))
     api_key = "sw_bench_" + secrets.token_hex(16)
     env = {
@@ -166,12 +171,12 @@ async def start_bench(
         "SITEWRIGHT_LOG_LEVEL": "WARNING",
         # The benchmark measures the pipeline, not the per-key admission limit (10 jobs/s by default).
         "SITEWRIGHT_RATE_JOBS_PER_S": "0",
-        # Nor admission control (429 past a number of unfinished jobs per tenant and in all; 0 turns each off):
-        # the throughput scenarios submit the peers' job count at once, faster than it finishes, as the peers do.
-        "SITEWRIGHT_ADMISSION_MAX_ACTIVE_PER_TENANT": "0",
-        "SITEWRIGHT_ADMISSION_MAX_ACTIVE": "0",
         **(extra_env or {}),
     }
+    if not admission:
+        # Nor admission control (429 past a number of unfinished jobs per tenant and in all; 0 turns each off):
+        # the throughput scenarios submit the peers' job count at once, faster than it finishes, as the peers do.
+        env |= {"SITEWRIGHT_ADMISSION_MAX_ACTIVE_PER_TENANT": "0", "SITEWRIGHT_ADMISSION_MAX_ACTIVE": "0"}
     commands: dict[str, list[str]] = {}
     if noop_stages:
         commands = NOOP_STAGE_COMMANDS

@@ -8,6 +8,7 @@ SPEC: {"gateway": url, "api_key": key, "phases": [phase, ...]}, phases run in or
   {"kind": "get", "rate": R, "duration": D, "ids": [...]}        open loop GET /api/jobs/{id}
   {"kind": "bulk", "n": N, "chunk": B, "concurrency": C, "item": {...}}
                                                    POST /api/jobs/bulk, N jobs in bodies of B, C requests at once
+  {"kind": "parallel", "phases": [phase, ...]}     the phases at the same time; one entry each in OUT
 OUT: one entry per phase: {"requests": [[t_due, latency_s, status, job_id], ...], "max_lag_ms", "cpu_s"}
 (bulk: "requests" are [t_sent, latency_s, status, accepted, refused], plus "ids" of the accepted jobs and
 "errors", the first refused items). `cpu_s`: this process's CPU time during the phase.
@@ -161,6 +162,10 @@ async def open_loop(conns: Connections, phase: dict) -> dict:
     return {"requests": out, "max_lag_ms": round(max_lag * 1000, 1)}
 
 
+def _run(conns: Connections, phase: dict):
+    return (bulk if phase["kind"] == "bulk" else closed_loop if "n" in phase else open_loop)(conns, phase)
+
+
 async def main(spec_path: str, out_path: str) -> None:
     spec = json.load(open(spec_path))
     url = urlsplit(spec["gateway"])
@@ -168,9 +173,14 @@ async def main(spec_path: str, out_path: str) -> None:
     conns = Connections(url.hostname or "127.0.0.1", url.port or 80, headers)
     results = []
     for phase in spec["phases"]:
-        run = bulk if phase["kind"] == "bulk" else closed_loop if "n" in phase else open_loop
         cpu = time.process_time()
-        result = await run(conns, phase)
+        if phase["kind"] == "parallel":
+            together = await asyncio.gather(*(_run(conns, p) for p in phase["phases"]))
+            for result in together:  # one process: the CPU of the phases together, on each
+                result["cpu_s"] = round(time.process_time() - cpu, 3)
+            results += together
+            continue
+        result = await _run(conns, phase)
         result["cpu_s"] = round(time.process_time() - cpu, 3)
         results.append(result)
     with open(out_path, "wb") as f:

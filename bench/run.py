@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .common import ROOT, start_bench, stop_bench
 from .peers import PEERS_DIR, peer_ratios, run_peers, tier_a_ratios
-from .scenarios import api, framework, head_of_line, latency, memory, projection, throughput
+from .scenarios import api, framework, head_of_line, latency, memory, overload, projection, throughput
 
 # (flattened metric key, label, target as text) in the order the table shows them.
 ROWS = [
@@ -70,6 +70,21 @@ TIER_A_ROWS = [
     ("tier_a.harness_cpu_ms_per_job.total", "A harness CPU ms per job (not Sitewright's)", ""),
     ("tier_a.busy_cores.foreign", "A busy cores, other load on the machine", ""),
     *[(f"tier_a.rss_mib_after.{s}", f"A RSS MiB after: {s}", "") for s in SERVICES],
+]
+
+# Tier A's stack under load with admission control on: 80 % of the Tier A capacity measured before, then 2x.
+OVERLOAD_ROWS = [
+    ("overload.at_80.post_p99_ms", "O at 80 % of Tier A capacity: POST p99 ms", "< 15"),
+    ("overload.at_80.get_p99_ms", "O at 80 %: GET p99 ms", "< 5"),
+    ("overload.at_80.submit_to_completed_p99_ms", "O at 80 %: submit-to-completed p99 ms", "< 250"),
+    ("overload.overload.rate", "O at 2x: POSTs/s offered", ""),
+    ("overload.overload_post_p99_ms", "O at 2x: POST p99 ms (202 and 429)", "< 25 or 429"),
+    ("overload.overload.post_202_p99_ms", "O at 2x: POST p99 ms of the 202s", ""),
+    ("overload.overload.post_429_p99_ms", "O at 2x: POST p99 ms of the 429s", ""),
+    ("overload.overload.share_429", "O at 2x: share of POSTs answered 429", ""),
+    ("overload.overload_get_p99_ms", "O at 2x: GET p99 ms", "< 25"),
+    ("overload.overload.submit_to_completed_p99_ms", "O at 2x: accepted jobs' submit-to-completed p99 ms", ""),
+    ("overload.overload_lost_jobs", "O at 2x: accepted jobs lost", "0"),
 ]
 
 
@@ -170,6 +185,8 @@ async def peers_run(plan: Plan, index: int, peer_jobs: int, out: Path) -> dict:
     except Exception as exc:  # this rep has no Tier A figures (no ratio); the peers and the other reps still run
         print(f"peers run {index}: Tier A failed: {exc!r}", flush=True)
         result["tier_a"] = {"complete": False, "error": repr(exc)}
+    print(f"peers run {index}: overload, Tier A's stack with admission control", flush=True)
+    result["overload"] = await overload_run(result["tier_a"].get("jobs_per_s"))
     print(f"peers run {index}: BullMQ, Celery, Dramatiq", flush=True)
     result["peers"] = await asyncio.to_thread(run_peers, out / f"peers-{index}", peer_jobs, 200, plan.rate_duration_s)
     return result
@@ -189,6 +206,25 @@ async def tier_a_run(jobs: int) -> dict:
         f"  Tier A: {result['completed']}/{jobs} completed, {result['jobs_per_s']} jobs/s, "
         f"CPU {result['cpu_ms_per_job']['total']} ms per job "
         f"(harness {result['harness_cpu_ms_per_job']['total']} ms apart)",
+        flush=True,
+    )
+    return result
+
+
+async def overload_run(capacity: float | None) -> dict:
+    """Tier A's stack with admission control on, at 80 % and at twice `capacity` (Tier A's jobs/s)."""
+    if not capacity:
+        return {"error": "no Tier A capacity measured in this rep"}
+    bench = await start_bench(noop_stages=True, prometheus=False, admission=True)
+    try:
+        result = await overload.run(bench, capacity)
+        result["failed_services"] = bench.stack.failed()
+    finally:
+        await stop_bench(bench)
+    o = result["overload"]
+    print(
+        f"  overload at {o['rate']}/s: POST p99 {o['post_p99_ms']} ms ({o['share_429']:.0%} 429), "
+        f"GET p99 {o['get_p99_ms']} ms, {o['lost']} accepted jobs lost",
         flush=True,
     )
     return result
@@ -243,17 +279,26 @@ async def main() -> int:
         report.update(peer_ratios(report["summary"], report["peers"]))
         report.update(tier_a_ratios([r.get("tier_a") for r in runs], report["peers"]))
         name = f"bench-peers-{stamp}.json"
-        rows = [r for r in ROWS if r[0].startswith(("throughput.", "latency_200."))] + TIER_A_ROWS
+        rows = [r for r in ROWS if r[0].startswith(("throughput.", "latency_200."))] + TIER_A_ROWS + OVERLOAD_ROWS
     elif args.tier_a_only:
         report["meta"].update(tier_a_jobs=peer_jobs, **tier_a_meta)
         report["runs"] = []
         for i in range(args.runs):
             print(f"run {i + 1}: Tier A, no-work stages ({peer_jobs} jobs in bulk)", flush=True)
             started_at = datetime.now(UTC).isoformat()
-            report["runs"].append({"run": i + 1, "started_at": started_at, "tier_a": await tier_a_run(peer_jobs)})
+            tier_a = await tier_a_run(peer_jobs)
+            print(f"run {i + 1}: overload, Tier A's stack with admission control", flush=True)
+            report["runs"].append(
+                {
+                    "run": i + 1,
+                    "started_at": started_at,
+                    "tier_a": tier_a,
+                    "overload": await overload_run(tier_a.get("jobs_per_s")),
+                }
+            )
         report["summary"] = summarize(report["runs"])
         name = f"bench-tier-a-{stamp}.json"
-        rows = TIER_A_ROWS
+        rows = TIER_A_ROWS + OVERLOAD_ROWS
     else:
         report["runs"] = [await one_run(plan, i + 1) for i in range(args.runs)]
         report["summary"] = summarize(report["runs"])

@@ -54,10 +54,10 @@ def throughput_from_documents(
     completed = [d for d in docs if d.get("status") == "completed" and d.get("finished_at") is not None]
     if not completed:
         return {"completed": 0, "jobs_per_s": 0.0, "window_s": None}
-    first = min(_ts(d["created_at"]) for d in completed)
-    ends = [_ts(d["finished_at"]) for d in completed]
+    first = min(timestamp(d["created_at"]) for d in completed)
+    ends = [timestamp(d["finished_at"]) for d in completed]
     if completed_at:
-        ends += [_ts(t) for t in completed_at.values()]
+        ends += [timestamp(t) for t in completed_at.values()]
     last = max(ends)
     window = last - first
     return {
@@ -69,7 +69,7 @@ def throughput_from_documents(
     }
 
 
-def _ts(value: datetime | float) -> float:
+def timestamp(value: datetime | float) -> float:
     # pymongo gives naive UTC datetimes unless the client is tz-aware; both mean UTC here.
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
