@@ -517,3 +517,75 @@ async def test_sms_refused_by_the_provider_is_not_retried(kafka_bootstrap, mongo
     assert len(api.requests) == 1 and delivery["state"] == "failed"
     # The tenant's event says the provider refused; the provider's own words go to the operator's log only.
     assert event.type == "notification.failed" and event.data.error == "the SMS provider refused the message"
+
+
+async def test_replaying_a_notifiers_dead_letter_notifies_a_completed_job_once(kafka_bootstrap, mongo_url, unique):
+    """The notifier gave up on an outcome (a database outage): a DLQ replay sends it, although the job is done."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from sitewright_runtime.kafka import DeadMessage
+    from tests.integration.test_gateway_api import gateway, gateway_settings
+
+    settings = notifier_settings(kafka_bootstrap, mongo_url, unique)
+    gw = gateway_settings(kafka_bootstrap, mongo_url, unique)
+    async with database(settings) as db, gateway(gw) as api:
+        with WebhookReceiver(statuses=(204,)) as receiver:
+            hook = await registered(db, receiver)
+            created = await api.post(
+                "/api/jobs", json={"url": "https://bakery.example/", "notify": [{"channel": "webhook", "target": hook}]}
+            )
+            job_id = created.json()["id"]
+            remember_targets(job_id, "https://bakery.example/", ("webhook", hook))
+            await publish(settings, completed(job_id))
+
+            async def done() -> bool:
+                return (await api.get(f"/api/jobs/{job_id}")).json()["status"] == "completed"
+
+            await eventually(done, what="the job completed")
+            records = await read_topic(
+                kafka_bootstrap,
+                settings.topics.events,
+                until=lambda rs: any(r.key == job_id.encode() and decode(r.value).type == "job.completed" for r in rs),
+            )
+            record = next(r for r in records if r.key == job_id.encode() and decode(r.value).type == "job.completed")
+            # The notifier's group read past the outcome without scheduling it, and dead-lettered it.
+            group = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=settings.notifier_group)
+            await group.start()
+            try:
+                partitions = [TopicPartition(settings.topics.events, p) for p in range(gw.topic_partitions)]
+                group.assign(partitions)
+                await group.commit(await group.end_offsets(partitions))
+            finally:
+                await group.stop()
+            publisher = Publisher(kafka_bootstrap, "test", settings.topics)
+            await publisher.start()
+            try:
+                await publisher.dead_letter_message(
+                    DeadMessage(
+                        record.topic, record.partition, record.offset, record.key, record.value, record.headers
+                    ),
+                    group=settings.notifier_group,
+                    reason="attempts_exhausted",
+                    error="ServerSelectionTimeoutError: the database did not answer",
+                    attempts=3,
+                )
+            finally:
+                await publisher.stop()
+
+            async def dead_letter() -> list[dict[str, Any]] | None:
+                return (await api.get("/api/dlq", params={"job_id": job_id})).json()["items"] or None
+
+            [entry] = await eventually(dead_letter, what="the outcome in the DLQ")
+            async with notifier_app(settings).running():
+                replay = await api.post(f"/api/dlq/{entry['id']}/replay")
+                assert replay.status_code == 202, replay.text
+                assert replay.json()["replayed"]["kind"] == "redeliver"
+                await eventually(lambda: settled(db, job_id), what="the replayed outcome delivered")
+                again = await api.post(f"/api/dlq/{entry['id']}/replay")  # a second replay sends nothing more
+                assert again.status_code == 202
+                await publish(settings, cancelled(job_id))  # in the job's order: after the second replay
+                await eventually(lambda: at_least(receiver.requests, 2), what="the marker after the replay")
+            assert (await api.get(f"/api/jobs/{job_id}")).json()["status"] == "completed"
+
+    kinds = [r.json()["type"] for r in receiver.requests]
+    assert kinds.count("job.completed") == 1 and receiver.duplicates == []

@@ -5,7 +5,8 @@ One message dead-lettered by several consumer groups (a poison message every
 group fails to decode) is one entry, listing the groups. Replaying an entry
 restarts its job: a failed job gets a new attempt of its failed stage; a job
 still active gets the original message again on its source topic (consumers
-drop what they have already done).
+drop what they have already done). A job's outcome (the notifier gave up on it)
+is sent again whatever the job's status, so that its notifications go out.
 """
 
 from __future__ import annotations
@@ -110,8 +111,17 @@ async def page(
     return docs, docs[-1]["created_at"].isoformat() if more else None
 
 
+# A job's outcome, dead-lettered by whoever could not handle it (the notifier during a database outage): a
+# replay sends the outcome again, whatever the job's status, and its consumers drop what they already did
+# (the notifier's deliveries are keyed by job, outcome, attempt and target; the projector knows the event).
+OUTCOMES = frozenset({"job.completed", "job.failed", "job.cancelled"})
+
+
 async def replay(state: GatewayState, caller: Principal, entry_id: str) -> dict[str, Any]:
-    """Start the entry's job again: a new attempt of the failed stage, or the original message once more."""
+    """Start the entry's job again: a new attempt of the failed stage, or the original message once more.
+
+    An outcome is always sent once more: replaying a notification's dead letter notifies, it does not
+    restart a finished job."""
     doc = await state.store.dlq.find_one({"_id": entry_id} | _scope(caller))
     if doc is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dead letter with id {entry_id!r}")
@@ -126,11 +136,12 @@ async def replay(state: GatewayState, caller: Principal, entry_id: str) -> dict[
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"job {doc['job_id']} no longer exists (expired or never projected)"
         )
-    if job["status"] in ("completed", "cancelled"):
+    outcome = doc.get("event_type") in OUTCOMES
+    if job["status"] in ("completed", "cancelled") and not outcome:
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"job {job['_id']} is {job['status']}; there is nothing to replay"
         )
-    if job["status"] == "failed":
+    if job["status"] == "failed" and not outcome:
         event = await retry_from_failure(state, job, f"replayed from the dead-letter queue ({entry_id})")
         await publish_or_503(state.publisher.publish([event], priority=job.get("priority")))
         action = {"kind": "retry", "stage": event.data.stage, "attempt": event.attempt, "event_id": event.event_id}
