@@ -8,6 +8,7 @@ delays of tenths of a second instead of hours.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email
 import email.policy
@@ -36,6 +37,7 @@ from tests.integration.local_servers import (
     self_signed_cert,
     smtp_server,
 )
+from tests.integration.test_gateway_api import gateway, gateway_settings
 
 TENANT = "default"
 RESULT = SeoResult.model_validate(
@@ -519,29 +521,49 @@ async def test_sms_refused_by_the_provider_is_not_retried(kafka_bootstrap, mongo
     assert event.type == "notification.failed" and event.data.error == "the SMS provider refused the message"
 
 
-async def test_replaying_a_notifiers_dead_letter_notifies_a_completed_job_once(kafka_bootstrap, mongo_url, unique):
-    """The notifier gave up on an outcome (a database outage): a DLQ replay sends it, although the job is done."""
+# ---- outcomes the notifier never handled ---------------------------------------------------------
+
+
+async def skip_to_end(settings: NotifierSettings, partitions: int) -> None:
+    """Commit the notifier's group at the end of the log: it goes on past what is there without handling it."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    group = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.notifier_group)
+    await group.start()
+    try:
+        tps = [TopicPartition(settings.topics.events, p) for p in range(partitions)]
+        group.assign(tps)
+        await group.commit(await group.end_offsets(tps))
+    finally:
+        await group.stop()
+
+
+async def completed_job(api: Any, settings: NotifierSettings, hook: str) -> str:
+    """A job submitted through the gateway with a webhook target, then completed (the stages played here)."""
+    created = await api.post(
+        "/api/jobs", json={"url": "https://bakery.example/", "notify": [{"channel": "webhook", "target": hook}]}
+    )
+    job_id = created.json()["id"]
+    remember_targets(job_id, "https://bakery.example/", ("webhook", hook))
+    await publish(settings, completed(job_id))
+
+    async def done() -> bool:
+        return (await api.get(f"/api/jobs/{job_id}")).json()["status"] == "completed"
+
+    await eventually(done, what="the job completed")
+    return job_id
+
+
+async def test_replaying_a_notifiers_dead_letter_notifies_a_completed_job_once(kafka_bootstrap, mongo_url, unique):
+    """The notifier gave up on an outcome (a database outage): a DLQ replay sends it, although the job is done."""
     from sitewright_runtime.kafka import DeadMessage
-    from tests.integration.test_gateway_api import gateway, gateway_settings
 
     settings = notifier_settings(kafka_bootstrap, mongo_url, unique)
     gw = gateway_settings(kafka_bootstrap, mongo_url, unique)
     async with database(settings) as db, gateway(gw) as api:
         with WebhookReceiver(statuses=(204,)) as receiver:
             hook = await registered(db, receiver)
-            created = await api.post(
-                "/api/jobs", json={"url": "https://bakery.example/", "notify": [{"channel": "webhook", "target": hook}]}
-            )
-            job_id = created.json()["id"]
-            remember_targets(job_id, "https://bakery.example/", ("webhook", hook))
-            await publish(settings, completed(job_id))
-
-            async def done() -> bool:
-                return (await api.get(f"/api/jobs/{job_id}")).json()["status"] == "completed"
-
-            await eventually(done, what="the job completed")
+            job_id = await completed_job(api, settings, hook)
             records = await read_topic(
                 kafka_bootstrap,
                 settings.topics.events,
@@ -549,14 +571,7 @@ async def test_replaying_a_notifiers_dead_letter_notifies_a_completed_job_once(k
             )
             record = next(r for r in records if r.key == job_id.encode() and decode(r.value).type == "job.completed")
             # The notifier's group read past the outcome without scheduling it, and dead-lettered it.
-            group = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=settings.notifier_group)
-            await group.start()
-            try:
-                partitions = [TopicPartition(settings.topics.events, p) for p in range(gw.topic_partitions)]
-                group.assign(partitions)
-                await group.commit(await group.end_offsets(partitions))
-            finally:
-                await group.stop()
+            await skip_to_end(settings, gw.topic_partitions)
             publisher = Publisher(kafka_bootstrap, "test", settings.topics)
             await publisher.start()
             try:
@@ -589,3 +604,28 @@ async def test_replaying_a_notifiers_dead_letter_notifies_a_completed_job_once(k
 
     kinds = [r.json()["type"] for r in receiver.requests]
     assert kinds.count("job.completed") == 1 and receiver.duplicates == []
+
+
+async def test_an_outcome_the_notifier_never_saw_is_sent_again_and_notified_once(kafka_bootstrap, mongo_url, unique):
+    """The memory-only broker restarted before the notifier read an outcome: the scheduler's reconciler sends it."""
+    settings = notifier_settings(kafka_bootstrap, mongo_url, unique)
+    gw = gateway_settings(kafka_bootstrap, mongo_url, unique, notify_reconcile_after_s=5, scheduler_interval_s=0.2)
+    async with database(settings) as db, gateway(gw) as api:
+        with WebhookReceiver(statuses=(204,)) as receiver:
+            hook = await registered(db, receiver)
+            await skip_to_end(settings, gw.topic_partitions)  # the group exists before the outcome
+            lost = await completed_job(api, settings, hook)
+            await skip_to_end(settings, gw.topic_partitions)  # and has gone past it, as if it were lost
+            async with notifier_app(settings).running():
+                await eventually(lambda: settled(db, lost), timeout=30, what="the lost outcome reconciled")
+                notified = await completed_job(api, settings, hook)  # one the running notifier handles itself
+                await eventually(lambda: settled(db, notified), what="the other job notified")
+                await asyncio.sleep(6)  # past the grace period of the job the notifier handled
+            lost_doc = await db["jobs"].find_one({"_id": lost})
+            notified_doc = await db["jobs"].find_one({"_id": notified})
+
+    sent = [r.json()["data"]["job_id"] for r in receiver.requests]
+    assert sorted(sent) == sorted([lost, notified]) and receiver.duplicates == [], sent
+    assert lost_doc["notify_reconciled_at"] is not None and lost_doc["notifications"][0]["ok"]
+    assert "notify_reconciled_at" not in notified_doc, "a job whose notification is on record is left alone"
+    assert lost_doc["due_at"] > lost_doc["finished_at"] + timedelta(days=6), "then it waits for its retention"

@@ -180,3 +180,33 @@ def test_folding_in_memory_and_through_the_database_gives_the_same_document():
         doc = stored(project(doc, event, (0, offset), POLICY) or doc)
     assert stored(in_memory) == doc
     assert in_memory["timings"] == doc["timings"]
+
+
+def test_a_finished_job_with_targets_is_due_for_a_notification_check_until_one_is_on_record():
+    from sitewright_contracts.models import NotifyTarget
+    from sitewright_gateway.readmodel.rules import due_at, notification_missing
+
+    job_id = uuid7()
+    events = story(job_id)
+    hook = NotifyTarget(channel="webhook", target="https://hooks.example/x")
+    events[0] = ev.JobRequested(
+        occurred_at=T0, data=ev.JobRequestedData(url="https://a.example/", notify=[hook]), job_id=job_id
+    )
+    doc, _ = fold(events)
+    retention, grace = timedelta(days=7), timedelta(minutes=10)
+    assert notification_missing(doc) and due_at(doc, retention, grace) == doc["finished_at"] + grace
+    assert due_at(doc, retention) == doc["finished_at"] + retention, "no grace: no check (the default)"
+
+    sent = ev.NotificationSent(
+        job_id=job_id,
+        data=ev.NotificationData(
+            channel="webhook", target=hook.target, outcome="completed", outcome_event_id=events[-1].event_id
+        ),
+    )
+    notified = project(doc, sent, (0, 99), POLICY)
+    assert notified is not None and not notification_missing(notified)
+    assert due_at(notified, retention, grace) == doc["finished_at"] + retention
+    # A notification of an earlier outcome (the attempt that failed) does not count for this one.
+    assert notification_missing(doc | {"notifications": [{"outcome": "failed", "ok": True}]})
+    assert not notification_missing(doc | {"notify_reconciled_at": T0}), "checked once"
+    assert not notification_missing(fold(story(uuid7()))[0]), "nobody to tell"

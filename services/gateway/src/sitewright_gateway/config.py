@@ -57,6 +57,12 @@ class GatewaySettings(ServiceSettings, LinkSettings):
     retention_days: float = Field(
         default=7, gt=0, description="Finished jobs, their events, results and dead letters expire after this."
     )
+    notify_reconcile_after_s: float = Field(
+        default=600,
+        gt=0,
+        description="A finished job with notify targets and no notification on record this long after its outcome "
+        "gets its outcome sent to the notifier again (which sends only what it never did).",
+    )
     scheduler_interval_s: float = Field(default=1.0, gt=0)
     lease_ttl_s: float = Field(default=10, gt=0)
     stream_heartbeat_s: float = Field(default=15, gt=0, description="A job stream idle this long gets a heartbeat.")
@@ -101,6 +107,10 @@ class GatewaySettings(ServiceSettings, LinkSettings):
     @property
     def retention(self) -> timedelta:
         return timedelta(days=self.retention_days)
+
+    @property
+    def notify_reconcile_after(self) -> timedelta:
+        return timedelta(seconds=self.notify_reconcile_after_s)
 
     @property
     def retry_policy(self) -> RetryPolicy:

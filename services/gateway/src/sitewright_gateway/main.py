@@ -56,7 +56,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         await ensure_topics(settings.kafka_bootstrap, settings.topics.all, settings.topic_partitions)
         publisher = Publisher(settings.kafka_bootstrap, client_id="gateway", topics=settings.topics)
         await publisher.start()
-        projection = Projection(store, publisher, settings.retry_policy, settings.projector_group, settings.retention)
+        projection = Projection(
+            store,
+            publisher,
+            settings.retry_policy,
+            settings.projector_group,
+            settings.retention,
+            settings.notify_reconcile_after,
+        )
         projector = BatchConsumer(
             bootstrap=settings.kafka_bootstrap,
             topic=settings.topics.events,

@@ -49,8 +49,8 @@ class JobDocument(TypedDict):
       request (`rules.new_job`, at the request's log position), so the projector recognises it and writes
       nothing; seeding the projector in-process instead would not help a GET served by another gateway.
     - The scheduler (`scheduler/loop.py`) writes only its bookkeeping: `published`, `outbox` and `due_at` of
-      the outbox, `action.emitted_at`, `redriven_at` of a stuck job, and it deletes a job one retention period
-      after it finished.
+      the outbox, `action.emitted_at`, `redriven_at` of a stuck job, `notify_reconciled_at` and `due_at` of a
+      finished job whose outcome it sent again, and it deletes a job one retention period after it finished.
     The rebuild (`rebuild.BOOKKEEPING`) compares read models without those bookkeeping fields.
     """
 
@@ -90,6 +90,7 @@ class JobDocument(TypedDict):
     due_at: NotRequired[datetime | None]
     traceparent: NotRequired[str]
     redriven_at: NotRequired[datetime]
+    notify_reconciled_at: NotRequired[datetime]
 
 
 class ResultDocument(TypedDict):

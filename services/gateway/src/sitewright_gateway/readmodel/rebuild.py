@@ -37,7 +37,7 @@ from .writer import Projection
 log = get_logger(__name__)
 
 # Written by the gateway's write path and scheduler, not derived from the log.
-BOOKKEEPING = {"published", "outbox", "redriven_at", "traceparent"}
+BOOKKEEPING = {"published", "outbox", "redriven_at", "traceparent", "notify_reconciled_at"}
 ACTION_BOOKKEEPING = {"emitted_at"}
 
 
@@ -92,7 +92,9 @@ async def rebuild(
     await target.create_indexes(settings.retention)
     publisher = Publisher(settings.kafka_bootstrap, client_id="rebuild", topics=settings.topics)
     await publisher.start()
-    projection = Projection(target, publisher, settings.retry_policy, "rebuild", settings.retention)
+    projection = Projection(
+        target, publisher, settings.retry_policy, "rebuild", settings.retention, settings.notify_reconcile_after
+    )
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=None,

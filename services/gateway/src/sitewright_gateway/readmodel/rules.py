@@ -85,17 +85,28 @@ def new_job(event: ev.JobRequested) -> JobDocument:
     }
 
 
-def due_at(doc: Doc, retention: timedelta) -> datetime | None:
+def due_at(doc: Doc, retention: timedelta, notify_grace: timedelta | None = None) -> datetime | None:
     """When the scheduler next acts on the job: its pending retry or failure when due, or, once it
-    finished, its deletion one retention period later (a revived job has none). An unpublished request
-    keeps the time the gateway gave it (its publish is then overdue)."""
+    finished, a check of its notifications `notify_grace` later (while none is recorded), then its
+    deletion one retention period later (a revived job has none). An unpublished request keeps the
+    time the gateway gave it (its publish is then overdue)."""
     if doc.get("published") is False:
         return doc.get("due_at")
     if doc.get("action"):
         return doc["action"]["due_at"]
     if doc.get("finished_at") is not None:
+        if notify_grace is not None and notification_missing(doc):
+            return doc["finished_at"] + notify_grace
         return doc["finished_at"] + retention
     return None
+
+
+def notification_missing(doc: Doc) -> bool:
+    """A finished job with someone to tell, no notification (sent or tried) for its outcome on record, and
+    not yet reconciled: its outcome may never have reached the notifier."""
+    if doc.get("finished_at") is None or not doc.get("notify") or doc.get("notify_reconciled_at"):
+        return False
+    return not any(n.get("outcome") == doc["status"] for n in doc.get("notifications") or [])
 
 
 def request_of(doc: JobDocument | Doc) -> ev.JobRequested:

@@ -52,9 +52,18 @@ _AFTER_THE_JOB = (ev.JobCompleted, ev.JobFailed, ev.JobCancelled, ev.Notificatio
 class Projection:
     """The projector group's batch handler."""
 
-    def __init__(self, store: Store, publisher: Publisher, policy: RetryPolicy, group: str, retention: timedelta):
+    def __init__(
+        self,
+        store: Store,
+        publisher: Publisher,
+        policy: RetryPolicy,
+        group: str,
+        retention: timedelta,
+        notify_grace: timedelta | None = None,
+    ):
         self.store = store
         self.retention = retention
+        self.notify_grace = notify_grace
         self.publisher = publisher
         self.policy = policy
         self.group = group
@@ -130,7 +139,14 @@ class Projection:
             docs = {job_id: self._cache[job_id] for job_id in pending if job_id in self._cache}
             if missing := [job_id for job_id in pending if job_id not in docs]:
                 docs.update({d["_id"]: d async for d in by_ids(self.store.jobs, missing)})
-            fold = _fold({job_id: by_job[job_id] for job_id in pending}, docs, self.policy, self.retention, traces)
+            fold = _fold(
+                {job_id: by_job[job_id] for job_id in pending},
+                docs,
+                self.policy,
+                self.retention,
+                traces,
+                self.notify_grace,
+            )
             first_writes = [self._write_results(fold.results)] + ([] if recorded else [self._record(fold.pages)])
             await asyncio.gather(*first_writes)
             recorded = True
@@ -238,6 +254,7 @@ def _fold(
     policy: RetryPolicy,
     retention: timedelta,
     traces: dict[str, str] | None = None,
+    notify_grace: timedelta | None = None,
 ) -> Fold:
     """Fold each job's events into its document. `traces` gives requests' traces (event id -> traceparent):
     a document made from its request here carries the job's trace, as one the gateway wrote does."""
@@ -277,7 +294,7 @@ def _fold(
         ]
         if new is old:
             continue
-        new["due_at"] = due_at(new, retention)
+        new["due_at"] = due_at(new, retention, notify_grace)
         if old is None:
             if traces and (trace := traces.get(new["seen"][0])):
                 new["traceparent"] = trace  # else the job's log lines and the scheduler's events lose its trace

@@ -3,10 +3,11 @@
 Each tick it reads the jobs whose `due_at` has come (one small partial
 index) and, by what each is waiting for, (1) publishes a request a crash
 left unpublished, (2) carries out what the projector decided after a stage
-failure (retry when due, or fail the job) or (3) deletes a job one retention
-period after it finished. Less often (a tenth of the stuck threshold, at
-most a minute) it (4) re-drives active jobs with no event for the stuck
-threshold, (5) refreshes the gauges and (6) deletes the audit trail of jobs
+failure (retry when due, or fail the job), (3) sends a finished job's outcome
+again when no notification of it is on record after a grace period, or (4)
+deletes a job one retention period after it finished. Less often (a tenth of the stuck threshold, at
+most a minute) it (5) re-drives active jobs with no event for the stuck
+threshold, (6) refreshes the gauges and (7) deletes the audit trail of jobs
 past retention: these read every active job, which at a large backlog is
 too much for every second. Everything it emits has an id
 derived from its cause, so doing the same thing twice (a lost lease, a
@@ -33,7 +34,7 @@ from sitewright_runtime.metrics import JOBS_BY_STATUS, JOBS_STUCK, RETRIES, SCHE
 
 from ..config import GatewaySettings
 from ..readmodel import audit
-from ..readmodel.rules import event_from_document, outcome_of, request_of
+from ..readmodel.rules import event_from_document, notification_missing, outcome_of, request_of
 from ..readmodel.store import EPOCH, Store, active_jobs, by_ids, id_chunks
 
 log = get_logger(__name__)
@@ -138,8 +139,15 @@ class Scheduler:
             elif doc.get("action"):
                 if ready(doc, now):
                     await self.run_action(doc, now)
+            elif notification_missing(doc):
+                await self.reconcile_notifications(doc, now)
             elif doc.get("finished_at") is not None:
-                expired.append(doc["_id"])
+                if doc["finished_at"] + self.settings.retention <= now:
+                    expired.append(doc["_id"])
+                else:  # due early by a stale write: due again at the end of its retention
+                    await self.store.jobs.update_one(
+                        {"_id": doc["_id"]}, {"$set": {"due_at": doc["finished_at"] + self.settings.retention}}
+                    )
         if expired:
             # `due_at` again: a job revived meanwhile (retried after it failed) has none and stays.
             deleted = 0
@@ -148,6 +156,24 @@ class Scheduler:
                     await self.store.jobs.delete_many({"_id": {"$in": chunk}, "due_at": {"$lte": now}})
                 ).deleted_count
             log.info("jobs_expired", deleted=deleted)
+
+    async def reconcile_notifications(self, doc: dict[str, Any], now: datetime) -> None:
+        """A finished job's outcome never showed a notification: send the outcome again, from the audit trail.
+
+        The same event, same id: a notifier that had scheduled its deliveries finds them by their key (job,
+        outcome, attempt, target) and sends nothing twice; one that never saw it (the memory-only broker lost
+        it, or it was dead-lettered) sends it now. Once per job."""
+        outcome = f"job.{doc['status']}"
+        trail = await audit.job_events(self.store.events, doc["_id"])
+        found = max((e for e in trail if e["type"] == outcome), key=lambda e: e["occurred_at"], default=None)
+        if found is not None:
+            await self._emit(doc, event_from_document(found), "notifications_reconciled", outcome=outcome)
+        else:
+            log.warning("notifications_not_reconciled", job_id=doc["_id"], outcome=outcome, reason="no outcome event")
+        await self.store.jobs.update_one(
+            {"_id": doc["_id"]},
+            {"$set": {"notify_reconciled_at": now, "due_at": doc["finished_at"] + self.settings.retention}},
+        )
 
     async def publish_request(self, doc: dict[str, Any]) -> None:
         """Publish a request whose publish never completed (the gateway crashed or the broker was down)."""
