@@ -90,7 +90,7 @@ TIER_C_ROWS = [
     ("tier_c.jobs_per_s_read_model", "C LLM-bound: jobs/s (to the last completion in the read model)", ""),
     ("tier_c.webhooks_after_read_model_s", "C last webhook after the read model's last completion, s", ""),
     ("tier_c.llm_peak_in_flight", "C peak LLM calls in flight (the fake LLM's count)", ""),
-    ("tier_c.llm_in_flight_sampled.median", "C LLM calls in flight, median of 0.5 s samples", ""),
+    ("tier_c.llm_in_flight_sampled.mean", "C LLM calls in flight, mean of 0.5 s samples over the window", ""),
     ("tier_c.submit_per_s", "C bulk POST: jobs accepted/s", ""),
     *[
         (f"tier_c.cpu_ms_per_job.{s}", f"C CPU ms per job: {s}", "")

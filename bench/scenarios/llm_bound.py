@@ -28,8 +28,9 @@ workers' in-flight limits stay at the product's defaults: they are what is measu
   `page_gets >= N (1 + K)`, `llm_completed >= N` and `hook_posts >= N`; a run that made fewer calls is not
   complete (`calls_short`). robots.txt and sitemap.xml reads are in `fakes_stats`, apart.
 - Every `SAMPLE_S` during the window: each service's RSS (`peak_rss_mib`, and the peak of their sum as
-  `total`) and the fakes' LLM calls in flight (`llm_in_flight_sampled`); `llm_peak_in_flight` is the fakes'
-  own peak. CPU ms per job by Sitewright process; the harness's and the fakes' apart.
+  `total`) and the fakes' LLM calls in flight (`llm_in_flight_sampled`: their mean and max);
+  `llm_peak_in_flight` is the fakes' own peak. CPU ms per job by Sitewright process; the harness's and the
+  fakes' apart.
 """
 
 from __future__ import annotations
@@ -218,10 +219,12 @@ class Sampler:
         self.rss.add(self.bench.memory())
 
     def in_flight_figures(self) -> dict[str, Any]:
+        """The samples' mean (evenly spaced in time: the average number of calls in flight over the window, which
+        is jobs/s times an answer's time when every job makes one call) and their max."""
         values = self.in_flight
         return {
             "samples": len(values),
-            "median": statistics.median(values) if values else None,
+            "mean": round(statistics.fmean(values), 1) if values else None,
             "max": max(values) if values else None,
         }
 
