@@ -100,10 +100,12 @@ def window_end(read_model_end: float, webhooks_end: float | None, hooks_seen_at:
 
     `webhooks_end`: the last delivery's own time (None when not every job has one); else `hooks_seen_at`, when
     a poll of the fakes first saw every webhook (later than the delivery by up to a poll)."""
-    if webhooks_end is not None:
-        hook, source = webhooks_end, "webhook delivered (deliveries.finished_at)"
-    else:
-        hook, source = hooks_seen_at, "webhooks counted (poll of the fakes' /stats)"
+    hook: float | None = webhooks_end if webhooks_end is not None else hooks_seen_at
+    source = (
+        "webhook delivered (deliveries.finished_at)"
+        if webhooks_end is not None
+        else "webhooks counted (poll of the fakes' /stats)"
+    )
     if hook is not None and hook > read_model_end:
         return hook, source
     return read_model_end, "read model"
