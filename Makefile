@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: setup system up demo lint fmt test test-unit test-faults kcat clean bench bench-crawl bench-sitewright bench-peers bench-tier-a bench-streams
+.PHONY: setup system up demo lint fmt test test-unit test-faults kcat clean bench bench-crawl bench-sitewright bench-peers bench-tier-a bench-tier-c bench-streams
 
 setup: .venv/.synced system
 
@@ -68,13 +68,18 @@ bench: setup
 bench-sitewright: setup
 	$(UV) run python -m bench.run
 
-# Sitewright's scenarios 1 and 2, Tier A (no-work stages) and BullMQ, Celery and Dramatiq, interleaved, with the ratios.
+# Sitewright's scenarios 1 and 2, Tier A (no-work stages), Tier C (LLM-bound) and BullMQ, Celery and Dramatiq
+# (their noop and llm workloads), interleaved, with the ratios.
 bench-peers: setup
 	$(UV) run python -m bench.run --peers
 
 # Tier A alone (framework cost: the product's stack with the no-work crawler and generator), no peers.
 bench-tier-a: setup
 	$(UV) run python -m bench.run --tier-a-only
+
+# Tier C alone (the default stack: real crawler, OpenAI-compatible generator; against the peers' fake servers).
+bench-tier-c: setup
+	$(UV) run python -m bench.run --tier-c-only
 
 # Sitewright's crawler against Scrapy on the same local fixture site: pages/s and peak memory.
 bench-crawl: setup

@@ -157,12 +157,15 @@ async def start_bench(
     noop_stages: bool = False,
     prometheus: bool = True,
     admission: bool = False,
+    warm: bool = True,
 ) -> Bench:
     """Start the embedded stack (free ports, data in a temporary folder) and the one-page sites.
 
     `noop_stages`: the crawler and the generator are `bench.noop_stages` (handlers that do no work), the
     gateway and the notifier the product's. `prometheus`: also start Prometheus when it is installed.
-    `admission`: admission control at the product's defaults (off otherwise)."""
+    `admission`: admission control at the product's defaults (off otherwise).
+    `warm`: push `warm_up`'s 50 jobs through the fast site; False leaves the warm-up to the caller
+    (Tier C warms up against the fake servers it measures against), with `bench.watcher` running."""
     work = Path(tempfile.mkdtemp(prefix="sitewright-bench-"))
     api_key = "sw_bench_" + secrets.token_hex(16)
     env = {
@@ -200,7 +203,8 @@ async def start_bench(
     bench = Bench(stack=stack, api_key=api_key, sites=sites, mongo=mongo, work=work, site_proc=site_proc)
     bench.watcher = Completions(bench)
     await bench.watcher.start()
-    await warm_up(bench)
+    if warm:
+        await warm_up(bench)
     return bench
 
 

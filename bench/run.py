@@ -1,12 +1,15 @@
 """Sitewright's benchmark: `make bench` (all scenarios) and `make bench-peers` (beside BullMQ, Celery, Dramatiq).
 
-    python -m bench.run [--runs K] [--quick] [--peers | --tier-a-only] [--peer-jobs N] [--out DIR]
+    python -m bench.run [--runs K] [--quick] [--peers | --tier-a-only | --tier-c-only] [--peer-jobs N]
+                        [--llm-jobs N] [--out DIR]
 
 Each run starts a fresh embedded stack (free ports, data in a temporary folder), warms it up
 with 50 jobs, runs the scenarios in a fixed order and stops it. Cells are median (min-max)
 over the runs. BENCH_RUNS and BENCH_QUICK=1 set --runs and --quick from the environment.
 `--peers` also runs Tier A (framework cost: the no-work stages of `bench/noop_stages.py`) on a
-fresh stack per rep, beside the peers' noop throughput; `--tier-a-only` runs Tier A alone.
+fresh stack per rep, beside the peers' noop throughput, and Tier C (the LLM-bound workload: the default
+stack against the peers' fake servers, `bench/scenarios/llm_bound.py`) beside the peers' llm throughput;
+`--tier-a-only` and `--tier-c-only` run one tier alone.
 """
 
 from __future__ import annotations
@@ -24,8 +27,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .common import ROOT, start_bench, stop_bench
-from .peers import PEERS_DIR, peer_ratios, run_peers, tier_a_ratios
-from .scenarios import api, framework, head_of_line, latency, memory, overload, projection, throughput
+from .peers import (
+    LLM_CONFIGS,
+    PEERS_DIR,
+    LlmKnobs,
+    peer_ratios,
+    run_peers,
+    run_peers_llm,
+    tier_a_ratios,
+    tier_c_ratios,
+)
+from .scenarios import api, framework, head_of_line, latency, llm_bound, memory, overload, projection, throughput
 
 # (flattened metric key, label, target as text) in the order the table shows them.
 ROWS = [
@@ -70,6 +82,26 @@ TIER_A_ROWS = [
     ("tier_a.harness_cpu_ms_per_job.total", "A harness CPU ms per job (not Sitewright's)", ""),
     ("tier_a.busy_cores.foreign", "A busy cores, other load on the machine", ""),
     *[(f"tier_a.rss_mib_after.{s}", f"A RSS MiB after: {s}", "") for s in SERVICES],
+]
+
+# Tier C: the default stack (real crawler, OpenAI-compatible generator) against the peers' fake servers.
+TIER_C_ROWS = [
+    ("tier_c.jobs_per_s", "C LLM-bound: jobs/s (first request to the later of last completion and last webhook)", ""),
+    ("tier_c.jobs_per_s_read_model", "C LLM-bound: jobs/s (to the last completion in the read model)", ""),
+    ("tier_c.webhooks_after_read_model_s", "C last webhook after the read model's last completion, s", ""),
+    ("tier_c.llm_peak_in_flight", "C peak LLM calls in flight (the fake LLM's count)", ""),
+    ("tier_c.llm_in_flight_sampled.mean", "C LLM calls in flight, mean of 0.5 s samples over the window", ""),
+    ("tier_c.submit_per_s", "C bulk POST: jobs accepted/s", ""),
+    *[
+        (f"tier_c.cpu_ms_per_job.{s}", f"C CPU ms per job: {s}", "")
+        for s in ("total", "gateway", "crawler", "generator", "notifier", "broker", "mongodb")
+    ],
+    ("tier_c.fakes_cpu_ms_per_job", "C fake servers' CPU ms per job (not Sitewright's)", ""),
+    ("tier_c.harness_cpu_ms_per_job.total", "C harness CPU ms per job (not Sitewright's)", ""),
+    ("tier_c.busy_cores.foreign", "C busy cores, other load on the machine", ""),
+    ("tier_c.fakes_stats.robots_gets", "C robots.txt reads (not in the peers' work)", ""),
+    ("tier_c.fakes_stats.sitemap_gets", "C sitemap.xml reads (not in the peers' work)", ""),
+    *[(f"tier_c.peak_rss_mib.{s}", f"C peak RSS MiB: {s}", "") for s in (*SERVICES, "total")],
 ]
 
 # Tier A's stack under load with admission control on: 80 % of the Tier A capacity measured before, then 2x.
@@ -133,6 +165,9 @@ class Plan:
         self.jobs = int(os.environ.get("BENCH_JOBS", 500 if quick else 2000))
         self.rate_duration_s = float(os.environ.get("BENCH_RATE_S", 10 if quick else 30))
         self.api_duration_s = float(os.environ.get("BENCH_API_S", 5 if quick else 15))
+        # Tier C and the peers' llm workload (their --quick runs 200 jobs; their default 2,000).
+        self.llm_jobs = int(os.environ.get("BENCH_LLM_JOBS", 300 if quick else 2000))
+        self.llm_warmup = int(os.environ.get("BENCH_TIER_C_WARMUP", 50 if quick else llm_bound.WARMUP))
 
 
 async def one_run(plan: Plan, index: int) -> dict:
@@ -166,8 +201,9 @@ async def one_run(plan: Plan, index: int) -> dict:
     return result
 
 
-async def peers_run(plan: Plan, index: int, peer_jobs: int, out: Path) -> dict:
-    """Scenarios 1 and 2 (200 jobs/s) on a fresh stack, sized as the peers are; then the peers' same two."""
+async def peers_run(plan: Plan, index: int, peer_jobs: int, out: Path, knobs: LlmKnobs) -> dict:
+    """Scenarios 1 and 2 (200 jobs/s) on a fresh stack, sized as the peers are; Tier A; then the peers' same two.
+    Then Tier C and the peers' llm throughput with the same knobs."""
     bench = await start_bench()
     result: dict = {"run": index, "started_at": datetime.now(UTC).isoformat()}
     try:
@@ -189,6 +225,14 @@ async def peers_run(plan: Plan, index: int, peer_jobs: int, out: Path) -> dict:
     result["overload"] = await overload_run(result["tier_a"].get("jobs_per_s"))
     print(f"peers run {index}: BullMQ, Celery, Dramatiq", flush=True)
     result["peers"] = await asyncio.to_thread(run_peers, out / f"peers-{index}", peer_jobs, 200, plan.rate_duration_s)
+    print(f"peers run {index}: Tier C, LLM-bound ({plan.llm_jobs} jobs in bulk)", flush=True)
+    try:
+        result["tier_c"] = await tier_c_run(plan.llm_jobs, knobs, plan.llm_warmup)
+    except Exception as exc:  # as for Tier A: no ratio from this rep, the rest still runs
+        print(f"peers run {index}: Tier C failed: {exc!r}", flush=True)
+        result["tier_c"] = {"complete": False, "error": repr(exc)}
+    print(f"peers run {index}: BullMQ, Celery, Dramatiq, llm workload ({plan.llm_jobs} jobs)", flush=True)
+    result["peers_llm"] = await asyncio.to_thread(run_peers_llm, out / f"peers-{index}", plan.llm_jobs, knobs)
     return result
 
 
@@ -206,6 +250,22 @@ async def tier_a_run(jobs: int) -> dict:
         f"  Tier A: {result['completed']}/{jobs} completed, {result['jobs_per_s']} jobs/s, "
         f"CPU {result['cpu_ms_per_job']['total']} ms per job "
         f"(harness {result['harness_cpu_ms_per_job']['total']} ms apart)",
+        flush=True,
+    )
+    return result
+
+
+async def tier_c_run(jobs: int, knobs: LlmKnobs, warmup: int) -> dict:
+    """Tier C on a fresh stack and fresh fake servers (`llm_bound.tier_c`), with a line on how it went."""
+    result = await llm_bound.tier_c(jobs, knobs, warmup)
+    short = result.get("calls_short")
+    print(
+        f"  Tier C: {result['completed']}/{jobs} completed, {result['jobs_per_s']} jobs/s "
+        f"(end: {result['end_source']}), "
+        f"peak {result['llm_peak_in_flight']} LLM calls in flight, "
+        f"honesty check {'short: ' + str(short) if short else 'passed'}, "
+        f"CPU {result['cpu_ms_per_job']['total']} ms per job (fakes {result['fakes_cpu_ms_per_job']} ms, "
+        f"harness {result['harness_cpu_ms_per_job']['total']} ms apart)",
         flush=True,
     )
     return result
@@ -261,6 +321,8 @@ async def main() -> int:
     parser.add_argument("--peers", action="store_true", help="scenarios 1 and 2 beside the peers, interleaved")
     parser.add_argument("--peer-jobs", type=int, default=None, help="jobs in the throughput scenario of both sides")
     parser.add_argument("--tier-a-only", action="store_true", help="Tier A alone (no-work stages), no peers")
+    parser.add_argument("--tier-c-only", action="store_true", help="Tier C alone (LLM-bound), no peers")
+    parser.add_argument("--llm-jobs", type=int, default=None, help="jobs of Tier C and of the peers' llm workload")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     plan = Plan(args.quick)
@@ -270,16 +332,24 @@ async def main() -> int:
     started = time.monotonic()
     peer_jobs = args.peer_jobs or int(os.environ.get("BENCH_PEER_JOBS", 2000 if plan.quick else 20000))
     tier_a_meta = {"tier_a_chunk": framework.CHUNK, "tier_a_concurrency": framework.CONCURRENCY}
+    plan.llm_jobs = args.llm_jobs or plan.llm_jobs
+    knobs = LlmKnobs()
+    tier_c_meta = {"llm_jobs": plan.llm_jobs, "tier_c_warmup": plan.llm_warmup, "llm_knobs": knobs.as_dict()}
     if args.peers:
-        report["meta"].update(peer_jobs=peer_jobs, peers_dir=str(PEERS_DIR), **tier_a_meta)
-        runs = [await peers_run(plan, i + 1, peer_jobs, args.out / f"peers-{stamp}") for i in range(args.runs)]
-        report["runs"] = [{k: v for k, v in r.items() if k != "peers"} for r in runs]
+        report["meta"].update(peer_jobs=peer_jobs, peers_dir=str(PEERS_DIR), **tier_a_meta, **tier_c_meta)
+        report["meta"]["peer_llm_configs"] = LLM_CONFIGS
+        out = args.out / f"peers-{stamp}"
+        runs = [await peers_run(plan, i + 1, peer_jobs, out, knobs) for i in range(args.runs)]
+        report["runs"] = [{k: v for k, v in r.items() if k not in ("peers", "peers_llm")} for r in runs]
         report["summary"] = summarize(report["runs"])
         report["peers"] = [r["peers"] for r in runs]
+        report["peers_llm"] = [r["peers_llm"] for r in runs]
         report.update(peer_ratios(report["summary"], report["peers"]))
         report.update(tier_a_ratios([r.get("tier_a") for r in runs], report["peers"]))
+        report.update(tier_c_ratios([r.get("tier_c") for r in runs], report["peers_llm"]))
         name = f"bench-peers-{stamp}.json"
-        rows = [r for r in ROWS if r[0].startswith(("throughput.", "latency_200."))] + TIER_A_ROWS + OVERLOAD_ROWS
+        rows = [r for r in ROWS if r[0].startswith(("throughput.", "latency_200."))]
+        rows += TIER_A_ROWS + OVERLOAD_ROWS + TIER_C_ROWS
     elif args.tier_a_only:
         report["meta"].update(tier_a_jobs=peer_jobs, **tier_a_meta)
         report["runs"] = []
@@ -299,6 +369,17 @@ async def main() -> int:
         report["summary"] = summarize(report["runs"])
         name = f"bench-tier-a-{stamp}.json"
         rows = TIER_A_ROWS + OVERLOAD_ROWS
+    elif args.tier_c_only:
+        report["meta"].update(peers_dir=str(PEERS_DIR), **tier_c_meta)
+        report["runs"] = []
+        for i in range(args.runs):
+            print(f"run {i + 1}: Tier C, LLM-bound ({plan.llm_jobs} jobs in bulk)", flush=True)
+            started_at = datetime.now(UTC).isoformat()
+            tier_c = await tier_c_run(plan.llm_jobs, knobs, plan.llm_warmup)
+            report["runs"].append({"run": i + 1, "started_at": started_at, "tier_c": tier_c})
+        report["summary"] = summarize(report["runs"])
+        name = f"bench-tier-c-{stamp}.json"
+        rows = TIER_C_ROWS
     else:
         report["runs"] = [await one_run(plan, i + 1) for i in range(args.runs)]
         report["summary"] = summarize(report["runs"])
@@ -314,6 +395,8 @@ async def main() -> int:
         print(report["peers_table"])
         print()
         print(report["tier_a_peers_table"])
+        print()
+        print(report["tier_c_peers_table"])
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     print(f"\n{args.runs} run(s), {report['meta']['duration_s']:.0f} s; written to {shown}")
     return 0

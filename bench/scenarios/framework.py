@@ -31,6 +31,7 @@ import os
 import resource
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -126,47 +127,125 @@ async def completions_since(bench: Bench, since: float, wanted: set[str]) -> dic
     return seen
 
 
-async def run(
-    bench: Bench, n: int, chunk: int = CHUNK, concurrency: int = CONCURRENCY, timeout_s: float | None = None
-) -> dict:
-    """Submit `n` jobs in bulk, wait for them, measure. The stack must run the no-work stages."""
-    timeout_s = timeout_s if timeout_s is not None else 120 + n / 10
-    await bench.watcher.stop()  # the warm-up's change stream: nothing watches the read model from here on
-    await asyncio.sleep(1)
-    baseline = await count_completed(bench)
-    site = bench.sites["fast"]  # never fetched: the no-work crawler does not crawl
-    harness_pids = {"site": bench.site_proc.pid}
+class CpuWindow:
+    """CPU used over a measured window: Sitewright's processes, the harness's and others counted apart.
 
-    cpu_before, harness_before, loadgen_before = bench.cpu(), own_cpu_s(), own_cpu_s(resource.RUSAGE_CHILDREN)
-    site_before = {k: cpu_s(p) for k, p in harness_pids.items()}
-    machine_before = machine_busy_s()
+    The harness: this process (`getrusage(RUSAGE_SELF)`, its polls included), its children that exited in the
+    window (`RUSAGE_CHILDREN`: the load generator's whole process) and `harness_pids` (the idle test site).
+    `apart_pids`: processes that are neither (the fake servers of Tier C), each reported on its own. The rest of
+    the machine's CPU (`/proc/stat`) is `foreign` in the busy cores."""
+
+    def __init__(self, bench: Bench, harness_pids: Mapping[str, int], apart_pids: Mapping[str, int] | None = None):
+        self.bench = bench
+        self.harness_pids = dict(harness_pids)
+        self.apart_pids = dict(apart_pids or {})
+        self.before: dict[str, Any] = {}
+        self.after: dict[str, Any] = {}
+
+    def _read(self) -> dict[str, Any]:
+        return {
+            "stack": self.bench.cpu(),
+            "self": own_cpu_s(),
+            "children": own_cpu_s(resource.RUSAGE_CHILDREN),
+            "harness": {k: cpu_s(p) for k, p in self.harness_pids.items()},
+            "apart": {k: cpu_s(p) for k, p in self.apart_pids.items()},
+            "machine": machine_busy_s(),
+        }
+
+    def open(self) -> None:
+        self.before = self._read()
+
+    def close(self) -> None:
+        self.after = self._read()
+
+    def figures(self, completed: int) -> dict[str, Any]:
+        """CPU ms per completed job by process (Sitewright's, the harness's, each apart) and busy cores."""
+        b, a = self.before, self.after
+        stack_spent = {k: v for k, v in cpu_spent(b["stack"], a["stack"]).items() if k != "prometheus"}
+        harness_spent = {
+            "bench": a["self"] - b["self"],
+            "loadgen": a["children"] - b["children"],  # its whole process, start-up included
+            **cpu_spent(b["harness"], a["harness"]),
+        }
+        apart_spent = cpu_spent(b["apart"], a["apart"])
+        wall = a["machine"][1] - b["machine"][1]
+        machine = (a["machine"][0] - b["machine"][0]) / wall
+        ours = sum(stack_spent.values()) / wall
+        harness = sum(harness_spent.values()) / wall
+        apart = {k: v / wall for k, v in apart_spent.items()}
+        out: dict[str, Any] = {
+            "cpu_ms_per_job": per_job_ms(stack_spent, completed),
+            "harness_cpu_ms_per_job": per_job_ms(harness_spent, completed),
+        }
+        out |= {f"{k}_cpu_ms_per_job": round(v * 1000 / max(completed, 1), 2) for k, v in apart_spent.items()}
+        out["busy_cores"] = {
+            "machine": round(machine, 2),
+            "sitewright": round(ours, 2),
+            "harness": round(harness, 2),
+            **{k: round(v, 2) for k, v in apart.items()},
+            "foreign": round(machine - ours - harness - sum(apart.values()), 2),
+        }
+        return out
+
+
+@dataclass
+class Submitted:
+    """What the load generator's bulk phase accepted, and when its requests went and came back."""
+
+    phase: dict[str, Any]
+    ids: list[str]
+    first_sent: float
+    submitted: float
+
+
+async def submit(
+    bench: Bench, n: int, item: Mapping[str, Any], chunk: int, concurrency: int, timeout_s: float
+) -> Submitted:
+    """POST `n` copies of `item` to `/api/jobs/bulk` from the load generator process."""
     started = time.time()
     [phase] = await bench.load(
-        [{"kind": "bulk", "n": n, "chunk": chunk, "concurrency": concurrency, "item": {"url": site}}],
-        timeout_s=timeout_s,
+        [{"kind": "bulk", "n": n, "chunk": chunk, "concurrency": concurrency, "item": dict(item)}], timeout_s=timeout_s
     )
-    ids: list[str] = phase["ids"]
-    first_sent = min((r[0] for r in phase["requests"]), default=started)
-    submitted = max((r[0] + r[1] for r in phase["requests"]), default=time.time())
-    deadline = time.monotonic() + timeout_s
+    return Submitted(
+        phase=phase,
+        ids=phase["ids"],
+        first_sent=min((r[0] for r in phase["requests"]), default=started),
+        submitted=max((r[0] + r[1] for r in phase["requests"]), default=time.time()),
+    )
+
+
+@dataclass
+class Polled:
+    """How the wait for completion went: polls made, jobs counted, and the last poll that counted one unfinished
+    (when it started and how many it counted), from which the read model's end is looked up after the run."""
+
+    polls: int
+    done: int
+    unfinished_at: float
+    done_then: int
+    seen_all: float
+
+
+async def poll_completed(bench: Bench, baseline: int, n: int, since: float, deadline: float) -> Polled:
+    """Count completed jobs at most once per `POLL_S` until `n` more than `baseline` or the (monotonic) deadline."""
     polls, done = 0, 0
-    # The last poll that counted a job unfinished: when it started and how many it counted.
-    unfinished_at, done_then = first_sent, 0
+    unfinished_at, done_then = since, 0
     while True:
         poll_started = time.time()
         done = await count_completed(bench) - baseline
         polls += 1
-        if done >= len(ids) or time.monotonic() > deadline:
+        if done >= n or time.monotonic() > deadline:
             break
         unfinished_at, done_then = poll_started, done
         await asyncio.sleep(POLL_S)
-    seen_all = time.time()
-    cpu_after, harness_after, loadgen_after = bench.cpu(), own_cpu_s(), own_cpu_s(resource.RUSAGE_CHILDREN)
-    site_after = {k: cpu_s(p) for k, p in harness_pids.items()}
-    machine_after = machine_busy_s()
-    memory = bench.memory()
+    return Polled(polls=polls, done=done, unfinished_at=unfinished_at, done_then=done_then, seen_all=time.time())
 
-    # After the measured window: the documents of the jobs submitted, for their times.
+
+async def read_model_times(bench: Bench, ids: list[str], polled: Polled) -> dict[str, Any]:
+    """After the run: the submitted jobs' documents and when the read model showed each completed.
+
+    Keys as Tier A reports them, plus `measured` and `by_event` (`throughput_from_documents` of the read model's
+    end and of the events' own times)."""
     wanted = set(ids)
     docs = [
         d async for d in bench.jobs.find({}, {"status": 1, "created_at": 1, "finished_at": 1}) if d["_id"] in wanted
@@ -175,38 +254,20 @@ async def run(
     completed = by_event["completed"]
     # The read model's end: every job the last unfinished poll had not counted completed after it started.
     try:
-        late = await completions_since(bench, unfinished_at, wanted)
+        late = await completions_since(bench, polled.unfinished_at, wanted)
         oplog_error = None
     except Exception as exc:  # the oplog no longer reaches back there (a capped history): say so, fall back
         late, oplog_error = {}, repr(exc)
-    from_oplog = oplog_error is None and len(late) >= completed - done_then
+    from_oplog = oplog_error is None and len(late) >= completed - polled.done_then
     measured = throughput_from_documents(docs, late) if from_oplog else by_event
     # How long after the last job.completed event the read model showed the last job completed.
     lag = round(measured["last_completed_at"] - by_event["last_completed_at"], 3) if from_oplog and completed else None
     statuses: dict[str, int] = {}
     for d in docs:
         statuses[d["status"]] = statuses.get(d["status"], 0) + 1
-
-    stack_spent = {k: v for k, v in cpu_spent(cpu_before, cpu_after).items() if k != "prometheus"}
-    harness_spent = {
-        "bench": harness_after - harness_before,
-        "loadgen": loadgen_after - loadgen_before,  # its whole process, start-up included
-        **cpu_spent(site_before, site_after),
-    }
-    wall = machine_after[1] - machine_before[1]
-    machine = (machine_after[0] - machine_before[0]) / wall
-    ours = sum(stack_spent.values()) / wall
-    harness = sum(harness_spent.values()) / wall
-    accepted_requests = [r for r in phase["requests"] if r[2] == 200]
     return {
-        "jobs": n,
-        "chunk": chunk,
-        "concurrency": concurrency,
-        "accepted": len(ids),
         "completed": completed,
-        "complete": len(ids) == n and completed == n,
         "statuses": statuses,
-        "refused_items": phase["errors"],
         "jobs_per_s": measured["jobs_per_s"],
         "window_s": measured["window_s"],
         "end_source": "read model (oplog wallTime)" if from_oplog else "finished_at (event time)",
@@ -214,20 +275,57 @@ async def run(
         "oplog_error": oplog_error,
         "jobs_per_s_event": by_event["jobs_per_s"],
         "projection_lag_last_s": lag,
-        "jobs_per_s_polled": round(completed / (seen_all - first_sent), 1) if completed else 0.0,
-        "submit_per_s": round(len(ids) / (submitted - first_sent), 1),
-        "bulk_request_ms_median": _median_ms([r[1] for r in accepted_requests]),
-        "polls": polls,
-        "cpu_ms_per_job": per_job_ms(stack_spent, completed),
-        "harness_cpu_ms_per_job": per_job_ms(harness_spent, completed),
-        "busy_cores": {
-            "machine": round(machine, 2),
-            "sitewright": round(ours, 2),
-            "harness": round(harness, 2),
-            "foreign": round(machine - ours - harness, 2),
-        },
-        "rss_mib_after": memory,
+        "measured": measured,
+        "by_event": by_event,
     }
+
+
+def report(
+    n: int, chunk: int, concurrency: int, sub: Submitted, polled: Polled, times: Mapping[str, Any], cpu: CpuWindow
+) -> dict[str, Any]:
+    """The figures of a bulk run, as Tier A reports them (Tier C adds its own)."""
+    completed = times["completed"]
+    accepted_requests = [r for r in sub.phase["requests"] if r[2] == 200]
+    return {
+        "jobs": n,
+        "chunk": chunk,
+        "concurrency": concurrency,
+        "accepted": len(sub.ids),
+        "completed": completed,
+        "complete": len(sub.ids) == n and completed == n,
+        "refused_items": sub.phase["errors"],
+        **{k: v for k, v in times.items() if k not in ("completed", "measured", "by_event")},
+        "jobs_per_s_polled": round(completed / (polled.seen_all - sub.first_sent), 1) if completed else 0.0,
+        "submit_per_s": round(len(sub.ids) / (sub.submitted - sub.first_sent), 1),
+        "bulk_request_ms_median": _median_ms([r[1] for r in accepted_requests]),
+        "polls": polled.polls,
+        **cpu.figures(completed),
+    }
+
+
+async def settle(bench: Bench) -> int:
+    """Close the warm-up's change stream (nothing watches the read model from here on); the completed count."""
+    await bench.watcher.stop()
+    await asyncio.sleep(1)
+    return await count_completed(bench)
+
+
+async def run(
+    bench: Bench, n: int, chunk: int = CHUNK, concurrency: int = CONCURRENCY, timeout_s: float | None = None
+) -> dict:
+    """Submit `n` jobs in bulk, wait for them, measure. The stack must run the no-work stages."""
+    timeout_s = timeout_s if timeout_s is not None else 120 + n / 10
+    baseline = await settle(bench)
+    site = bench.sites["fast"]  # never fetched: the no-work crawler does not crawl
+    cpu = CpuWindow(bench, {"site": bench.site_proc.pid})
+    cpu.open()
+    sub = await submit(bench, n, {"url": site}, chunk, concurrency, timeout_s)
+    polled = await poll_completed(bench, baseline, len(sub.ids), sub.first_sent, time.monotonic() + timeout_s)
+    cpu.close()
+    memory = bench.memory()
+    # After the measured window: the documents of the jobs submitted, for their times.
+    times = await read_model_times(bench, sub.ids, polled)
+    return report(n, chunk, concurrency, sub, polled, times, cpu) | {"rss_mib_after": memory}
 
 
 def _median_ms(values: list[float]) -> float | None:
