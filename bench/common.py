@@ -163,7 +163,7 @@ async def start_bench(
 
     `noop_stages`: the crawler and the generator are `bench.noop_stages` (handlers that do no work), the
     gateway and the notifier the product's. `prometheus`: also start Prometheus when it is installed.
-    `admission`: admission control at the product's defaults (off otherwise).
+    `admission`: admission control and load shedding at the product's defaults (off otherwise).
     `warm`: push `warm_up`'s 50 jobs through the fast site; False leaves the warm-up to the caller
     (Tier C warms up against the fake servers it measures against), with `bench.watcher` running."""
     work = Path(tempfile.mkdtemp(prefix="sitewright-bench-"))
@@ -179,7 +179,12 @@ async def start_bench(
     if not admission:
         # Nor admission control (429 past a number of unfinished jobs per tenant and in all; 0 turns each off):
         # the throughput scenarios submit the peers' job count at once, faster than it finishes, as the peers do.
-        env |= {"SITEWRIGHT_ADMISSION_MAX_ACTIVE_PER_TENANT": "0", "SITEWRIGHT_ADMISSION_MAX_ACTIVE": "0"}
+        # And the gateway's own load shedding (429 past a number of requests in progress), for the same reason.
+        env |= {
+            "SITEWRIGHT_ADMISSION_MAX_ACTIVE_PER_TENANT": "0",
+            "SITEWRIGHT_ADMISSION_MAX_ACTIVE": "0",
+            "SITEWRIGHT_HTTP_MAX_IN_FLIGHT": "0",
+        }
     commands: dict[str, list[str]] = {}
     if noop_stages:
         commands = NOOP_STAGE_COMMANDS

@@ -103,6 +103,9 @@ HTTP_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 HTTP_IN_PROGRESS = Gauge("sitewright_http_requests_in_progress", "HTTP requests being answered now.", ["method"])
+HTTP_SHED = Counter(
+    "sitewright_http_requests_shed_total", "HTTP requests answered 429 at once: the gateway had too many in progress."
+)
 
 SCHEDULER_LEADER = Gauge("sitewright_scheduler_leader", "1 on the gateway whose scheduler holds the lease.")
 

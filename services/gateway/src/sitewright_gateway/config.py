@@ -29,6 +29,12 @@ class GatewaySettings(ServiceSettings, LinkSettings):
         description="An admin API key of the default tenant, created at start if missing (for scripts and tests).",
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    http_max_in_flight: int = Field(
+        default=64,
+        ge=0,
+        description="HTTP requests one gateway answers at once; past it a new one gets 429 with Retry-After at once "
+        "(streams, probes and /metrics excepted; 0: no limit).",
+    )
     rate_jobs_per_s: float = Field(
         default=10, ge=0, description="Jobs one API key may create per second, per gateway instance (0: no limit)."
     )

@@ -35,6 +35,7 @@ from .web.openapi_errors import document_errors
 from .web.schemas import MAX_BULK_BYTES
 from .web.security_headers import SecurityHeaders
 from .web.server import GatewayServer, uvicorn_config
+from .web.shedding import Shedding
 
 log = get_logger(__name__)
 
@@ -142,6 +143,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         https=settings.public_url.lower().startswith("https://"),
         docs_paths=(app.docs_url or "", app.redoc_url or "", app.swagger_ui_oauth2_redirect_url or ""),
     )
+    # Added last, so outermost: a shed request costs no other middleware.
+    app.add_middleware(Shedding, max_in_flight=settings.http_max_in_flight)
     app.add_exception_handler(RequestValidationError, errors.validation_error)  # type: ignore[arg-type]
     routes.include(app)
     document_errors(app)
