@@ -39,14 +39,19 @@ from .peers import (
 )
 from .scenarios import api, framework, head_of_line, latency, llm_bound, memory, overload, projection, throughput
 
+SERVICES = ("gateway", "crawler", "generator", "notifier", "broker", "mongodb")
+
+
+def cpu_rows(key: str, label: str) -> list[tuple[str, str, str]]:
+    """The rows of `key`'s CPU ms per job, in all and by process."""
+    return [(f"{key}.cpu_ms_per_job.{s}", f"{label} CPU ms per job: {s}", "") for s in ("total", *SERVICES)]
+
+
 # (flattened metric key, label, target as text) in the order the table shows them.
 ROWS = [
     ("throughput.jobs_per_s", "1 end-to-end jobs/s", "> Dramatiq, Celery; >= BullMQ/2"),
     ("throughput.submit_per_s", "1 POST accepted/s during the burst", ""),
-    *[
-        (f"throughput.cpu_ms_per_job.{s}", f"1 CPU ms per job: {s}", "")
-        for s in ("total", "gateway", "crawler", "generator", "notifier", "broker", "mongodb")
-    ],
+    *cpu_rows("throughput", "1"),
     ("latency_50.p50_ms", "2 at 50 jobs/s: p50 ms", ""),
     ("latency_50.p95_ms", "2 at 50 jobs/s: p95 ms", ""),
     ("latency_50.p99_ms", "2 at 50 jobs/s: p99 ms", ""),
@@ -63,7 +68,6 @@ ROWS = [
     ("head_of_line.p99_ms", "5 head-of-line: 200 jobs behind a 20 s site, p99 ms", "<= 1.2 x scenario 2"),
     ("head_of_line.p99_vs_latency_200", "5 head-of-line p99 / scenario 2 p99", "<= 1.2"),
 ]
-SERVICES = ("gateway", "crawler", "generator", "notifier", "broker", "mongodb")
 ROWS += [
     (f"memory_idle.{s}", f"6 RSS MiB idle: {s}", "< 100" if s not in ("broker", "mongodb") else "") for s in SERVICES
 ]
@@ -75,10 +79,7 @@ TIER_A_ROWS = [
     ("tier_a.jobs_per_s_event", "A no-work stages: jobs/s (to the last job.completed event's time)", ""),
     ("tier_a.projection_lag_last_s", "A read model behind the last job.completed event, s", ""),
     ("tier_a.submit_per_s", "A bulk POST: jobs accepted/s", ""),
-    *[
-        (f"tier_a.cpu_ms_per_job.{s}", f"A CPU ms per job: {s}", "")
-        for s in ("total", "gateway", "crawler", "generator", "notifier", "broker", "mongodb")
-    ],
+    *cpu_rows("tier_a", "A"),
     ("tier_a.harness_cpu_ms_per_job.total", "A harness CPU ms per job (not Sitewright's)", ""),
     ("tier_a.busy_cores.foreign", "A busy cores, other load on the machine", ""),
     *[(f"tier_a.rss_mib_after.{s}", f"A RSS MiB after: {s}", "") for s in SERVICES],
@@ -92,10 +93,7 @@ TIER_C_ROWS = [
     ("tier_c.llm_peak_in_flight", "C peak LLM calls in flight (the fake LLM's count)", ""),
     ("tier_c.llm_in_flight_sampled.mean", "C LLM calls in flight, mean of 0.5 s samples over the window", ""),
     ("tier_c.submit_per_s", "C bulk POST: jobs accepted/s", ""),
-    *[
-        (f"tier_c.cpu_ms_per_job.{s}", f"C CPU ms per job: {s}", "")
-        for s in ("total", "gateway", "crawler", "generator", "notifier", "broker", "mongodb")
-    ],
+    *cpu_rows("tier_c", "C"),
     ("tier_c.fakes_cpu_ms_per_job", "C fake servers' CPU ms per job (not Sitewright's)", ""),
     ("tier_c.harness_cpu_ms_per_job.total", "C harness CPU ms per job (not Sitewright's)", ""),
     ("tier_c.busy_cores.foreign", "C busy cores, other load on the machine", ""),
