@@ -5,8 +5,8 @@ index) and, by what each is waiting for, (1) publishes a request a crash
 left unpublished, (2) carries out what the projector decided after a stage
 failure (retry when due, or fail the job), (3) sends a finished job's outcome
 again when no notification of it is on record after a grace period, or (4)
-deletes a job one retention period after it finished. Less often (a tenth of the stuck threshold, at
-most a minute) it (5) re-drives active jobs with no event for the stuck
+deletes a job one retention period after it finished. Less often (a tenth of
+the stuck threshold, at most a minute) it (5) re-drives active jobs with no event for the stuck
 threshold, (6) refreshes the gauges and (7) deletes the audit trail of jobs
 past retention: these read every active job, which at a large backlog is
 too much for every second. Everything it emits has an id
@@ -34,7 +34,7 @@ from sitewright_runtime.metrics import JOBS_BY_STATUS, JOBS_STUCK, RETRIES, SCHE
 
 from ..config import GatewaySettings
 from ..readmodel import audit
-from ..readmodel.rules import event_from_document, notification_missing, outcome_of, request_of
+from ..readmodel.rules import due_at, event_from_document, notification_missing, outcome_of, request_of
 from ..readmodel.store import EPOCH, Store, active_jobs, by_ids, id_chunks
 
 log = get_logger(__name__)
@@ -142,12 +142,11 @@ class Scheduler:
             elif notification_missing(doc):
                 await self.reconcile_notifications(doc, now)
             elif doc.get("finished_at") is not None:
-                if doc["finished_at"] + self.settings.retention <= now:
+                retained_until = due_at(doc, self.settings.retention)
+                if retained_until is not None and retained_until <= now:
                     expired.append(doc["_id"])
                 else:  # due early by a stale write: due again at the end of its retention
-                    await self.store.jobs.update_one(
-                        {"_id": doc["_id"]}, {"$set": {"due_at": doc["finished_at"] + self.settings.retention}}
-                    )
+                    await self.store.jobs.update_one({"_id": doc["_id"]}, {"$set": {"due_at": retained_until}})
         if expired:
             # `due_at` again: a job revived meanwhile (retried after it failed) has none and stays.
             deleted = 0
@@ -170,9 +169,9 @@ class Scheduler:
             await self._emit(doc, event_from_document(found), "notifications_reconciled", outcome=outcome)
         else:
             log.warning("notifications_not_reconciled", job_id=doc["_id"], outcome=outcome, reason="no outcome event")
+        reconciled = {"notify_reconciled_at": now}
         await self.store.jobs.update_one(
-            {"_id": doc["_id"]},
-            {"$set": {"notify_reconciled_at": now, "due_at": doc["finished_at"] + self.settings.retention}},
+            {"_id": doc["_id"]}, {"$set": reconciled | {"due_at": due_at(doc | reconciled, self.settings.retention)}}
         )
 
     async def publish_request(self, doc: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ the probes and metrics, which must answer under load, are never shed.
 from __future__ import annotations
 
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sitewright_runtime.metrics import HTTP_SHED
 
@@ -39,13 +39,9 @@ class Shedding:
                 status_code=429,
                 headers={"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"},
             )
-            return await response(scope, _no_body, send)
+            return await response(scope, receive, send)
         self.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
-
-
-async def _no_body() -> Message:
-    return {"type": "http.request", "body": b"", "more_body": False}
